@@ -1,0 +1,322 @@
+"""The configuration: one TOML file loaded into typed, validated, frozen settings.
+
+Every setting has a description here; ``config.example.toml`` documents each one (a test
+keeps the two in step). Relative paths resolve against the config file's folder, so a
+config works from cron whatever the working directory is. Errors name the file, the line
+where it can be found, the key and what was expected, and are all reported at once.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from digest.errors import ConfigError
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_EMAIL = re.compile(r"^[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+$")
+
+
+def _check_name(value: str) -> str:
+    if not _NAME.match(value):
+        raise ValueError(
+            f"expected 1-64 letters, digits, '.', '_' or '-' (used in file names), got {value!r}"
+        )
+    return value
+
+
+def _check_email(value: str) -> str:
+    if not _EMAIL.match(value):
+        raise ValueError(f"expected one email address such as name@example.org, got {value!r}")
+    return value
+
+
+Name = Annotated[str, AfterValidator(_check_name)]
+EmailAddress = Annotated[str, AfterValidator(_check_email)]
+CHANNELS = ("email", "feed", "page", "markdown")
+ANNOUNCE_TYPES = ("new", "cross", "replace", "replace-cross")
+
+
+class _Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+class StoreSettings(_Settings):
+    path: Path = Field(
+        Path("digest.db"),
+        description="SQLite file holding papers, deliveries and runs; created on first run.",
+    )
+
+
+class OutputSettings(_Settings):
+    dir: Path = Field(
+        Path("out"), description="Folder where emails (.eml), feeds, pages and Markdown land."
+    )
+    base_url: str | None = Field(
+        None,
+        description="Public URL where the output folder is served; used for links in emails "
+        "and feeds. Unset: links point to arXiv only.",
+    )
+    feed_items: int = Field(
+        100, ge=1, le=10000, description="How many recent papers each subscriber's feed keeps."
+    )
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https?://[^\s/]+", value):
+            raise ValueError(f"expected an http:// or https:// URL, got {value!r}")
+        return value.rstrip("/") if value else value
+
+
+class EmailSettings(_Settings):
+    from_address: str = Field(
+        "paper-digest <paper-digest@localhost>",
+        alias="from",
+        description="The From header of every digest email.",
+    )
+    reply_to: str | None = Field(None, description="Optional Reply-To header.")
+    subject: str = Field(
+        "Paper digest for {date}: {count} new",
+        description="Subject line; {date}, {count} and {subscriber} are filled in.",
+    )
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class FileSource(_Settings):
+    name: Name = Field(description="Unique name, shown in reports.")
+    kind: Literal["file"] = Field(description="Source kind: `file` reads local listings.")
+    path: str = Field(
+        description="Glob of files to read, relative to the config file (e.g. inbox/*.txt). "
+        "Formats are detected from content: listing captures, daily_papers JSON, arXiv RSS "
+        "or API responses."
+    )
+    announce_types: tuple[Literal["new", "cross", "replace", "replace-cross"], ...] = Field(
+        ("new", "cross"),
+        description="arXiv RSS announce types to keep; replacements are not new papers.",
+    )
+    enabled: bool = Field(True, description="Set false to skip the source without deleting it.")
+
+
+SourceSettings = Annotated[FileSource, Field(discriminator="kind")]
+SOURCE_KINDS = ("file",)
+
+
+class SubscriberSettings(_Settings):
+    name: Name = Field(description="Unique name; used in file names and feeds.")
+    email: EmailAddress = Field(description="Where the digest goes.")
+    keywords: tuple[str, ...] = Field(
+        (),
+        description='Terms and "quoted phrases" to look for; an empty list takes every paper.',
+    )
+    exclude: tuple[str, ...] = Field((), description="A paper matching any of these is dropped.")
+    authors: tuple[str, ...] = Field((), description="Author names that boost a paper.")
+    max_papers: int = Field(20, ge=1, le=10000, description="At most this many papers a digest.")
+    channels: tuple[Literal["email", "feed", "page", "markdown"], ...] = Field(
+        ("email", "feed", "page"),
+        min_length=1,
+        description="Where digests go: email (.eml files), feed (RSS + Atom), page (HTML), "
+        "markdown (.md).",
+    )
+    backfill_days: int = Field(
+        0,
+        ge=0,
+        le=365,
+        description="On a subscriber's first run, also offer papers first seen this many "
+        "days before.",
+    )
+
+    @field_validator("channels")
+    @classmethod
+    def _distinct(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(value))
+
+
+class Config(_Settings):
+    timezone: str = Field("UTC", description="IANA zone whose today is a run's digest date.")
+    templates: Path | None = Field(
+        None, description="Folder of templates that override the built-in ones by file name."
+    )
+    store: StoreSettings = Field(default_factory=StoreSettings)  # type: ignore[arg-type]
+    output: OutputSettings = Field(default_factory=OutputSettings)  # type: ignore[arg-type]
+    email: EmailSettings = Field(default_factory=EmailSettings)  # type: ignore[arg-type]
+    sources: tuple[SourceSettings, ...] = Field(min_length=1, description="Where papers come from.")
+    subscribers: tuple[SubscriberSettings, ...] = Field(
+        min_length=1, description="Who gets a digest."
+    )
+    _path: Path = PrivateAttr(default=Path("config.toml"))
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"expected an IANA time zone such as Europe/Berlin, got {value!r}"
+            ) from None
+        return value
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> Config:
+        for what, items in (("sources", self.sources), ("subscribers", self.subscribers)):
+            names = [item.name for item in items]
+            duplicates = sorted({name for name in names if names.count(name) > 1})
+            if duplicates:
+                raise ValueError(f"{what} names must be unique; repeated: {', '.join(duplicates)}")
+        return self
+
+    @property
+    def path(self) -> Path:
+        """The config file this was loaded from (absolute)."""
+        return self._path
+
+    @property
+    def folder(self) -> Path:
+        return self._path.parent
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def resolve(self, path: Path | str) -> Path:
+        """A path from the config, made absolute against the config file's folder."""
+        path = Path(path).expanduser()
+        return path if path.is_absolute() else self.folder / path
+
+    def subscriber(self, name: str) -> SubscriberSettings:
+        for subscriber in self.subscribers:
+            if subscriber.name == name:
+                return subscriber
+        known = ", ".join(s.name for s in self.subscribers)
+        raise ConfigError(f"{self.path}: no subscriber named {name!r}; known: {known}")
+
+
+def load_config(path: Path | str) -> Config:
+    """Read, parse and validate a config file, or raise one ConfigError listing every problem."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{path}: config file not found",
+            hint="pass --config with the path of your config.toml (see config.example.toml)",
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read the config file: {exc}") from exc
+    return parse_config(text, path.resolve())
+
+
+def parse_config(text: str, path: Path) -> Config:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    try:
+        config = Config.model_validate(data)
+        config._path = path
+        return config
+    except ValidationError as exc:
+        errors = exc.errors()
+        # A list whose items failed also reports being too short: say only the cause.
+        failed = {e["loc"][:1] for e in errors if len(e["loc"]) > 1}
+        errors = [e for e in errors if not (e["type"] == "too_short" and e["loc"] in failed)]
+        problems = [_describe(error, text, path) for error in errors]
+        raise ConfigError("\n".join(problems)) from None
+
+
+_PLAIN_MESSAGES = {
+    "tuple_type": 'expected a list, such as ["a", "b"]',
+    "list_type": 'expected a list, such as ["a", "b"]',
+    "int_parsing": "expected a whole number",
+    "int_type": "expected a whole number",
+    "int_from_float": "expected a whole number",
+    "bool_type": "expected true or false",
+    "bool_parsing": "expected true or false",
+    "string_type": "expected a string in quotes",
+    "model_type": "expected a table",
+    "model_attributes_type": "expected a table",
+}
+
+
+def _describe(error: Any, text: str, path: Path) -> str:
+    loc = _readable_loc(error["loc"])
+    line = _line_of(text, loc)
+    where = f"{path}:{line}" if line else str(path)
+    key = ".".join(str(part) if isinstance(part, str) else f"[{part}]" for part in loc)
+    key = key.replace(".[", "[") or "(top level)"
+    kind = error["type"]
+    got = error.get("input")
+    if kind == "extra_forbidden":
+        return f"{where}: unknown key {key!r}; check its spelling (config.example.toml has all)"
+    if kind == "missing":
+        return f"{where}: missing required key {key!r}"
+    if kind == "union_tag_invalid":
+        kinds = ", ".join(SOURCE_KINDS)
+        return f"{where}: {key}.kind: unknown source kind {got.get('kind')!r}; expected: {kinds}"
+    if kind == "union_tag_not_found":
+        return f"{where}: missing required key '{key}.kind'"
+    message = _PLAIN_MESSAGES.get(kind) or str(error["msg"]).removeprefix("Value error, ")
+    message = message.replace("Input should be", "expected").replace("String should", "expected to")
+    if kind != "value_error" and not isinstance(got, dict):
+        message = f"{message}, got {got!r}"
+    return f"{where}: {key}: {message}"
+
+
+def _readable_loc(loc: tuple[Any, ...]) -> tuple[Any, ...]:
+    # A discriminated union puts the tag in the location (sources.0.file.path): drop it.
+    if len(loc) > 2 and loc[0] == "sources" and loc[2] in SOURCE_KINDS:
+        return (*loc[:2], *loc[3:])
+    return loc
+
+
+def _line_of(text: str, loc: tuple[Any, ...]) -> int | None:
+    """Best-effort line number of a key: enough to point the user at the right place."""
+    lines = text.splitlines()
+    start, table = 0, None
+    if loc and isinstance(loc[0], str) and len(loc) >= 2 and isinstance(loc[1], int):
+        table, index = loc[0], loc[1]
+        headers = [i for i, line in enumerate(lines) if line.strip() == f"[[{table}]]"]
+        if index >= len(headers):
+            return None
+        start = headers[index]
+        end = next(
+            (i for i in range(start + 1, len(lines)) if lines[i].lstrip().startswith("[")),
+            len(lines),
+        )
+        key = loc[2] if len(loc) > 2 and isinstance(loc[2], str) else None
+        if key is None:
+            return start + 1
+        return _find_key(lines, key, start + 1, end) or start + 1
+    if loc and isinstance(loc[0], str) and len(loc) >= 2 and isinstance(loc[1], str):
+        header = next((i for i, line in enumerate(lines) if line.strip() == f"[{loc[0]}]"), None)
+        if header is None:
+            return None
+        return _find_key(lines, loc[1], header + 1, len(lines)) or header + 1
+    if loc and isinstance(loc[0], str):
+        end = next((i for i, line in enumerate(lines) if line.lstrip().startswith("[")), len(lines))
+        return _find_key(lines, loc[0], 0, end)
+    return None
+
+
+def _find_key(lines: list[str], key: str, start: int, end: int) -> int | None:
+    pattern = re.compile(rf"^\s*{re.escape(key)}\s*=")
+    for index in range(start, end):
+        if pattern.match(lines[index]):
+            return index + 1
+    return None

@@ -1,0 +1,171 @@
+"""The values that flow through a run: papers, scored papers, digests.
+
+All are frozen dataclasses: parsers build them, the store persists them, ranking and
+rendering read them. Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from digest.ids import abs_url, latex_to_text, normalize_title
+
+
+@dataclass(frozen=True, slots=True)
+class Paper:
+    """One listing of a paper, as a source saw it, or the store's merge of several.
+
+    ``title`` and ``abstract`` are readable text (LaTeX reduced, white space collapsed);
+    ``title_raw`` and ``abstract_raw`` keep what the source gave. Optional fields are None
+    or empty when the source does not know them, never guessed.
+    """
+
+    title: str
+    abstract: str = ""
+    title_raw: str = ""
+    abstract_raw: str = ""
+    arxiv_id: str | None = None
+    version: int | None = None
+    authors: tuple[str, ...] = ()
+    author_count: int | None = None
+    categories: tuple[str, ...] = ()
+    published: date | None = None
+    url: str | None = None
+    pdf_url: str | None = None
+    doi: str | None = None
+    journal_ref: str | None = None
+    comment: str | None = None
+    announce_type: str | None = None
+    upvotes: int | None = None
+    comments: int | None = None
+    github_repo: str | None = None
+    github_stars: int | None = None
+    project_page: str | None = None
+    ai_summary: str | None = None
+    ai_keywords: tuple[str, ...] = ()
+    sources: tuple[str, ...] = ()
+
+    @classmethod
+    def from_source(cls, *, title: str, abstract: str = "", **fields: Any) -> Paper:
+        """Build a paper from a source's raw title and abstract, deriving the readable text."""
+        return cls(
+            title=latex_to_text(title),
+            abstract=latex_to_text(abstract),
+            title_raw=title.strip(),
+            abstract_raw=abstract.strip(),
+            **fields,
+        )
+
+    @property
+    def title_key(self) -> str:
+        return normalize_title(self.title_raw or self.title)
+
+    @property
+    def ref(self) -> str:
+        """A stable, human-readable id: the arXiv id, else ``title:`` and the title key."""
+        return self.arxiv_id or f"title:{self.title_key}"
+
+    @property
+    def link(self) -> str | None:
+        """Where a reader should go: the arXiv abstract page when the id is known."""
+        if self.arxiv_id:
+            return abs_url(self.arxiv_id)
+        return self.url
+
+    @property
+    def author_total(self) -> int:
+        return max(len(self.authors), self.author_count or 0)
+
+    def with_source(self, name: str) -> Paper:
+        return (
+            self
+            if name in self.sources
+            else dataclasses.replace(self, sources=(*self.sources, name))
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["published"] = self.published.isoformat() if self.published else None
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Paper:
+        known = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        for name in ("authors", "categories", "ai_keywords", "sources"):
+            values[name] = tuple(values.get(name) or ())
+        if values.get("published"):
+            values["published"] = date.fromisoformat(values["published"])
+        return cls(**values)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredPaper:
+    """A paper as the store holds it: its row id and the digest date it was first seen."""
+
+    uid: int
+    paper: Paper
+    first_seen: date
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """One reason a paper scored: ``term`` found ``count`` times in ``field``."""
+
+    term: str
+    field: str
+    count: int
+    points: float
+
+
+@dataclass(frozen=True, slots=True)
+class Scored:
+    """A paper with its score and the matches that explain it."""
+
+    paper: StoredPaper
+    score: float
+    matches: tuple[Match, ...] = ()
+
+    @property
+    def matched_terms(self) -> tuple[str, ...]:
+        """Distinct matched terms, strongest first."""
+        seen: dict[str, float] = {}
+        for match in self.matches:
+            seen[match.term] = seen.get(match.term, 0.0) + match.points
+        return tuple(sorted(seen, key=lambda term: (-seen[term], term)))
+
+    def explain(self) -> list[dict[str, Any]]:
+        return [dataclasses.asdict(m) for m in self.matches]
+
+
+@dataclass(frozen=True, slots=True)
+class Digest:
+    """What one subscriber gets from one run: the chosen papers, best first."""
+
+    subscriber: str
+    date: date
+    seq: int
+    papers: tuple[Scored, ...]
+    candidates: int = 0
+    digest_id: int | None = None
+
+    @property
+    def slug(self) -> str:
+        return digest_slug(self.date, self.seq)
+
+
+@dataclass(frozen=True, slots=True)
+class FeedItem:
+    """A paper delivered to a subscriber's feed, with when it was delivered."""
+
+    scored: Scored
+    digest_date: date
+    delivered_at: datetime | None
+
+
+def digest_slug(day: date, seq: int) -> str:
+    """The file-name stem of a digest: its date, with the sequence after the day's first."""
+    return day.isoformat() if seq <= 1 else f"{day.isoformat()}-{seq}"

@@ -1,0 +1,112 @@
+"""Shared test helpers: the real captures in ../shared, configs in temporary folders, a clock."""
+
+from __future__ import annotations
+
+import os
+import textwrap
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("DIGEST_SHARED_DIR", REPO.parent / "shared"))
+SEEDS = SHARED / "seeds"
+FIXTURES = SHARED / "fixtures"
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def need_shared(path: Path) -> Path:
+    """The path inside ../shared, or skip the test where that data is not checked out.
+
+    Under CI=true the data must be there: a missing file fails instead of skipping.
+    """
+    if not path.exists():
+        if IN_CI:
+            pytest.fail(f"{path} is missing; CI must run with ../shared beside the repo")
+        pytest.skip(f"needs {path} (the shared captures, not part of a user's clone)")
+    return path
+
+
+@pytest.fixture
+def seeds() -> list[Path]:
+    """The three real listing captures, in capture order."""
+    folder = need_shared(SEEDS)
+    files = sorted(folder.glob("*.txt"))
+    assert [f.name[:3] for f in files] == ["000", "001", "003"]
+    return files
+
+
+@pytest.fixture
+def fixtures_dir() -> Path:
+    return need_shared(FIXTURES)
+
+
+class FixedClock:
+    """A clock tests move by hand: every call returns the same instant until advanced."""
+
+    def __init__(self, start: datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    return FixedClock(datetime(2026, 3, 13, 6, 30, tzinfo=UTC))
+
+
+SUBSCRIBER_ALL = """
+[[subscribers]]
+name = "all"
+email = "all@example.org"
+keywords = []
+max_papers = 1000
+channels = ["email", "feed", "page", "markdown"]
+"""
+
+
+@pytest.fixture
+def make_config(tmp_path: Path) -> Callable[..., Path]:
+    """Write a config.toml into tmp_path: sources and subscribers as TOML snippets."""
+
+    def make(
+        subscribers: str = SUBSCRIBER_ALL,
+        sources: str | None = None,
+        extra: str = "",
+        folder: Path = tmp_path,
+    ) -> Path:
+        sources = (
+            sources
+            or """
+[[sources]]
+name = "inbox"
+kind = "file"
+path = "inbox/*"
+"""
+        )
+        (folder / "inbox").mkdir(exist_ok=True)
+        text = textwrap.dedent(
+            """
+            timezone = "UTC"
+            [store]
+            path = "state/digest.db"
+            [output]
+            dir = "out"
+            """
+        )
+        config = folder / "config.toml"
+        config.write_text(text + extra + sources + subscribers, encoding="utf-8")
+        return config
+
+    return make
+
+
+def day(n: int) -> date:
+    """Day n of the replay used throughout: 2026-03-13 + n."""
+    return date(2026, 3, 13) + timedelta(days=n)

@@ -1,0 +1,122 @@
+"""The config: the documented example loads, every field is documented, errors say where."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from pydantic import BaseModel
+
+from conftest import REPO
+from digest.config import Config, FileSource, SubscriberSettings, load_config, parse_config
+from digest.errors import ConfigError
+
+MINIMAL = """
+[[sources]]
+name = "inbox"
+kind = "file"
+path = "inbox/*.txt"
+
+[[subscribers]]
+name = "alice"
+email = "alice@example.org"
+"""
+
+
+def fields_of(model: type[BaseModel]) -> set[str]:
+    return {info.alias or name for name, info in model.model_fields.items()}
+
+
+def test_the_example_config_loads_and_documents_every_setting():
+    text = (REPO / "config.example.toml").read_text(encoding="utf-8")
+    config = load_config(REPO / "config.example.toml")
+    assert config.sources and config.subscribers
+    lines = text.splitlines()
+    models = [
+        Config,
+        Config.model_fields["store"].annotation,
+        Config.model_fields["output"].annotation,
+        Config.model_fields["email"].annotation,
+        FileSource,
+        SubscriberSettings,
+    ]
+    for model in models:
+        for key in fields_of(model) - {"store", "output", "email", "sources", "subscribers"}:
+            where = [
+                i for i, line in enumerate(lines) if re.match(rf"^#? ?{re.escape(key)} = ", line)
+            ]
+            assert where, f"{model.__name__}.{key} is not in config.example.toml"
+            assert lines[where[0] - 1].startswith("#"), f"{key} has no comment above it"
+
+
+def test_every_setting_has_a_description():
+    for model in (Config, FileSource, SubscriberSettings):
+        for name, info in model.model_fields.items():
+            if name not in {"store", "output", "email"}:
+                assert info.description, f"{model.__name__}.{name} has no description"
+
+
+def test_the_quick_start_config_loads():
+    config = load_config(REPO / "examples" / "config.toml")
+    assert [s.name for s in config.subscribers] == ["alice", "bob"]
+
+
+def test_relative_paths_resolve_against_the_config_folder(tmp_path, monkeypatch):
+    (tmp_path / "conf").mkdir()
+    path = tmp_path / "conf" / "config.toml"
+    path.write_text(MINIMAL)
+    monkeypatch.chdir(tmp_path)
+    config = load_config(Path("conf/config.toml"))
+    assert config.resolve(config.store.path) == tmp_path / "conf" / "digest.db"
+    assert config.resolve("/abs/x") == Path("/abs/x")
+
+
+def test_defaults():
+    config = parse_config(MINIMAL, Path("/x/config.toml"))
+    alice = config.subscribers[0]
+    assert (alice.keywords, alice.max_papers, alice.channels) == ((), 20, ("email", "feed", "page"))
+    assert config.sources[0].announce_types == ("new", "cross")
+    assert config.timezone == "UTC"
+
+
+def problems(text: str) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, Path("/cfg/config.toml"))
+    return caught.value.message.splitlines()
+
+
+def test_errors_name_the_file_line_key_and_expectation():
+    text = MINIMAL + 'max_papers = "ten"\nchannels = ["email", "pigeon"]\ncolour = "blue"\n'
+    found = problems('timezone = "Mars/Olympus"\n' + text)
+    assert found == [
+        "/cfg/config.toml:1: timezone: expected an IANA time zone such as Europe/Berlin, got 'Mars/Olympus'",
+        "/cfg/config.toml:11: subscribers[0].max_papers: expected a whole number, got 'ten'",
+        "/cfg/config.toml:12: subscribers[0].channels[1]: expected 'email', 'feed', 'page' or 'markdown', got 'pigeon'",
+        "/cfg/config.toml:13: unknown key 'subscribers[0].colour'; check its spelling (config.example.toml has all)",
+    ]
+
+
+def test_missing_keys_and_unknown_kinds():
+    found = problems('[[sources]]\nname = "x"\nkind = "ftp"\n[[subscribers]]\nname = "a"\n')
+    assert "/cfg/config.toml:1: sources[0].kind: unknown source kind 'ftp'; expected: file" in found
+    assert "/cfg/config.toml:4: missing required key 'subscribers[0].email'" in found
+    assert problems("")[0] == "/cfg/config.toml: missing required key 'sources'"
+
+
+def test_bad_values_are_explained():
+    found = problems(
+        MINIMAL.replace("alice@example.org", "alice").replace('name = "alice"', 'name = "al ice"')
+    )
+    assert any("subscribers[0].name: expected 1-64 letters" in p for p in found)
+    assert any("subscribers[0].email: expected one email address" in p for p in found)
+    found = problems(MINIMAL + '[[subscribers]]\nname = "alice"\nemail = "b@example.org"\n')
+    assert any("subscribers names must be unique; repeated: alice" in p for p in found)
+
+
+def test_toml_syntax_errors_and_missing_files(tmp_path):
+    with pytest.raises(ConfigError, match=r"not valid TOML: .*line 2"):
+        parse_config('a = 1\nb = "unterminated\nc = 2\n', Path("/cfg/config.toml"))
+    with pytest.raises(ConfigError, match="config file not found") as caught:
+        load_config(tmp_path / "nope.toml")
+    assert "--config" in caught.value.hint
