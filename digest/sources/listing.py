@@ -1,0 +1,23 @@
+"""What every parser returns: the papers of one listing and what it noticed on the way."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+
+from digest.models import Paper
+
+
+@dataclass(slots=True)
+class Listing:
+    """The parsed content of one response or file.
+
+    ``warnings`` are problems with single entries that were skipped (the rest of the
+    listing is still good); a listing that cannot be read at all raises ParseError instead.
+    ``listed_on`` is the date the listing itself carries, when it has one.
+    """
+
+    papers: list[Paper] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    listed_on: date | None = None
+    total_results: int | None = None
