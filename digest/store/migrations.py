@@ -1,0 +1,47 @@
+"""Schema versions. A new store gets the current schema at once; an older one is migrated.
+
+To change the schema: edit ``schema.py`` (what a new store is created with), add a step to
+``MIGRATIONS`` that brings the previous version to the new one, and bump nothing else:
+``SCHEMA_VERSION`` is the number of the last step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlalchemy import Connection, insert, inspect, select, update
+
+from digest.errors import StoreError
+from digest.store.schema import meta, metadata
+
+# Each step takes the store from version N-1 to N. Version 1 is the first schema.
+MIGRATIONS: dict[int, tuple[str, Callable[[Connection], None]]] = {}
+SCHEMA_VERSION = max(MIGRATIONS, default=1)
+
+
+def current_version(conn: Connection) -> int | None:
+    """The store's schema version, or None for a store without tables yet."""
+    if not inspect(conn).has_table("meta"):
+        return None
+    value = conn.execute(select(meta.c.value).where(meta.c.key == "schema_version")).scalar()
+    return int(value) if value is not None else None
+
+
+def migrate(conn: Connection, location: str) -> int:
+    """Bring the schema to SCHEMA_VERSION inside the caller's transaction; return it."""
+    version = current_version(conn)
+    if version is None:
+        metadata.create_all(conn)
+        conn.execute(insert(meta).values(key="schema_version", value=str(SCHEMA_VERSION)))
+        return SCHEMA_VERSION
+    if version > SCHEMA_VERSION:
+        raise StoreError(
+            f"{location}: the store has schema version {version}, newer than this "
+            f"paper-digest understands ({SCHEMA_VERSION})",
+            hint="upgrade paper-digest, or point [store] at another file",
+        )
+    for step in range(version + 1, SCHEMA_VERSION + 1):
+        _description, apply = MIGRATIONS[step]
+        apply(conn)
+        conn.execute(update(meta).where(meta.c.key == "schema_version").values(value=str(step)))
+    return SCHEMA_VERSION

@@ -1,0 +1,150 @@
+"""The state store's tables, in SQLAlchemy Core so the same code runs on SQLite and PostgreSQL.
+
+- ``papers``: one row per real paper; ``data`` is the merged Paper as JSON.
+- ``paper_keys``: every key a paper is known by (``arxiv:ID``, ``title:KEY``), so a paper
+  first seen by title and later by id stays one paper.
+- ``subscribers``: when each subscriber first took part in a run.
+- ``digests``: each digest made for a subscriber (date and sequence within the day).
+- ``ledger``: every paper offered to a subscriber, in which digest, chosen or only considered.
+- ``deliveries``: one row per digest and channel; ``done`` only once the channel confirmed.
+- ``runs``: one row per run with its report. ``cursors``: per-source state between runs.
+- ``meta``: the schema version.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    Column,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Timezone-aware datetimes stored as UTC on every backend, read back aware."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store; pass an aware one")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+metadata = MetaData()
+
+meta = Table(
+    "meta",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+papers = Table(
+    "papers",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("arxiv_id", String(64), nullable=True),
+    Column("title_key", Text, nullable=False),
+    Column("data", Text, nullable=False),
+    Column("first_seen", Date, nullable=False),
+    Column("first_seen_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+    Index("ix_papers_first_seen", "first_seen"),
+)
+
+paper_keys = Table(
+    "paper_keys",
+    metadata,
+    Column("key", Text, primary_key=True),
+    Column("paper_id", Integer, ForeignKey("papers.id", ondelete="CASCADE"), nullable=False),
+    Index("ix_paper_keys_paper", "paper_id"),
+)
+
+subscribers = Table(
+    "subscribers",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("created_on", Date, nullable=False),
+)
+
+digests = Table(
+    "digests",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("subscriber", String(64), nullable=False),
+    Column("digest_date", Date, nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("candidates", Integer, nullable=False),
+    Column("run_id", Integer, nullable=True),
+    Column("created_at", UtcDateTime(), nullable=False),
+    UniqueConstraint("subscriber", "digest_date", "seq", name="uq_digests_day_seq"),
+)
+
+ledger = Table(
+    "ledger",
+    metadata,
+    Column("subscriber", String(64), primary_key=True),
+    Column("paper_id", Integer, ForeignKey("papers.id"), primary_key=True),
+    Column("digest_id", Integer, ForeignKey("digests.id"), nullable=False),
+    Column("status", String(16), nullable=False),  # selected | considered
+    Column("position", Integer, nullable=True),  # order in the digest, for selected papers
+    Column("score", Float, nullable=False),
+    Column("matches", Text, nullable=False),  # JSON list of Match
+    Index("ix_ledger_digest", "digest_id"),
+)
+
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("digest_id", Integer, ForeignKey("digests.id"), primary_key=True),
+    Column("channel", String(16), primary_key=True),
+    Column("status", String(16), nullable=False),  # pending | done | failed
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("last_error", Text, nullable=True),
+    Column("delivered_at", UtcDateTime(), nullable=True),
+    Index("ix_deliveries_status", "status"),
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("digest_date", Date, nullable=False),
+    Column("started_at", UtcDateTime(), nullable=False),
+    Column("finished_at", UtcDateTime(), nullable=True),
+    Column("status", String(16), nullable=False),  # running | ok | failed | interrupted
+    Column("dry_run", Integer, nullable=False, default=0),
+    Column("pid", Integer, nullable=True),
+    Column("host", String(255), nullable=True),
+    Column("report", Text, nullable=True),
+)
+
+cursors = Table(
+    "cursors",
+    metadata,
+    Column("source", String(64), primary_key=True),
+    Column("data", Text, nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+)
