@@ -1,0 +1,101 @@
+"""Render a digest as a complete email: multipart/alternative, plain text first, HTML last.
+
+Pure: a view, settings and a fixed ``now`` in, an EmailMessage out. Titles and abstracts
+never reach a header (the subject carries only the date and a count), the HTML is
+autoescaped with its CSS inlined for mail clients, and the Message-ID is derived from the
+subscriber and the digest's date, so a resend is recognisable as the same digest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import replace
+from datetime import datetime
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import format_datetime, parseaddr
+
+import css_inline
+from jinja2 import Environment
+
+from digest.config import EmailSettings
+from digest.render.context import DigestView
+
+# Gmail clips messages whose HTML passes about 102 KB; stay clear of it with room to spare.
+MAX_HTML_BYTES = 100_000
+_SUBJECT_LIMIT = 150
+
+_inliner = css_inline.CSSInliner(keep_at_rules=True, load_remote_stylesheets=False)
+
+
+def render_html(env: Environment, view: DigestView) -> str:
+    """The HTML part with its stylesheet inlined (media queries kept for dark mode)."""
+    return _inliner.inline(env.get_template("email.html.j2").render(digest=view))
+
+
+def render_text(env: Environment, view: DigestView) -> str:
+    return env.get_template("email.txt.j2").render(digest=view)
+
+
+def fit_to_size(
+    env: Environment, view: DigestView, limit: int = MAX_HTML_BYTES
+) -> tuple[DigestView, str]:
+    """Show as many papers as fit under ``limit`` bytes of HTML; the rest are linked."""
+    html = render_html(env, view)
+    if len(html.encode()) <= limit:
+        return view, html
+    low, high = 1, view.shown - 1  # find the largest count that fits
+    best = replace(view, shown=1)
+    best_html = render_html(env, best)
+    while low <= high:
+        middle = (low + high) // 2
+        candidate = replace(view, shown=middle)
+        candidate_html = render_html(env, candidate)
+        if len(candidate_html.encode()) <= limit:
+            best, best_html, low = candidate, candidate_html, middle + 1
+        else:
+            high = middle - 1
+    return best, best_html
+
+
+def message_id(subscriber: str, view: DigestView, domain: str) -> str:
+    """Deterministic: the same subscriber and digest always give the same Message-ID."""
+    token = hashlib.sha256(subscriber.encode()).hexdigest()[:16]
+    return f"<digest.{view.slug}.{token}@{domain}>"
+
+
+def subject_line(template: str, view: DigestView) -> str:
+    subject = template.format(
+        date=view.date.isoformat(), count=view.count, subscriber=view.subscriber
+    )
+    subject = " ".join(subject.split())  # no line breaks, ever
+    return subject if len(subject) <= _SUBJECT_LIMIT else subject[: _SUBJECT_LIMIT - 1] + "…"
+
+
+def build_message(
+    env: Environment,
+    view: DigestView,
+    *,
+    settings: EmailSettings,
+    to: str,
+    now: datetime,
+) -> EmailMessage:
+    view, html = fit_to_size(env, view)
+    message = EmailMessage(policy=SMTP)
+    message["From"] = settings.from_address
+    message["To"] = str(Address(addr_spec=to))
+    if settings.reply_to:
+        message["Reply-To"] = settings.reply_to
+    message["Subject"] = subject_line(settings.subject, view)
+    message["Date"] = format_datetime(now)
+    message["Message-ID"] = message_id(view.subscriber, view, _domain(settings.from_address))
+    message["Auto-Submitted"] = "auto-generated"
+    message.set_content(render_text(env, view), cte="quoted-printable")
+    message.add_alternative(html, subtype="html", cte="quoted-printable")
+    return message
+
+
+def _domain(address: str) -> str:
+    _name, addr = parseaddr(address)
+    return addr.rpartition("@")[2] or "paper-digest.invalid"

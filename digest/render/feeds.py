@@ -1,0 +1,80 @@
+"""Render a subscriber's RSS 2.0 and Atom feeds from the papers delivered to it.
+
+Pure: feed items and a fixed ``now`` in, XML bytes out. The feeds are rebuilt from the
+ledger on every delivery, so writing them is idempotent and a lost file comes back on the
+next run. Output is deterministic: feedgen's clock is replaced by the newest item's time,
+and entries keep the order given (``order="append"``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from datetime import UTC, datetime, time
+
+from feedgen.feed import FeedGenerator
+
+from digest.models import FeedItem
+from digest.render.context import paper_view
+
+# Characters XML 1.0 forbids; a source's stray control character must not break a feed.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def xml_text(text: str) -> str:
+    return _NOT_XML.sub("", text)
+
+
+def build_feeds(
+    subscriber: str,
+    items: list[FeedItem],
+    *,
+    now: datetime,
+    base_url: str | None = None,
+) -> tuple[bytes, bytes]:
+    """(RSS, Atom) for ``subscriber``, newest papers first."""
+    feed = FeedGenerator()
+    feed_base = f"{base_url}/feeds/{subscriber}" if base_url else None
+    home = f"{base_url}/pages/{subscriber}/index.html" if base_url else "https://arxiv.org/"
+    feed.id(f"{feed_base}.atom" if feed_base else f"urn:paper-digest:feed:{subscriber}")
+    feed.title(f"Paper digest for {subscriber}")
+    feed.subtitle(f"New papers chosen for {subscriber} by paper-digest")
+    feed.link(href=home, rel="alternate")
+    if feed_base:
+        feed.link(href=f"{feed_base}.atom", rel="self")
+    feed.language("en")
+    feed.generator("paper-digest")
+    stamps = [_stamp(item) for item in items]
+    updated = max(stamps, default=now)
+    feed.updated(updated)
+    feed.lastBuildDate(updated)
+    for item, stamp in zip(items, stamps, strict=True):
+        view = paper_view(0, item.scored)
+        entry = feed.add_entry(order="append")
+        # The arXiv page is a permanent id; a paper known only by title gets a stable URN.
+        guid = view.link if view.arxiv_id else title_urn(view.ref)
+        entry.id(guid)
+        entry.guid(guid, permalink=bool(view.arxiv_id))
+        entry.title(xml_text(view.title))
+        entry.link(href=view.link, rel="alternate")
+        for author in view.authors[:20]:
+            entry.author(name=xml_text(author))
+        for category in view.categories:
+            entry.category(term=xml_text(category))
+        summary = view.abstract
+        if view.why:
+            summary = f"Matched: {view.why}.\n\n{summary}"
+        entry.summary(xml_text(summary))
+        entry.published(stamp)
+        entry.updated(stamp)
+    return feed.rss_str(pretty=True), feed.atom_str(pretty=True)
+
+
+def title_urn(ref: str) -> str:
+    return f"urn:paper-digest:{hashlib.sha256(ref.encode()).hexdigest()[:24]}"
+
+
+def _stamp(item: FeedItem) -> datetime:
+    if item.delivered_at is not None:
+        return item.delivered_at
+    return datetime.combine(item.digest_date, time(0, 0), tzinfo=UTC)

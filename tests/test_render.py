@@ -1,0 +1,206 @@
+"""Rendering: golden files for every output, email structure, size limits, feeds read back.
+
+Golden files live in tests/golden; after an intended change, regenerate them with
+``DIGEST_UPDATE_GOLDEN=1 pytest tests/test_render.py`` and review the diff.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import os
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import feedparser
+import markdown
+import nh3
+import pytest
+
+from digest.config import EmailSettings
+from digest.models import Digest, FeedItem, Match, Paper, Scored, StoredPaper
+from digest.render.context import digest_view
+from digest.render.email import MAX_HTML_BYTES, build_message, render_html, render_text
+from digest.render.environment import make_environment, markdown_escape
+from digest.render.feeds import build_feeds
+from digest.render.pages import IndexEntry, render_index, render_markdown, render_page
+
+GOLDEN = Path(__file__).parent / "golden"
+NOW = datetime(2026, 3, 13, 6, 30, tzinfo=UTC)
+ENV = make_environment(None)
+
+
+def sample_digest() -> Digest:
+    papers = [
+        Paper.from_source(
+            title=r"Linear Attention for $O(n)$ Long-Context Models",
+            abstract="We make linear attention fast. A state space model view explains why.",
+            arxiv_id="2603.01234",
+            authors=("Ada Lovelace", "Alan Turing", "Grace Hopper", "Edsger Dijkstra"),
+            categories=("cs.LG", "cs.CL"),
+            published=date(2026, 3, 12),
+            upvotes=42,
+            github_repo="https://github.com/example/linear",
+            github_stars=1200,
+            url="https://huggingface.co/papers/2603.01234",
+        ),
+        Paper.from_source(
+            title="Mamba Layers <Without> Tears",
+            abstract="A short abstract & a hostile <b>tag</b>.",
+            author_count=3,
+        ),
+    ]
+    scored = [
+        Scored(
+            StoredPaper(1, papers[0], date(2026, 3, 13)),
+            7.5,
+            (
+                Match("linear attention", "title", 1, 4.24),
+                Match("linear attention", "abstract", 1, 1.41),
+                Match("state space model", "abstract", 1, 1.73),
+            ),
+        ),
+        Scored(
+            StoredPaper(2, papers[1], date(2026, 3, 13)), 4.24, (Match("mamba", "title", 1, 3.0),)
+        ),
+    ]
+    return Digest(
+        subscriber="alice",
+        date=date(2026, 3, 13),
+        seq=1,
+        papers=tuple(scored),
+        candidates=57,
+        digest_id=1,
+    )
+
+
+def check_golden(name: str, content: str | bytes) -> None:
+    path = GOLDEN / name
+    data = content.encode() if isinstance(content, str) else content
+    if os.environ.get("DIGEST_UPDATE_GOLDEN"):
+        path.write_bytes(data)
+    assert path.exists(), f"missing golden file {path}; run with DIGEST_UPDATE_GOLDEN=1"
+    assert data.decode() == path.read_text(encoding="utf-8"), f"{name} differs from its golden file"
+
+
+def view(**kwargs):
+    return digest_view(
+        sample_digest(),
+        generated_at=NOW,
+        base_url=kwargs.get("base_url", "https://digest.example.org"),
+    )
+
+
+def test_golden_email_html_and_text():
+    check_golden("email.html", render_html(ENV, view()))
+    check_golden("email.txt", render_text(ENV, view()))
+
+
+def test_golden_page_index_and_markdown():
+    check_golden("page.html", render_page(ENV, view()))
+    check_golden("digest.md", render_markdown(ENV, view()))
+    entries = [IndexEntry(date(2026, 3, 13), 2), IndexEntry(date(2026, 3, 13), 1)]
+    check_golden(
+        "index.html", render_index(ENV, "alice", entries, [("RSS feed", "../../feeds/alice.rss")])
+    )
+
+
+def test_golden_feeds_and_they_parse_cleanly():
+    digest = sample_digest()
+    items = [FeedItem(s, digest.date, NOW) for s in digest.papers]
+    rss, atom = build_feeds("alice", items, now=NOW, base_url="https://digest.example.org")
+    check_golden("feed.rss", rss)
+    check_golden("feed.atom", atom)
+    assert (rss, atom) == build_feeds(
+        "alice", items, now=NOW, base_url="https://digest.example.org"
+    )
+    for data in (rss, atom):
+        parsed = feedparser.parse(data)
+        assert parsed.bozo == 0
+        assert [e.title for e in parsed.entries] == [
+            "Linear Attention for O(n) Long-Context Models",
+            "Mamba Layers <Without> Tears",
+        ]
+        assert parsed.entries[0].link == "https://arxiv.org/abs/2603.01234"
+        assert "Matched: linear attention (title, abstract)" in parsed.entries[0].summary
+
+
+def test_email_message_structure_and_headers():
+    message = build_message(ENV, view(), settings=EmailSettings(), to="alice@example.org", now=NOW)
+    parsed = email.message_from_bytes(message.as_bytes(), policy=email.policy.default)
+    assert [p.get_content_type() for p in parsed.iter_parts()] == ["text/plain", "text/html"]
+    assert all(p.get_content_charset() == "utf-8" for p in parsed.iter_parts())
+    assert parsed["To"] == "alice@example.org"
+    assert parsed["Subject"] == "Paper digest for 2026-03-13: 2 new"
+    assert parsed["Date"] == "Fri, 13 Mar 2026 06:30:00 +0000"
+    again = build_message(ENV, view(), settings=EmailSettings(), to="alice@example.org", now=NOW)
+    assert parsed["Message-ID"] == again["Message-ID"]
+    assert parsed["Message-ID"].endswith("@localhost>")
+    html = parsed.get_body(("html",)).get_content()
+    assert 'style="' in html  # CSS inlined for clients that drop <style>
+    assert "prefers-color-scheme: dark" in html  # dark mode kept as a media query
+    assert "Linear Attention</mark>" in html and "linear attention</mark>" in html
+
+
+def test_every_paper_links_somewhere():
+    digest_html = render_html(ENV, view())
+    assert 'href="https://arxiv.org/abs/2603.01234"' in digest_html
+    assert "https://arxiv.org/search/?query=Mamba+Layers" in digest_html  # no id: title search
+
+
+def test_a_huge_digest_is_cut_to_fit_and_links_the_rest():
+    base = sample_digest().papers[0]
+    many = tuple(
+        Scored(
+            StoredPaper(
+                i,
+                Paper(
+                    title=f"Paper number {i} " + "word " * 12,
+                    abstract="An abstract sentence. " * 40,
+                ),
+                base.paper.first_seen,
+            ),
+            1.0,
+        )
+        for i in range(300)
+    )
+    digest = Digest("alice", date(2026, 3, 13), 1, many, candidates=300, digest_id=9)
+    message = build_message(
+        ENV,
+        digest_view(digest, generated_at=NOW, base_url="https://digest.example.org"),
+        settings=EmailSettings(),
+        to="alice@example.org",
+        now=NOW,
+    )
+    html = message.get_body(("html",)).get_content()
+    assert len(html.encode()) <= MAX_HTML_BYTES
+    shown = html.count('class="paper"')
+    assert 10 < shown < 300
+    assert f"{300 - shown} more papers did not fit in this email" in " ".join(html.split())
+    assert "https://digest.example.org/pages/alice/2026-03-13.html" in html
+    text = message.get_body(("plain",)).get_content()
+    assert f"{300 - shown} more papers did not fit" in text
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        "<script>alert(1)</script>",
+        "[click](javascript:alert(1))",
+        "# Heading",
+        "**bold** _it_",
+        "a | b ~~c~~",
+        "1. list",
+    ],
+)
+def test_markdown_escaping_renders_as_the_same_text(hostile):
+    rendered = markdown.markdown(f"## A title: {markdown_escape(hostile)}")
+    clean = nh3.clean(rendered, tags={"h2"})
+    assert clean == rendered  # nothing a sanitiser would have to remove
+    assert (
+        nh3.clean(rendered, tags=set())
+        .replace("&amp;", "&")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        == f"A title: {hostile}"
+    )
