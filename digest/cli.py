@@ -1,0 +1,271 @@
+"""The ``digest`` command: thin click commands over the pipeline and the store.
+
+Exit status: 0 everything succeeded; 1 the run finished but a source or a delivery
+failed (see the report); 2 the command line or the config is wrong; 3 the store cannot
+be used (including: another run holds its lock).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from digest import __version__
+from digest.config import Config, load_config
+from digest.errors import ConfigError, DigestError, StoreError
+from digest.pipeline import PREVIEW_FORMATS, open_store, preview, run_once
+from digest.report import RunReport
+
+log = logging.getLogger("digest")
+
+EXIT_FAILED, EXIT_CONFIG, EXIT_STORE = 1, 2, 3
+
+config_option = click.option(
+    "--config",
+    "-c",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default="config.toml",
+    show_default=True,
+    envvar="DIGEST_CONFIG",
+    help="The config file (TOML). Also read from $DIGEST_CONFIG.",
+)
+date_option = click.option(
+    "--date",
+    "day",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    default=None,
+    help="The digest date, YYYY-MM-DD. Default: today in the config's time zone.",
+)
+
+
+def fail(error: DigestError) -> NoReturn:
+    """Print a DigestError as the user should see it and exit with its status."""
+    click.secho(f"error: {error.message}", fg="red", err=True)
+    if error.hint:
+        click.echo(f"hint: {error.hint}", err=True)
+    sys.exit(
+        EXIT_STORE
+        if isinstance(error, StoreError)
+        else EXIT_CONFIG
+        if isinstance(error, ConfigError)
+        else EXIT_FAILED
+    )
+
+
+def load(config_path: Path) -> Config:
+    try:
+        return load_config(config_path)
+    except ConfigError as exc:
+        fail(exc)
+
+
+def _setup_logging(verbose: int, quiet: bool) -> None:
+    level = (
+        logging.ERROR if quiet else [logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)]
+    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(message)s", "%H:%M:%S"))
+    logger = logging.getLogger("digest")
+    logger.handlers[:] = [handler]
+    logger.setLevel(level)
+    logger.propagate = False
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="paper-digest")
+@click.option("-v", "--verbose", count=True, help="Log progress (-v) or debug details (-vv).")
+@click.option("-q", "--quiet", is_flag=True, help="Print only errors (for cron).")
+@click.pass_context
+def main(ctx: click.Context, verbose: int, quiet: bool) -> None:
+    """paper-digest: the new research papers you care about, once a day.
+
+    Reads listings from your sources, keeps the papers you have not seen, ranks them
+    against your keywords and delivers a digest by email, feed, web page or Markdown.
+    Start with `digest check`, then `digest run`.
+    """
+    _setup_logging(verbose, quiet)
+    ctx.obj = {"quiet": quiet}
+
+
+@main.command()
+@config_option
+@date_option
+@click.option("--dry-run", is_flag=True, help="Write the outputs but record nothing in the store.")
+@click.option("--json", "as_json", is_flag=True, help="Print the run report as JSON on stdout.")
+@click.option("--subscriber", "only", multiple=True, help="Only this subscriber (repeatable).")
+def run(
+    config_path: Path, day: datetime | None, dry_run: bool, as_json: bool, only: tuple[str, ...]
+) -> None:
+    """Run one digest now: ingest, pick the new papers, rank, render, deliver."""
+    config = load(config_path)
+    for name in only:
+        try:
+            config.subscriber(name)
+        except ConfigError as exc:
+            fail(exc)
+    try:
+        report = run_once(
+            config, today=day.date() if day else None, dry_run=dry_run, only=only or None
+        )
+    except DigestError as exc:
+        fail(exc)
+    if as_json:
+        click.echo(json.dumps(report.to_json(), indent=2, ensure_ascii=False))
+    elif not click.get_current_context().find_root().obj["quiet"]:
+        _print_report(report, config)
+    sys.exit(0 if report.ok else EXIT_FAILED)
+
+
+@main.command()
+@config_option
+def check(config_path: Path) -> None:
+    """Validate a config file and say what is wrong, without running anything."""
+    config = load(config_path)
+    problems: list[str] = []
+    from digest.sources import build_sources
+    from digest.sources.file import FileSource
+
+    for source in build_sources(config):
+        if isinstance(source, FileSource) and not source.matching_files():
+            problems.append(f"source {source.name}: no file matches {source.pattern}")
+    if config.templates and not config.resolve(config.templates).is_dir():
+        problems.append(f"templates: {config.resolve(config.templates)} is not a folder")
+    store_folder = config.resolve(config.store.path).parent
+    if store_folder.exists() and not store_folder.is_dir():
+        problems.append(f"store.path: {store_folder} is not a folder")
+    click.echo(f"config: {config.path}")
+    click.echo(f"  store:       {config.resolve(config.store.path)}")
+    click.echo(f"  outputs:     {config.resolve(config.output.dir)}")
+    click.echo(f"  time zone:   {config.timezone}")
+    click.echo(f"  sources:     {', '.join(s.name for s in config.sources)}")
+    click.echo(f"  subscribers: {', '.join(s.name for s in config.subscribers)}")
+    for problem in problems:
+        click.secho(f"problem: {problem}", fg="yellow", err=True)
+    if problems:
+        sys.exit(EXIT_CONFIG)
+    click.secho("config OK", fg="green")
+
+
+@main.command(name="preview")
+@config_option
+@date_option
+@click.option("--subscriber", "-s", required=True, help="Whose digest to render.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(PREVIEW_FORMATS),
+    default="html",
+    show_default=True,
+    help="html (the email's HTML part), text, eml (the whole message) or markdown.",
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Where to write it. Default: preview-SUBSCRIBER.EXT in the current folder.",
+)
+def preview_command(
+    config_path: Path, day: datetime | None, subscriber: str, fmt: str, output: Path | None
+) -> None:
+    """Render one subscriber's next digest to a file, recording nothing."""
+    config = load(config_path)
+    extension = {"html": "html", "text": "txt", "eml": "eml", "markdown": "md"}[fmt]
+    output = output or Path(f"preview-{subscriber}.{extension}")
+    try:
+        digest, content = preview(config, subscriber, fmt=fmt, today=day.date() if day else None)
+    except DigestError as exc:
+        fail(exc)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_bytes(content)
+    click.echo(f"{len(digest.papers)} papers (of {digest.candidates} new) -> {output}")
+
+
+@main.command()
+@config_option
+@click.option("--json", "as_json", is_flag=True, help="Print the state as JSON.")
+def state(config_path: Path, as_json: bool) -> None:
+    """Show what the store holds: papers, each subscriber's deliveries, the last runs."""
+    config = load(config_path)
+    path = config.resolve(config.store.path)
+    if not path.exists():
+        fail(StoreError(f"{path}: no store yet", hint="`digest run` creates it"))
+    try:
+        with open_store(config) as store:
+            summary = store.summary()
+    except DigestError as exc:
+        fail(exc)
+    if as_json:
+        click.echo(json.dumps(_jsonable(summary), indent=2))
+        return
+    click.echo(f"store: {summary.location} (schema {summary.schema_version})")
+    click.echo(
+        f"papers: {summary.papers} "
+        f"({summary.papers_with_arxiv_id} with an arXiv id, {summary.keys} keys)"
+    )
+    click.echo("subscribers:")
+    for sub in summary.subscribers:
+        click.echo(
+            f"  {sub.name:<16} delivered {sub.delivered_papers:>5}"
+            f"  considered {sub.considered_papers:>5}  digests {sub.digests:>4}"
+            f"  pending {sub.pending_deliveries}  last {sub.last_digest or '-'}"
+        )
+    click.echo("last runs:")
+    for entry in summary.runs:
+        dry = "  (dry run)" if entry["dry_run"] else ""
+        click.echo(
+            f"  #{entry['id']:<5} {entry['date']}  {entry['status']:<11}"
+            f" started {entry['started_at']}{dry}"
+        )
+
+
+def _print_report(report: RunReport, config: Config) -> None:
+    """The human summary of a run: per source and subscriber, and where the outputs are."""
+    out = config.resolve(config.output.dir)
+    dry = " (dry run: nothing recorded)" if report.dry_run else ""
+    click.echo(f"Digest for {report.date.isoformat()}{dry}")
+    for name, source in report.sources.items():
+        status = click.style(f"  error: {source.error}", fg="red") if source.error else ""
+        click.echo(f"  source {name}: {source.papers} listings, {source.new} new papers{status}")
+    for name, sub in report.subscribers.items():
+        click.echo(
+            f"  {name}: {sub.selected} papers chosen from {sub.candidates} new to them,"
+            f" {sub.delivered} delivered"
+        )
+        for delivery in sub.deliveries:
+            if delivery.status == "delivered":
+                click.echo(f"    {delivery.channel:<8} {_relative(delivery.detail)}")
+            else:
+                click.secho(f"    {delivery.channel:<8} FAILED: {delivery.detail}", fg="red")
+        if sub.error and not sub.deliveries:
+            click.secho(f"    error: {sub.error}", fg="red")
+    if not any(sub.deliveries for sub in report.subscribers.values()):
+        click.echo(f"Nothing new to deliver. Outputs are in {_relative(str(out))}")
+
+
+def _relative(path: str) -> str:
+    try:
+        return str(Path(path).relative_to(Path.cwd()))
+    except ValueError:
+        return path
+
+
+def _jsonable(value: Any) -> Any:
+    from dataclasses import asdict, is_dataclass
+
+    if is_dataclass(value) and not isinstance(value, type):
+        return _jsonable(asdict(value))
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, date | datetime):
+        return value.isoformat()
+    return value

@@ -1,0 +1,119 @@
+"""Acceptance: untrusted titles are escaped in HTML, absent from headers, and feeds stay valid."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import json
+from html.parser import HTMLParser
+from pathlib import Path
+
+import feedparser
+
+from conftest import day
+from digest.config import load_config
+from digest.pipeline import run_once
+
+HOSTILE_TITLES = [
+    "Attention <script>alert('x')</script> Is All You Need",
+    'Quoting "><img src=x onerror=alert(1)> in Titles',
+    "Line\r\nBcc: victim@example.org\r\nSubject: injected",
+    "=?utf-8?q?=0A?= Encoded-Word Smuggling & <b>Bold</b> Claims",
+    "Right-to-left \u202ekcatta\u202c and emoji 🚀 with control\x0b\x01characters",
+]
+ABSTRACT = (
+    "We study a problem. It is a hard problem with many parts and a long history. "
+    "Our method solves it with a simple idea, and experiments on three benchmarks show "
+    "large gains over strong baselines, while the analysis explains why it works so well."
+)
+
+
+class _Elements(HTMLParser):
+    """What a browser would build: element names, attribute names, links and text."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: set[str] = set()
+        self.attributes: set[str] = set()
+        self.hrefs: list[str] = []
+        self.chunks: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.add(tag)
+        self.attributes.update(name for name, _ in attrs)
+        self.hrefs.extend(value or "" for name, value in attrs if name == "href")
+
+    def handle_data(self, data: str) -> None:
+        self.chunks.append(data)
+
+    @property
+    def text(self) -> str:
+        return " ".join(" ".join(self.chunks).split())
+
+
+def write_hostile_listing(folder: Path) -> None:
+    """An HF daily_papers response (the format that carries arXiv ids) with hostile titles."""
+    items = [
+        {
+            "paper": {
+                "id": f"2603.0{i}001",
+                "title": title,
+                "summary": ABSTRACT + " <iframe src='https://evil.example'></iframe>",
+                "authors": [{"name": "Mallory <script>", "hidden": False}],
+                "publishedAt": "2026-03-12T00:00:00.000Z",
+                "submittedOnDailyAt": "2026-03-13T00:00:00.000Z",
+                "upvotes": i,
+                "githubRepo": "javascript:alert(1)",
+                "projectPage": 'https://example.org/project" onmouseover="alert(1)',
+            },
+            "numComments": 0,
+        }
+        for i, title in enumerate(HOSTILE_TITLES, start=1)
+    ]
+    (folder / "inbox" / "daily.json").write_text(json.dumps(items), encoding="utf-8")
+
+
+def test_hostile_titles_are_escaped_and_kept_out_of_headers(make_config, clock):
+    config_path = make_config()
+    write_hostile_listing(config_path.parent)
+    report = run_once(load_config(config_path), today=day(0), clock=clock)
+    assert report.ok, report.to_json()
+    out = config_path.parent / "out"
+
+    eml = out / "email" / "all" / "2026-03-13.eml"
+    message = email.message_from_bytes(eml.read_bytes(), policy=email.policy.default)
+    assert message.get_content_type() == "multipart/alternative"
+    text_part = message.get_body(preferencelist=("plain",))
+    html_part = message.get_body(preferencelist=("html",))
+    assert text_part is not None and html_part is not None
+    parts = [p.get_content_type() for p in message.iter_parts()]
+    assert parts == ["text/plain", "text/html"]
+
+    for name, value in message.items():
+        assert "\n" not in value and "\r" not in value, name
+        for marker in ("script", "img", "Bcc", "victim", "Encoded-Word", "kcatta"):
+            assert marker not in value, (name, value)
+    assert message["Bcc"] is None
+    assert message["Subject"] == "Paper digest for 2026-03-13: 5 new"
+
+    for html in (html_part.get_content(), (out / "pages" / "all" / "2026-03-13.html").read_text()):
+        page = _Elements()
+        page.feed(html)
+        assert {"script", "img", "iframe", "b"}.isdisjoint(page.tags)
+        assert not any(name.startswith("on") for name in page.attributes)
+        assert not any(v.lower().startswith("javascript:") for v in page.hrefs)
+        assert "Attention <script>alert('x')</script> Is All You Need" in page.text
+        assert 'Quoting "><img src=x onerror=alert(1)> in Titles' in page.text
+
+    text = text_part.get_content()
+    assert "Attention <script>alert('x')</script> Is All You Need" in text  # plain text is inert
+
+    markdown = (out / "markdown" / "all" / "2026-03-13.md").read_text()
+    assert "<script>" not in markdown and "<img" not in markdown and "<iframe" not in markdown
+
+    expected = {" ".join(t.replace("\x01", "").split()) for t in HOSTILE_TITLES}
+    for feed_file in ("all.rss", "all.atom"):
+        feed = feedparser.parse((out / "feeds" / feed_file).read_bytes())
+        assert feed.bozo == 0, feed.get("bozo_exception")
+        assert {entry.title for entry in feed.entries} == expected
+        assert len(feed.entries) == len(HOSTILE_TITLES)

@@ -1,0 +1,126 @@
+"""Acceptance: two overlapping runs; the second exits non-zero naming the lock."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import textwrap
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from digest.config import load_config
+from digest.errors import LockedError
+from digest.pipeline import run_once
+from digest.store.lock import RunLock
+
+# The first run stops inside its delivery loop until the test lets it go on.
+PAUSING_RUN = textwrap.dedent(
+    """
+    import pathlib, sys, time
+    from digest.channels.email_files import EmlFileChannel
+    paused, go_on = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+    original = EmlFileChannel.deliver
+    def deliver(self, *args, **kwargs):
+        paused.touch()
+        while not go_on.exists():
+            time.sleep(0.05)
+        return original(self, *args, **kwargs)
+    EmlFileChannel.deliver = deliver
+    from digest.cli import main
+    sys.argv = ["digest", "run", "--config", sys.argv[3]]
+    main()
+    """
+)
+
+
+def _wait_for(path: Path, process: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + 60
+    while not path.exists():
+        if process.poll() is not None:
+            raise AssertionError(f"first run ended early: {process.communicate()}")
+        assert time.monotonic() < deadline, "first run never reached delivery"
+        time.sleep(0.05)
+
+
+def test_second_overlapping_run_exits_nonzero_naming_the_lock(make_config, seeds, tmp_path):
+    config = make_config()
+    shutil.copy(seeds[2], config.parent / "inbox" / seeds[2].name)
+    paused, go_on = tmp_path / "paused", tmp_path / "go-on"
+    first = subprocess.Popen(
+        [sys.executable, "-c", PAUSING_RUN, str(paused), str(go_on), str(config)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _wait_for(paused, first)
+        second = subprocess.run(
+            [sys.executable, "-m", "digest", "run", "--config", str(config)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert second.returncode == 3
+        lock_file = config.parent / "state" / "digest.db.lock"
+        assert f"another run holds the lock {lock_file}" in second.stderr
+        assert f"pid {first.pid}" in second.stderr
+        assert "Traceback" not in second.stderr
+    finally:
+        go_on.touch()
+        _out, err = first.communicate(timeout=60)
+    assert first.returncode == 0, err
+
+    # Once the first run is over, the lock is free again and a run goes through.
+    again = subprocess.run(
+        [sys.executable, "-m", "digest", "run", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert again.returncode == 0, again.stderr
+
+
+def test_lock_is_released_when_its_holder_dies(tmp_path):
+    lock_path = tmp_path / "store.db.lock"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time, datetime\n"
+            "from digest.store.lock import RunLock\n"
+            "RunLock(__import__('pathlib').Path(sys.argv[1])).acquire(datetime.datetime.now(datetime.UTC))\n"
+            "print('held', flush=True)\n"
+            "time.sleep(60)\n",
+            str(lock_path),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+    with pytest.raises(LockedError):
+        RunLock(lock_path).acquire(datetime.now(UTC))
+    holder.kill()
+    holder.wait()
+    lock = RunLock(lock_path)
+    lock.acquire(datetime.now(UTC))  # the kernel released the dead holder's lock
+    assert lock.held
+    lock.release()
+
+
+def test_run_once_refuses_while_locked_and_records_nothing(make_config, seeds, clock):
+    config_path = make_config()
+    shutil.copy(seeds[2], config_path.parent / "inbox" / seeds[2].name)
+    config = load_config(config_path)
+    holder = RunLock(config_path.parent / "state" / "digest.db.lock")
+    holder.acquire(clock())
+    try:
+        with pytest.raises(LockedError, match="another run holds the lock"):
+            run_once(config, clock=clock)
+    finally:
+        holder.release()
+    report = run_once(config, clock=clock)
+    assert report.subscribers["all"].delivered == 38  # nothing was taken by the refused run
