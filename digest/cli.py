@@ -20,6 +20,7 @@ from digest import __version__
 from digest.config import Config, load_config
 from digest.errors import ConfigError, DigestError, StoreError
 from digest.pipeline import PREVIEW_FORMATS, open_store, preview, run_once
+from digest.progress import terminal_progress
 from digest.report import RunReport
 
 log = logging.getLogger("digest")
@@ -110,15 +111,21 @@ def run(
             config.subscriber(name)
         except ConfigError as exc:
             fail(exc)
+    quiet = click.get_current_context().find_root().obj["quiet"]
     try:
-        report = run_once(
-            config, today=day.date() if day else None, dry_run=dry_run, only=only or None
-        )
+        with terminal_progress(not (as_json or quiet)) as progress:
+            report = run_once(
+                config,
+                today=day.date() if day else None,
+                dry_run=dry_run,
+                only=only or None,
+                progress=progress,
+            )
     except DigestError as exc:
         fail(exc)
     if as_json:
         click.echo(json.dumps(report.to_json(), indent=2, ensure_ascii=False))
-    elif not click.get_current_context().find_root().obj["quiet"]:
+    elif not quiet:
         _print_report(report, config)
     sys.exit(0 if report.ok else EXIT_FAILED)
 
@@ -232,8 +239,13 @@ def _print_report(report: RunReport, config: Config) -> None:
     dry = " (dry run: nothing recorded)" if report.dry_run else ""
     click.echo(f"Digest for {report.date.isoformat()}{dry}")
     for name, source in report.sources.items():
-        status = click.style(f"  error: {source.error}", fg="red") if source.error else ""
-        click.echo(f"  source {name}: {source.papers} listings, {source.new} new papers{status}")
+        click.echo(f"  source {name}: {source.papers} listings, {source.new} new papers")
+        if source.error:
+            click.secho(f"    error: {source.error}", fg="red")
+        if source.stale:
+            click.secho(
+                "    stale: the listing has not been updated since the last run", fg="yellow"
+            )
     for name, sub in report.subscribers.items():
         click.echo(
             f"  {name}: {sub.selected} papers chosen from {sub.candidates} new to them,"

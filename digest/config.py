@@ -98,7 +98,57 @@ class EmailSettings(_Settings):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
-class FileSource(_Settings):
+def _check_http_url(value: str) -> str:
+    if not re.match(r"^https?://[^\s/?#]+", value):
+        raise ValueError(f"expected an http:// or https:// URL, got {value!r}")
+    return value.rstrip("/")
+
+
+HttpUrl = Annotated[str, AfterValidator(_check_http_url)]
+_CATEGORY = re.compile(r"^[a-z][a-z-]*(\.[A-Za-z]{2,})?$")
+AnnounceType = Literal["new", "cross", "replace", "replace-cross"]
+
+
+def _check_category(value: str) -> str:
+    if not _CATEGORY.match(value):
+        raise ValueError(f"expected an arXiv category such as cs.LG or hep-th, got {value!r}")
+    return value
+
+
+Category = Annotated[str, AfterValidator(_check_category)]
+
+
+class HttpSettings(_Settings):
+    timeout: float = Field(30.0, gt=0, le=600, description="Seconds to wait for a server.")
+    retries: int = Field(
+        4, ge=0, le=10, description="Retries on 429, 5xx, timeouts and dropped connections."
+    )
+    backoff: float = Field(
+        2.0, gt=0, le=60, description="First retry delay in seconds; doubles each retry."
+    )
+    max_wait: float = Field(
+        300.0,
+        gt=0,
+        le=3600,
+        description="Longest single wait (Retry-After, backoff); a server asking for more "
+        "makes the source fail for this run.",
+    )
+    max_response_mb: float = Field(50.0, gt=0, le=1024, description="Larger responses are refused.")
+    contact: str | None = Field(
+        None,
+        description="An email address or URL put in the User-Agent, as arXiv asks of "
+        "automated clients.",
+    )
+    arxiv_interval: float = Field(
+        3.0,
+        ge=3.0,
+        le=60,
+        description="Seconds between requests to arXiv (API and RSS together); arXiv asks "
+        "for at least 3.",
+    )
+
+
+class FileSourceSettings(_Settings):
     name: Name = Field(description="Unique name, shown in reports.")
     kind: Literal["file"] = Field(description="Source kind: `file` reads local listings.")
     path: str = Field(
@@ -106,15 +156,89 @@ class FileSource(_Settings):
         "Formats are detected from content: listing captures, daily_papers JSON, arXiv RSS "
         "or API responses."
     )
-    announce_types: tuple[Literal["new", "cross", "replace", "replace-cross"], ...] = Field(
+    announce_types: tuple[AnnounceType, ...] = Field(
         ("new", "cross"),
         description="arXiv RSS announce types to keep; replacements are not new papers.",
     )
     enabled: bool = Field(True, description="Set false to skip the source without deleting it.")
 
 
-SourceSettings = Annotated[FileSource, Field(discriminator="kind")]
-SOURCE_KINDS = ("file",)
+class HfDailySettings(_Settings):
+    name: Name = Field(description="Unique name, shown in reports.")
+    kind: Literal["hf_daily"] = Field(description="Hugging Face Daily Papers.")
+    base_url: HttpUrl = Field("https://huggingface.co", description="API host (for mirrors).")
+    recheck_days: int = Field(
+        2,
+        ge=0,
+        le=14,
+        description="Also re-read this many earlier days, for papers added to them late.",
+    )
+    max_catch_up_days: int = Field(
+        14,
+        ge=1,
+        le=90,
+        description="After downtime, fetch every missed day, but at most this many.",
+    )
+    page_size: int = Field(
+        100, ge=1, le=100, description="Papers per request (the API allows 100)."
+    )
+    token_env: str | None = Field(
+        None,
+        description="Name of an environment variable holding a Hugging Face token "
+        "(raises the rate limit); the token itself never goes in the config.",
+    )
+    enabled: bool = Field(True, description="Set false to skip the source without deleting it.")
+
+
+class ArxivRssSettings(_Settings):
+    name: Name = Field(description="Unique name, shown in reports.")
+    kind: Literal["arxiv_rss"] = Field(description="arXiv's daily announcement feed.")
+    categories: tuple[Category, ...] = Field(
+        min_length=1, description='Archives or categories, e.g. ["cs.LG", "cs.CL"].'
+    )
+    announce_types: tuple[AnnounceType, ...] = Field(
+        ("new", "cross"),
+        description="Announce types to keep; replacements are new versions of old papers.",
+    )
+    base_url: HttpUrl = Field("https://rss.arxiv.org", description="Feed host (for mirrors).")
+    enabled: bool = Field(True, description="Set false to skip the source without deleting it.")
+
+
+class ArxivApiSettings(_Settings):
+    name: Name = Field(description="Unique name, shown in reports.")
+    kind: Literal["arxiv_api"] = Field(description="An arXiv API search.")
+    query: str = Field(
+        min_length=1,
+        description="arXiv search_query, e.g. 'cat:cs.LG AND abs:\"linear attention\"'.",
+    )
+    base_url: HttpUrl = Field("https://export.arxiv.org", description="API host (for mirrors).")
+    lookback_days: int = Field(
+        5,
+        ge=1,
+        le=30,
+        description="Re-read submissions of this many days before the last run: arXiv "
+        "announces papers up to a few days after they were submitted.",
+    )
+    max_catch_up_days: int = Field(
+        14, ge=1, le=90, description="After downtime, catch up on at most this many days."
+    )
+    page_size: int = Field(200, ge=10, le=2000, description="Results per request.")
+    max_results: int = Field(2000, ge=10, le=30000, description="Stop after this many results.")
+    enabled: bool = Field(True, description="Set false to skip the source without deleting it.")
+
+
+class FeedSettings(_Settings):
+    name: Name = Field(description="Unique name, shown in reports.")
+    kind: Literal["feed"] = Field(description="Any RSS or Atom feed (bioRxiv, journals, blogs).")
+    url: HttpUrl = Field(description="The feed's URL.")
+    enabled: bool = Field(True, description="Set false to skip the source without deleting it.")
+
+
+SourceSettings = Annotated[
+    FileSourceSettings | HfDailySettings | ArxivRssSettings | ArxivApiSettings | FeedSettings,
+    Field(discriminator="kind"),
+]
+SOURCE_KINDS = ("file", "hf_daily", "arxiv_rss", "arxiv_api", "feed")
 
 
 class SubscriberSettings(_Settings):
@@ -155,6 +279,7 @@ class Config(_Settings):
     store: StoreSettings = Field(default_factory=StoreSettings)  # type: ignore[arg-type]
     output: OutputSettings = Field(default_factory=OutputSettings)  # type: ignore[arg-type]
     email: EmailSettings = Field(default_factory=EmailSettings)  # type: ignore[arg-type]
+    http: HttpSettings = Field(default_factory=HttpSettings)  # type: ignore[arg-type]
     sources: tuple[SourceSettings, ...] = Field(min_length=1, description="Where papers come from.")
     subscribers: tuple[SubscriberSettings, ...] = Field(
         min_length=1, description="Who gets a digest."

@@ -14,13 +14,16 @@ either nothing to redo or pending deliveries that the next run completes.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 from digest.channels import Channel, DeliveryContext, build_channels
 from digest.config import Config, SubscriberSettings
 from digest.errors import DigestError
+from digest.http import Http, Throttle
 from digest.models import Digest
 from digest.rank import Profile, Ranking, rank
 from digest.render.email import build_message, render_html, render_text
@@ -33,6 +36,7 @@ from digest.store import Store
 log = logging.getLogger("digest")
 
 Clock = Callable[[], datetime]
+Progress = Callable[[str], None]
 
 
 def utc_now() -> datetime:
@@ -48,6 +52,18 @@ def open_store(config: Config, *, dry_run: bool = False) -> Store:
     return Store.open(config.resolve(config.store.path), dry_run=dry_run)
 
 
+def make_http(config: Config) -> Http:
+    """The run's HTTP layer, with the arXiv throttle shared through a file beside the store."""
+    store_path = config.resolve(config.store.path)
+    throttle_path = store_path.with_name(store_path.name + ".arxiv-throttle")
+    arxiv = Throttle(config.http.arxiv_interval, throttle_path, time.time, time.sleep)
+    return Http(config.http, throttles={"arxiv": arxiv})
+
+
+def _silent(_message: str) -> None:
+    pass
+
+
 def run_once(
     config: Config,
     *,
@@ -56,23 +72,29 @@ def run_once(
     clock: Clock = utc_now,
     sources: Sequence[Source] | None = None,
     only: Sequence[str] | None = None,
+    http: Http | None = None,
+    progress: Progress = _silent,
 ) -> RunReport:
     """Run one digest: ingest, then diff, rank, render and deliver for every subscriber.
 
     Raises DigestError only when the run cannot start (store unusable, lock held);
     failures of single sources, subscribers or channels are in the report instead.
+    ``http`` and ``progress`` default to the real HTTP layer and silence.
     """
     started = clock()
     today = today or digest_date(config, started)
     report = RunReport(date=today, dry_run=dry_run)
+    own_http = http is None
+    http = http or make_http(config)
     with open_store(config, dry_run=dry_run) as store:
         store.lock.acquire(started)
         report.run_id = store.start_run(today, started)
         try:
+            fetch = FetchContext(today=today, now=started, http=http, progress=progress)
             ingest(
                 store,
                 sources if sources is not None else build_sources(config),
-                today,
+                fetch,
                 clock,
                 report,
             )
@@ -90,19 +112,26 @@ def run_once(
             report.error = f"run aborted: {exc!r}"
             store.finish_run(report.run_id, "failed", report.to_json(), clock())
             raise
+        finally:
+            if own_http:
+                http.close()
         store.finish_run(report.run_id, "ok" if report.ok else "failed", report.to_json(), clock())
     return report
 
 
 def ingest(
-    store: Store, sources: Sequence[Source], today: date, clock: Clock, report: RunReport
+    store: Store, sources: Sequence[Source], base: FetchContext, clock: Clock, report: RunReport
 ) -> None:
-    """Fetch each source and store its papers; one source's failure never stops another."""
-    fetch_context = FetchContext(today=today)
+    """Fetch each source and store its papers; one source's failure never stops another.
+
+    A source's papers and its new cursor are stored in one transaction, so the cursor
+    never gets ahead of what was stored.
+    """
     for source in sources:
         entry = report.sources[source.name] = SourceReport()
+        context = replace(base, cursor=store.get_cursor(source.name))
         try:
-            result = source.fetch(fetch_context)
+            result = source.fetch(context)
         except DigestError as exc:
             entry.error = str(exc)
             log.error("source %s failed: %s", source.name, exc)
@@ -116,10 +145,15 @@ def ingest(
         entry.warnings = list(result.warnings)
         entry.papers = len(result.papers)
         entry.error = result.error
+        entry.stale = result.stale
+        entry.requests = list(result.requests)
         if result.error:
             log.error("source %s: %s", source.name, result.error)
-        if result.papers:
-            entry.new = store.upsert_papers(result.papers, today, clock()).new
+        with store.transaction():
+            if result.papers:
+                entry.new = store.upsert_papers(result.papers, base.today, clock()).new
+            if result.cursor is not None and result.cursor != context.cursor:
+                store.set_cursor(source.name, result.cursor, clock())
         log.info("source %s: %d listings, %d new papers", source.name, entry.papers, entry.new)
 
 
@@ -257,6 +291,8 @@ def preview(
     today: date | None = None,
     clock: Clock = utc_now,
     sources: Sequence[Source] | None = None,
+    http: Http | None = None,
+    progress: Progress = _silent,
 ) -> tuple[Digest, bytes]:
     """Render what ``subscriber_name`` would get today, recording nothing at all.
 
@@ -267,11 +303,16 @@ def preview(
     now = clock()
     today = today or digest_date(config, now)
     report = RunReport(date=today, dry_run=True)
+    own_http = http is None
+    http = http or make_http(config)
     with open_store(config, dry_run=True) as store:
         store.lock.acquire(now)
-        ingest(
-            store, sources if sources is not None else build_sources(config), today, clock, report
-        )
+        fetch = FetchContext(today=today, now=now, http=http, progress=progress)
+        try:
+            ingest(store, sources or build_sources(config), fetch, clock, report)
+        finally:
+            if own_http:
+                http.close()
         joined = store.register_subscriber(subscriber.name, today)
         candidates = store.pending_papers(subscriber.name, today, joined, subscriber.backfill_days)
         ranking = rank(profile_of(subscriber), candidates)

@@ -11,8 +11,10 @@ from typing import Any
 class SourceReport:
     papers: int = 0  # listings read
     new: int = 0  # papers the store had never seen
-    error: str | None = None
+    error: str | None = None  # what failed, the URL or file, and what to do
     warnings: list[str] = field(default_factory=list)
+    stale: bool = False  # the listing has not moved on since the last run when it should have
+    requests: list[dict[str, Any]] = field(default_factory=list)  # url, status, retries
 
 
 @dataclass(slots=True)

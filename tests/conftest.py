@@ -110,3 +110,52 @@ path = "inbox/*"
 def day(n: int) -> date:
     """Day n of the replay used throughout: 2026-03-13 + n."""
     return date(2026, 3, 13) + timedelta(days=n)
+
+
+class FakeTime:
+    """Epoch seconds that only move when something sleeps: waits are recorded, not spent."""
+
+    def __init__(self, start: float = 1_780_000_000.0) -> None:
+        self.now = start
+        self.sleeps: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+@pytest.fixture
+def fake_time() -> FakeTime:
+    return FakeTime()
+
+
+@pytest.fixture
+def make_http(fake_time, tmp_path):
+    """An Http layer on a fake clock, with the arXiv throttle in a file under tmp_path."""
+    from digest.config import HttpSettings
+    from digest.http import Http, Throttle
+
+    made = []
+
+    def make(**settings):
+        values = {"timeout": 2.0, "retries": 2, "backoff": 1.0} | settings
+        http = Http(
+            HttpSettings(**values),
+            clock=fake_time.clock,
+            sleep=fake_time.sleep,
+            jitter=lambda: 0.5,  # no randomness: backoff is exactly backoff * 2**n
+            throttles={
+                "arxiv": Throttle(
+                    3.0, tmp_path / "arxiv.throttle", fake_time.clock, fake_time.sleep
+                )
+            },
+        )
+        made.append(http)
+        return http
+
+    yield make
+    for http in made:
+        http.close()

@@ -9,7 +9,18 @@ import pytest
 from pydantic import BaseModel
 
 from conftest import REPO
-from digest.config import Config, FileSource, SubscriberSettings, load_config, parse_config
+from digest.config import (
+    ArxivApiSettings,
+    ArxivRssSettings,
+    Config,
+    FeedSettings,
+    FileSourceSettings,
+    HfDailySettings,
+    HttpSettings,
+    SubscriberSettings,
+    load_config,
+    parse_config,
+)
 from digest.errors import ConfigError
 
 MINIMAL = """
@@ -24,6 +35,21 @@ email = "alice@example.org"
 """
 
 
+ALL_MODELS = [
+    Config,
+    Config.model_fields["store"].annotation,
+    Config.model_fields["output"].annotation,
+    Config.model_fields["email"].annotation,
+    HttpSettings,
+    FileSourceSettings,
+    HfDailySettings,
+    ArxivRssSettings,
+    ArxivApiSettings,
+    FeedSettings,
+    SubscriberSettings,
+]
+
+
 def fields_of(model: type[BaseModel]) -> set[str]:
     return {info.alias or name for name, info in model.model_fields.items()}
 
@@ -33,28 +59,34 @@ def test_the_example_config_loads_and_documents_every_setting():
     config = load_config(REPO / "config.example.toml")
     assert config.sources and config.subscribers
     lines = text.splitlines()
-    models = [
-        Config,
-        Config.model_fields["store"].annotation,
-        Config.model_fields["output"].annotation,
-        Config.model_fields["email"].annotation,
-        FileSource,
-        SubscriberSettings,
-    ]
-    for model in models:
-        for key in fields_of(model) - {"store", "output", "email", "sources", "subscribers"}:
+    for model in ALL_MODELS:
+        for key in fields_of(model) - {
+            "store",
+            "output",
+            "email",
+            "http",
+            "sources",
+            "subscribers",
+        }:
             where = [
-                i for i, line in enumerate(lines) if re.match(rf"^#? ?{re.escape(key)} = ", line)
+                i for i, line in enumerate(lines) if re.match(rf"^(# )*{re.escape(key)} = ", line)
             ]
             assert where, f"{model.__name__}.{key} is not in config.example.toml"
             assert lines[where[0] - 1].startswith("#"), f"{key} has no comment above it"
 
 
 def test_every_setting_has_a_description():
-    for model in (Config, FileSource, SubscriberSettings):
+    for model in ALL_MODELS:
         for name, info in model.model_fields.items():
-            if name not in {"store", "output", "email"}:
+            if name not in {"store", "output", "email", "http"}:
                 assert info.description, f"{model.__name__}.{name} has no description"
+
+
+def test_the_example_shows_a_live_setup():
+    config = load_config(REPO / "config.example.toml")
+    kinds = [s.kind for s in config.sources]
+    assert kinds == ["hf_daily", "arxiv_rss", "arxiv_api"]
+    assert len(config.sources[1].categories) == 2
 
 
 def test_the_quick_start_config_loads():
@@ -99,7 +131,10 @@ def test_errors_name_the_file_line_key_and_expectation():
 
 def test_missing_keys_and_unknown_kinds():
     found = problems('[[sources]]\nname = "x"\nkind = "ftp"\n[[subscribers]]\nname = "a"\n')
-    assert "/cfg/config.toml:1: sources[0].kind: unknown source kind 'ftp'; expected: file" in found
+    assert (
+        "/cfg/config.toml:1: sources[0].kind: unknown source kind 'ftp'; "
+        "expected: file, hf_daily, arxiv_rss, arxiv_api, feed"
+    ) in found
     assert "/cfg/config.toml:4: missing required key 'subscribers[0].email'" in found
     assert problems("")[0] == "/cfg/config.toml: missing required key 'sources'"
 

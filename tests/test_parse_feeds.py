@@ -7,10 +7,10 @@ from datetime import date
 import pytest
 
 from digest.errors import ParseError
-from digest.sources.arxiv_api import parse_arxiv_api
-from digest.sources.arxiv_rss import parse_arxiv_rss, split_creators
-from digest.sources.detect import Format, detect_format, parse_listing
-from digest.sources.hf_daily import parse_hf_json
+from digest.sources.parse.arxiv_api import parse_arxiv_api
+from digest.sources.parse.arxiv_rss import parse_arxiv_rss, split_creators
+from digest.sources.parse.detect import Format, detect_format, parse_listing
+from digest.sources.parse.hf_json import parse_hf_json
 
 
 def read(fixtures_dir, name: str) -> bytes:

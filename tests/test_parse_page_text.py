@@ -7,7 +7,7 @@ from datetime import date
 import pytest
 
 from digest.errors import ParseError
-from digest.sources.hf_page_text import parse_page_text
+from digest.sources.parse.page_text import parse_page_text
 
 TODAY = date(2026, 11, 22)
 ABSTRACT = (

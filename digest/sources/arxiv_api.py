@@ -1,80 +1,92 @@
-"""Parse arXiv API query responses (Atom 1.0, both the legacy and the 2026 serialisation).
+"""The ``arxiv_api`` source: an arXiv search, newest submissions first, caught up after downtime.
 
-Pure: bytes in, a Listing out. The API reports some errors with HTTP 200 and a single
-entry titled ``Error`` whose id is under ``arxiv.org/api/errors``: that is raised as a
-ParseError carrying arXiv's own message, never read as a paper.
+Each run asks for the papers submitted since ``lookback_days`` before the last successful
+run (arXiv announces papers up to a few days after their submission, so the windows of
+consecutive runs overlap; the store drops what it has already seen). After downtime the
+window reaches back to the last success, at most ``max_catch_up_days``. Results come in
+pages through the arXiv throttle, at least 3 seconds apart.
 """
 
 from __future__ import annotations
 
-from xml.etree.ElementTree import Element
+from datetime import date, timedelta
 
-from digest.errors import ParseError
-from digest.ids import parse_arxiv_id
-from digest.models import Paper
-from digest.sources.arxiv_rss import ARXIV
-from digest.sources.dates import iso_day
-from digest.sources.listing import Listing
-from digest.sources.xml import ATOM, OPENSEARCH, parse_xml, text_of
+from digest.config import ArxivApiSettings
+from digest.errors import DigestError
+from digest.sources.base import FetchContext, SourceResult
+from digest.sources.parse.arxiv_api import parse_arxiv_api
 
 
-def parse_arxiv_api(content: bytes, origin: str) -> Listing:
-    root = parse_xml(content, origin)
-    if root.tag != f"{ATOM}feed":
-        raise ParseError(f"{origin}: expected an arXiv API Atom feed, got <{root.tag}>")
-    entries = root.findall(f"{ATOM}entry")
-    for entry in entries:
-        if "/api/errors" in text_of(entry.find(f"{ATOM}id")):
-            message = text_of(entry.find(f"{ATOM}summary")) or "unspecified error"
-            raise ParseError(
-                f"{origin}: the arXiv API answered with an error: {message}",
-                hint="check the source's query; arXiv returns this with HTTP 200",
-            )
-    total = text_of(root.find(f"{OPENSEARCH}totalResults"))
-    listing = Listing(total_results=int(total) if total.isdigit() else None)
-    for index, entry in enumerate(entries):
+class ArxivApiSource:
+    def __init__(self, settings: ArxivApiSettings) -> None:
+        self.name = settings.name
+        self.settings = settings
+        self.url = f"{settings.base_url}/api/query"
+
+    def window(self, today: date, last_done: date | None) -> tuple[date, date]:
+        """First and last submission day to ask for (both inclusive)."""
+        anchor = min(last_done, today) if last_done else today
+        start = anchor - timedelta(days=self.settings.lookback_days)
+        start = max(start, today - timedelta(days=self.settings.max_catch_up_days))
+        return start, today
+
+    def search_query(self, start: date, end: date) -> str:
+        until = end + timedelta(days=1)
+        return (
+            f"({self.settings.query}) AND submittedDate:[{start:%Y%m%d}0000 TO {until:%Y%m%d}0000]"
+        )
+
+    def fetch(self, context: FetchContext) -> SourceResult:
+        assert context.http is not None, "the arxiv_api source needs the HTTP layer"
+        result = SourceResult(self.name)
+        cursor = dict(context.cursor)
+        last_done = date.fromisoformat(cursor["last_day"]) if cursor.get("last_day") else None
+        start, end = self.window(context.today, last_done)
+        query = self.search_query(start, end)
+        offset, total = 0, None
         try:
-            listing.papers.append(_entry(entry))
-        except ValueError as exc:
-            listing.warnings.append(f"{origin}: entry {index}: skipped, {exc}")
-    return listing
-
-
-def _entry(entry: Element) -> Paper:
-    entry_id = text_of(entry.find(f"{ATOM}id"))
-    parsed = parse_arxiv_id(entry_id)
-    if parsed is None:
-        raise ValueError(f"id {entry_id!r} is not an arXiv id")
-    arxiv_id, version = parsed
-    title = text_of(entry.find(f"{ATOM}title"))
-    if not title:
-        raise ValueError(f"{arxiv_id} has no title")
-    links = entry.findall(f"{ATOM}link")
-    # The PDF link is known by its type: the title="pdf" attribute has come and gone.
-    pdf = next((link.get("href") for link in links if link.get("type") == "application/pdf"), None)
-    primary = entry.find(f"{ARXIV}primary_category")
-    categories = [c.get("term", "") for c in entry.findall(f"{ATOM}category")]
-    if primary is not None and primary.get("term"):
-        categories.insert(0, primary.get("term", ""))
-    return Paper.from_source(
-        title=title,
-        abstract=text_of(entry.find(f"{ATOM}summary")),
-        arxiv_id=arxiv_id,
-        version=version,
-        authors=tuple(
-            text_of(a.find(f"{ATOM}name"))
-            for a in entry.findall(f"{ATOM}author")
-            if text_of(a.find(f"{ATOM}name"))
-        ),
-        categories=tuple(dict.fromkeys(c for c in categories if _is_arxiv_category(c))),
-        published=iso_day(text_of(entry.find(f"{ATOM}published"))),
-        pdf_url=pdf,
-        doi=text_of(entry.find(f"{ARXIV}doi")) or None,
-        journal_ref=text_of(entry.find(f"{ARXIV}journal_ref")) or None,
-        comment=text_of(entry.find(f"{ARXIV}comment")) or None,
-    )
-
-
-def _is_arxiv_category(term: str) -> bool:
-    # Entries also carry ACM and MSC codes (I.2.6, 68T05), which are not arXiv categories.
-    return bool(term) and term[0].isalpha() and not term[:1].isupper()
+            while offset < self.settings.max_results and (total is None or offset < total):
+                size = min(self.settings.page_size, self.settings.max_results - offset)
+                context.progress(
+                    f"{self.name}: results {offset + 1}-{offset + size}"
+                    + (f" of {total}" if total else "")
+                )
+                fetched = context.http.get(
+                    self.url,
+                    params={
+                        "search_query": query,
+                        "sortBy": "submittedDate",
+                        "sortOrder": "descending",
+                        "start": offset,
+                        "max_results": size,
+                    },
+                    throttle="arxiv",
+                )
+                result.requests.append(fetched.summary())
+                listing = parse_arxiv_api(fetched.content, fetched.url)
+                result.warnings.extend(listing.warnings)
+                result.papers.extend(p.with_source(self.name) for p in listing.papers)
+                total = listing.total_results if listing.total_results is not None else 0
+                entries = len(listing.papers) + len(listing.warnings)
+                if entries == 0:
+                    if offset < total:
+                        result.warnings.append(
+                            f"{fetched.url}: arXiv reported {total} results but sent none from "
+                            f"{offset}; the rest come on the next run"
+                        )
+                        result.errors.append(
+                            f"{self.url}: incomplete results ({offset} of {total})"
+                        )
+                    break
+                offset += entries
+            if total is not None and total > self.settings.max_results:
+                result.warnings.append(
+                    f"{self.name}: {total} results, only the newest {self.settings.max_results} "
+                    "were read; narrow the query or raise max_results"
+                )
+        except DigestError as exc:
+            result.errors.append(str(exc))
+        if not result.errors:
+            cursor["last_day"] = end.isoformat()
+        result.cursor = cursor
+        return result

@@ -1,176 +1,64 @@
-"""Parse arXiv's announcement feeds (rss.arxiv.org, RSS 2.0 and Atom, format of 2024 on).
+"""The ``arxiv_rss`` source: arXiv's announcement feed for some categories.
 
-Pure: bytes in, a Listing out, XML read with defusedxml. Each item carries its announce
-type (new, cross, replace, replace-cross) in ``Paper.announce_type``; the source decides
-which types count. An empty channel (weekends, holidays) is a valid, empty listing. The
-channel's date is US-Eastern midnight of the announcement day and becomes ``listed_on``.
+One request a run (categories joined with ``+``, as arXiv allows), through the arXiv
+throttle. The feed holds one day's announcements: an empty feed on weekends and holidays
+is normal. A feed still dated before today (US-Eastern, once arXiv has had until 06:00 to
+rebuild it) is reported as stale, so a silent outage is not mistaken for a quiet day. The
+feed cannot be caught up after downtime: pair it with an ``arxiv_api`` source for that.
 """
 
 from __future__ import annotations
 
-import re
-from datetime import date
-from xml.etree.ElementTree import Element
+from datetime import timedelta
+from zoneinfo import ZoneInfo
 
-from digest.errors import ParseError
-from digest.ids import find_arxiv_id, parse_arxiv_id, trailing_arxiv_id
-from digest.models import Paper
-from digest.sources.dates import iso_day, rfc822_day
-from digest.sources.listing import Listing
-from digest.sources.xml import ATOM, html_to_text, parse_xml, text_of
+from digest.config import ArxivRssSettings
+from digest.errors import DigestError
+from digest.sources.base import FetchContext, SourceResult
+from digest.sources.parse.arxiv_rss import parse_arxiv_rss
 
-ARXIV = "{http://arxiv.org/schemas/atom}"
-DC = "{http://purl.org/dc/elements/1.1/}"
-
-# "arXiv:2205.06398v2 Announce Type: cross \nAbstract: ..." (the newline is sometimes lost)
-_DESCRIPTION = re.compile(
-    r"^\s*arXiv:(?P<id>\S+?)\s+Announce Type:\s*(?P<type>\S+)\s+Abstract:\s*(?P<abstract>.*)$",
-    re.DOTALL,
-)
+ARXIV_ZONE = ZoneInfo("America/New_York")
+REBUILD_GRACE = timedelta(hours=6)  # feeds are rebuilt after midnight Eastern, sometimes late
 
 
-def parse_arxiv_rss(content: bytes, origin: str) -> Listing:
-    """Parse an arXiv RSS 2.0 or Atom announcement feed."""
-    root = parse_xml(content, origin)
-    if root.tag == "rss":
-        return _parse_rss(root, origin)
-    if root.tag == f"{ATOM}feed":
-        return _parse_atom(root, origin)
-    raise ParseError(f"{origin}: expected an arXiv RSS or Atom feed, got <{root.tag}>")
+class ArxivRssSource:
+    def __init__(self, settings: ArxivRssSettings) -> None:
+        self.name = settings.name
+        self.settings = settings
+        self.url = f"{settings.base_url}/rss/{'+'.join(settings.categories)}"
 
-
-def _parse_rss(root: Element, origin: str) -> Listing:
-    channel = root.find("channel")
-    if channel is None:
-        raise ParseError(f"{origin}: RSS without a <channel>")
-    title = text_of(channel.find("title"))
-    if title.startswith("Feed error"):
-        raise ParseError(
-            f"{origin}: arXiv answered with an error feed: "
-            f"{text_of(channel.find('description')) or title}",
-            hint="check the category names (e.g. cs.LG, stat.ML) in the source's config",
-        )
-    listing = Listing(listed_on=rfc822_day(text_of(channel.find("pubDate"))))
-    for index, item in enumerate(channel.findall("item")):
+    def fetch(self, context: FetchContext) -> SourceResult:
+        assert context.http is not None, "the arxiv_rss source needs the HTTP layer"
+        result = SourceResult(self.name)
+        cursor = dict(context.cursor)
+        context.progress(f"{self.name}: {self.url}")
         try:
-            listing.papers.append(_rss_item(item, listing.listed_on))
-        except ValueError as exc:
-            listing.warnings.append(f"{origin}: item {index}: skipped, {exc}")
-    return listing
-
-
-def _rss_item(item: Element, listed_on: date | None) -> Paper:
-    title = text_of(item.find("title"))
-    description = text_of(item.find("description"))
-    link = text_of(item.find("link"))
-    guid = text_of(item.find("guid"))
-    announce_type = text_of(item.find(f"{ARXIV}announce_type")) or None
-    abstract = description
-    parsed = (
-        parse_arxiv_id(guid)
-        or parse_arxiv_id(link)
-        or _linked_id(link)
-        or _linked_id(guid)
-        or trailing_arxiv_id(link)
-        or trailing_arxiv_id(guid)
-    )
-    match = _DESCRIPTION.match(description)
-    if match:
-        parsed = parse_arxiv_id(match.group("id")) or parsed
-        announce_type = announce_type or match.group("type")
-        abstract = match.group("abstract")
-    else:
-        abstract = html_to_text(description)  # mirrors put HTML in their descriptions
-    if parsed is None:
-        raise ValueError(f"no arXiv id in link {link!r} or guid {guid!r}")
-    if not title:
-        raise ValueError(f"{parsed[0]} has no title")
-    arxiv_id, version = parsed
-    return Paper.from_source(
-        title=title,
-        abstract=abstract,
-        arxiv_id=arxiv_id,
-        version=version,
-        authors=split_creators(text_of(item.find(f"{DC}creator"))),
-        categories=tuple(text_of(c) for c in item.findall("category") if text_of(c)),
-        published=listed_on if announce_type in {"new", "cross"} else None,
-        url=link or None,
-        doi=text_of(item.find(f"{ARXIV}DOI")) or None,
-        journal_ref=text_of(item.find(f"{ARXIV}journal_reference")) or None,
-        announce_type=announce_type,
-    )
-
-
-def _parse_atom(root: Element, origin: str) -> Listing:
-    listing = Listing(listed_on=iso_day(text_of(root.find(f"{ATOM}updated"))))
-    for index, entry in enumerate(root.findall(f"{ATOM}entry")):
-        try:
-            listing.papers.append(_atom_entry(entry, listing.listed_on))
-        except ValueError as exc:
-            listing.warnings.append(f"{origin}: entry {index}: skipped, {exc}")
-    return listing
-
-
-def _atom_entry(entry: Element, listed_on: date | None) -> Paper:
-    entry_id = text_of(entry.find(f"{ATOM}id"))
-    summary = text_of(entry.find(f"{ATOM}summary"))
-    announce_type = text_of(entry.find(f"{ARXIV}announce_type")) or None
-    parsed = parse_arxiv_id(entry_id)
-    abstract = summary
-    match = _DESCRIPTION.match(summary)
-    if match:
-        parsed = parse_arxiv_id(match.group("id")) or parsed
-        announce_type = announce_type or match.group("type")
-        abstract = match.group("abstract")
-    if parsed is None:
-        link = next((link.get("href", "") for link in entry.findall(f"{ATOM}link")), "")
-        found = find_arxiv_id(link)
-        parsed = (found, None) if found else None
-    if parsed is None:
-        raise ValueError(f"no arXiv id in {entry_id!r}")
-    arxiv_id, version = parsed
-    return Paper.from_source(
-        title=text_of(entry.find(f"{ATOM}title")),
-        abstract=abstract,
-        arxiv_id=arxiv_id,
-        version=version,
-        authors=tuple(
-            text_of(a.find(f"{ATOM}name"))
-            for a in entry.findall(f"{ATOM}author")
-            if text_of(a.find(f"{ATOM}name"))
-        )
-        or split_creators(text_of(entry.find(f"{DC}creator"))),
-        categories=tuple(
-            c.get("term", "") for c in entry.findall(f"{ATOM}category") if c.get("term")
-        ),
-        published=listed_on if announce_type in {"new", "cross"} else None,
-        announce_type=announce_type,
-    )
-
-
-def _linked_id(url: str) -> tuple[str, int | None] | None:
-    found = find_arxiv_id(url)
-    return (found, None) if found else None
-
-
-def split_creators(creators: str) -> tuple[str, ...]:
-    """Split arXiv's one-string author list, dropping parenthesised affiliations.
-
-    ``"A Smith (MIT, CMU), B Jones,  C"`` gives ``("A Smith", "B Jones", "C")``: commas
-    inside parentheses belong to the affiliation, not the list.
-    """
-    names: list[str] = []
-    depth, current = 0, []
-    for char in creators:
-        if char == "(":
-            depth += 1
-        elif char == ")":
-            depth = max(0, depth - 1)
-        elif char == "," and depth == 0:
-            names.append("".join(current))
-            current = []
-            continue
-        if depth == 0 and char != ")":
-            current.append(char)
-    names.append("".join(current))
-    return tuple(" ".join(name.split()) for name in names if name.strip())
+            fetched = context.http.get(
+                self.url, validators=cursor.get("validators"), throttle="arxiv"
+            )
+            result.requests.append(fetched.summary())
+            if fetched.not_modified:
+                feed_day = cursor.get("feed_day")
+            else:
+                listing = parse_arxiv_rss(fetched.content, fetched.url)
+                result.warnings.extend(listing.warnings)
+                keep = set(self.settings.announce_types)
+                result.papers = [
+                    p.with_source(self.name) for p in listing.papers if p.announce_type in keep
+                ]
+                feed_day = listing.listed_on.isoformat() if listing.listed_on else None
+                cursor["validators"] = fetched.validators
+                cursor["feed_day"] = feed_day
+        except DigestError as exc:
+            result.errors.append(str(exc))
+            result.cursor = context.cursor
+            return result
+        expected = (context.now.astimezone(ARXIV_ZONE) - REBUILD_GRACE).date()
+        if feed_day is not None and feed_day < expected.isoformat():
+            result.stale = True
+            result.warnings.append(
+                f"{self.url}: the feed is still dated {feed_day}, expected {expected.isoformat()}: "
+                "arXiv has not rebuilt it yet; its new papers come on a later run"
+            )
+        result.cursor = cursor
+        return result

@@ -6,10 +6,10 @@ import glob
 import logging
 from pathlib import Path
 
-from digest.config import FileSource as FileSourceSettings
+from digest.config import FileSourceSettings
 from digest.errors import ParseError
 from digest.sources.base import FetchContext, SourceResult
-from digest.sources.detect import parse_listing
+from digest.sources.parse.detect import parse_listing
 
 log = logging.getLogger("digest")
 

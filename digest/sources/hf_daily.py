@@ -1,107 +1,76 @@
-"""Parse Hugging Face Papers JSON: daily_papers, papers/search and papers/ID responses.
+"""The ``hf_daily`` source: Hugging Face Daily Papers, day by day, with catch-up.
 
-Pure: bytes in, a Listing out. Quirks handled (see FORMATS.md in the fixtures):
-- the item-level ``publishedAt`` is shifted to the previous US-Eastern evening but labelled
-  ``Z``; the arXiv date is the UTC day of ``paper.publishedAt``, which is what we keep;
-- ``ai_summary``/``ai_keywords``, ``githubRepo``/``githubStars`` and ``projectPage`` are often
-  absent: absent stays None, never guessed;
-- authors marked ``hidden`` are not shown on Hugging Face, so we leave them out too.
+Each run reads today's list and re-reads the ``recheck_days`` before it (papers are added
+to a day's list after the day has started). After downtime it also reads every day missed
+since the last successful run, at most ``max_catch_up_days``. A day whose list fills a
+page is read page by page. The cursor keeps the last day read successfully and each URL's
+validators, so an unchanged list costs a 304 and nothing else.
 """
 
 from __future__ import annotations
 
-import json
-from datetime import date
-from typing import Any
+import os
+from datetime import date, timedelta
 
-from digest.errors import ParseError
-from digest.ids import parse_arxiv_id
-from digest.models import Paper
-from digest.sources.dates import iso_day
-from digest.sources.listing import Listing
+from digest.config import HfDailySettings
+from digest.errors import DigestError
+from digest.sources.base import FetchContext, SourceResult
+from digest.sources.parse.hf_json import parse_hf_json
 
-HF_PAPER_URL = "https://huggingface.co/papers/{id}"
+MAX_PAGES = 20  # a day has far fewer papers than 20 full pages; stop a runaway loop
 
 
-def parse_hf_json(content: bytes | str, origin: str) -> Listing:
-    """Parse a daily_papers or search array, or a single paper object."""
-    try:
-        data = json.loads(content)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ParseError(f"{origin}: not valid JSON: {exc}") from None
-    if isinstance(data, dict) and "id" in data and "title" in data:
-        items: list[Any] = [data]
-    elif isinstance(data, list):
-        items = data
-    elif isinstance(data, dict) and "error" in data:
-        raise ParseError(f"{origin}: the Hugging Face API answered with an error: {data['error']}")
-    else:
-        raise ParseError(
-            f"{origin}: expected a JSON array of daily papers or one paper object, "
-            f"got a JSON {type(data).__name__}"
-        )
-    listing = Listing()
-    listed_days: set[date] = set()
-    for index, item in enumerate(items):
-        try:
-            paper, listed = _parse_item(item)
-        except (KeyError, TypeError, ValueError) as exc:
-            listing.warnings.append(f"{origin}: item {index}: skipped, {_reason(exc)}")
-            continue
-        listing.papers.append(paper)
-        if listed:
-            listed_days.add(listed)
-    if len(listed_days) == 1:
-        listing.listed_on = listed_days.pop()
-    return listing
+class HfDailySource:
+    def __init__(self, settings: HfDailySettings) -> None:
+        self.name = settings.name
+        self.settings = settings
+
+    def days_to_read(self, today: date, last_done: date | None) -> list[date]:
+        """Today, the days to re-check, and every day missed since ``last_done`` (bounded)."""
+        start = today - timedelta(days=self.settings.recheck_days)
+        if last_done is not None and last_done < start:
+            start = last_done + timedelta(days=1)
+        start = max(start, today - timedelta(days=self.settings.max_catch_up_days))
+        return [start + timedelta(days=n) for n in range((today - start).days + 1)]
+
+    def fetch(self, context: FetchContext) -> SourceResult:
+        assert context.http is not None, "the hf_daily source needs the HTTP layer"
+        result = SourceResult(self.name)
+        cursor = dict(context.cursor)
+        validators: dict[str, dict[str, str]] = dict(cursor.get("validators", {}))
+        last_done = date.fromisoformat(cursor["last_day"]) if cursor.get("last_day") else None
+        headers = {}
+        if self.settings.token_env and os.environ.get(self.settings.token_env):
+            headers["Authorization"] = f"Bearer {os.environ[self.settings.token_env]}"
+        url = f"{self.settings.base_url}/api/daily_papers"
+        days = self.days_to_read(context.today, last_done)
+        for day in days:
+            context.progress(f"{self.name}: papers of {day.isoformat()}")
+            try:
+                for page in range(MAX_PAGES):
+                    params = {"date": day.isoformat(), "limit": self.settings.page_size, "p": page}
+                    key = f"{day.isoformat()}#{page}"
+                    fetched = context.http.get(
+                        url, params=params, validators=validators.get(key), headers=headers
+                    )
+                    result.requests.append(fetched.summary())
+                    if fetched.not_modified:
+                        break
+                    listing = parse_hf_json(fetched.content, fetched.url)
+                    validators[key] = fetched.validators
+                    result.warnings.extend(listing.warnings)
+                    result.papers.extend(p.with_source(self.name) for p in listing.papers)
+                    if len(listing.papers) + len(listing.warnings) < self.settings.page_size:
+                        break
+            except DigestError as exc:
+                result.errors.append(f"{day.isoformat()}: {exc}")
+        # Keep validators for what was read; move the day forward only if every day was read.
+        cursor["validators"] = {k: v for k, v in validators.items() if _recent(k, days[0])}
+        if not result.errors:
+            cursor["last_day"] = context.today.isoformat()
+        result.cursor = cursor
+        return result
 
 
-def _reason(exc: Exception) -> str:
-    if isinstance(exc, KeyError):
-        return f"missing key {exc.args[0]!r}"
-    return str(exc) or type(exc).__name__
-
-
-def _parse_item(item: Any) -> tuple[Paper, date | None]:
-    if not isinstance(item, dict):
-        raise TypeError(f"expected an object, got {type(item).__name__}")
-    paper: dict[str, Any] = item.get("paper", item)
-    parsed = parse_arxiv_id(str(paper["id"]))
-    if parsed is None:
-        raise ValueError(f"paper.id {paper['id']!r} is not an arXiv id")
-    arxiv_id, version = parsed
-    title = paper.get("title") or item.get("title")
-    if not isinstance(title, str) or not title.strip():
-        raise ValueError("no title")
-    authors = tuple(
-        author["name"].strip()
-        for author in paper.get("authors") or ()
-        if isinstance(author, dict) and author.get("name") and not author.get("hidden")
-    )
-    return (
-        Paper.from_source(
-            title=title,
-            abstract=paper.get("summary") or item.get("summary") or "",
-            arxiv_id=arxiv_id,
-            version=version,
-            authors=authors,
-            published=iso_day(paper.get("publishedAt")),
-            url=HF_PAPER_URL.format(id=arxiv_id),
-            upvotes=_int(paper.get("upvotes")),
-            comments=_int(item.get("numComments")),
-            github_repo=_str(paper.get("githubRepo")),
-            github_stars=_int(paper.get("githubStars")),
-            project_page=_str(paper.get("projectPage")),
-            ai_summary=_str(paper.get("ai_summary")),
-            ai_keywords=tuple(k for k in paper.get("ai_keywords") or () if isinstance(k, str)),
-        ),
-        iso_day(paper.get("submittedOnDailyAt")),
-    )
-
-
-def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _str(value: Any) -> str | None:
-    return value.strip() or None if isinstance(value, str) else None
+def _recent(key: str, oldest: date) -> bool:
+    return key[:10] >= oldest.isoformat()

@@ -64,6 +64,19 @@ def title_key(key: str) -> str:
     return f"title:{key}"
 
 
+def doi_key(doi: str) -> str:
+    return f"doi:{doi.lower()}"
+
+
+def _different_papers(a: Paper, b: Paper) -> bool:
+    """Two listings that share a title but name different papers by arXiv id or DOI."""
+    if a.arxiv_id and b.arxiv_id:
+        return a.arxiv_id != b.arxiv_id
+    if a.arxiv_id or b.arxiv_id:
+        return False  # a journal version of an arXiv paper is the same paper
+    return bool(a.doi and b.doi and a.doi.lower() != b.doi.lower())
+
+
 @dataclass(frozen=True, slots=True)
 class UpsertResult:
     """What storing one batch did: how many papers were new, and every paper's row id."""
@@ -279,6 +292,8 @@ class Store:
     @staticmethod
     def _keys(paper: Paper) -> list[str]:
         keys = [arxiv_key(paper.arxiv_id)] if paper.arxiv_id else []
+        if paper.doi and not paper.arxiv_id:  # journals and bioRxiv: the DOI names the paper
+            keys.append(doi_key(paper.doi))
         if paper.title_key:
             keys.append(title_key(paper.title_key))
         return keys
@@ -292,13 +307,7 @@ class Store:
             uid = known.get(key)
             if uid is None:
                 continue
-            other_id = cache[uid].paper.arxiv_id
-            if (
-                key.startswith("title:")
-                and paper.arxiv_id
-                and other_id
-                and other_id != paper.arxiv_id
-            ):
+            if key.startswith("title:") and _different_papers(paper, cache[uid].paper):
                 continue  # same title, different paper
             found.add(uid)
         ids = {cache[u].paper.arxiv_id for u in found if cache[u].paper.arxiv_id}

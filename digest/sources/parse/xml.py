@@ -19,6 +19,12 @@ OPENSEARCH = "{http://a9.com/-/spec/opensearch/1.1/}"
 
 def parse_xml(content: bytes, origin: str) -> Element:
     """Parse untrusted XML (no entity expansion, no external references)."""
+    head = content[:512].lstrip().lower()
+    if head.startswith((b"<!doctype html", b"<html")):
+        raise ParseError(
+            f"{origin}: an HTML page, not XML",
+            hint="servers send HTML error pages with status 200; the source is read again next run",
+        )
     try:
         return fromstring(content)
     except XmlSyntaxError as exc:

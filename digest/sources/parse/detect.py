@@ -6,11 +6,11 @@ from datetime import date
 from enum import StrEnum
 
 from digest.errors import ParseError
-from digest.sources.arxiv_api import parse_arxiv_api
-from digest.sources.arxiv_rss import parse_arxiv_rss
-from digest.sources.hf_daily import parse_hf_json
-from digest.sources.hf_page_text import parse_page_text
-from digest.sources.listing import Listing
+from digest.sources.parse.arxiv_api import parse_arxiv_api
+from digest.sources.parse.arxiv_rss import parse_arxiv_rss
+from digest.sources.parse.hf_json import parse_hf_json
+from digest.sources.parse.listing import Listing
+from digest.sources.parse.page_text import parse_page_text
 
 
 class Format(StrEnum):

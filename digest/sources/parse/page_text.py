@@ -25,7 +25,7 @@ from datetime import date
 
 from digest.errors import ParseError
 from digest.models import Paper
-from digest.sources.listing import Listing
+from digest.sources.parse.listing import Listing
 
 _MONTHS = {m: i for i, m in enumerate(
     ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), start=1
