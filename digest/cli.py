@@ -17,9 +17,9 @@ from typing import Any, NoReturn
 import click
 
 from digest import __version__
-from digest.config import Config, load_config
+from digest.config import Config, SubscriberSettings, load_config
 from digest.errors import ConfigError, DigestError, StoreError
-from digest.pipeline import PREVIEW_FORMATS, open_store, preview, run_once
+from digest.pipeline import PREVIEW_FORMATS, open_store, preview, run_once, send_test
 from digest.progress import terminal_progress
 from digest.report import RunReport
 
@@ -193,6 +193,23 @@ def preview_command(
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_bytes(content)
     click.echo(f"{len(digest.papers)} papers (of {digest.candidates} new) -> {output}")
+
+
+@main.command(name="send-test")
+@config_option
+@click.option("--to", "to", required=True, help="The address to send the sample digest to.")
+def send_test_command(config_path: Path, to: str) -> None:
+    """Send one sample digest through the configured email transport, to check a setup."""
+    config = load(config_path)
+    try:
+        SubscriberSettings(name="send-test", email=to)
+    except ValueError:
+        fail(ConfigError(f"--to: expected one email address such as name@example.org, got {to!r}"))
+    try:
+        where = send_test(config, to)
+    except DigestError as exc:
+        fail(exc)
+    click.echo(f"sample digest sent: {where}")
 
 
 @main.command()

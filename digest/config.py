@@ -94,8 +94,78 @@ class EmailSettings(_Settings):
         "Paper digest for {date}: {count} new",
         description="Subject line; {date}, {count} and {subscriber} are filled in.",
     )
+    transport: Literal["smtp", "files", "maildir"] | None = Field(
+        None,
+        description="How emails go out: smtp (needs host), files (.eml in out/email) or "
+        "maildir. Default: smtp when host is set, else files.",
+    )
+    host: str | None = Field(None, description="SMTP server, e.g. smtp.example.org.")
+    port: int | None = Field(
+        None, ge=1, le=65535, description="SMTP port. Default: 587 (starttls), 465 (tls), 25."
+    )
+    security: Literal["starttls", "tls", "none"] = Field(
+        "starttls",
+        description="starttls (port 587), tls (implicit TLS, port 465) or none (a relay on "
+        "this machine or network only).",
+    )
+    username: str | None = Field(None, description="SMTP login, if the server wants one.")
+    password_env: str | None = Field(
+        None,
+        description="Name of the environment variable holding the SMTP password; the "
+        "password itself never goes in the config or the logs.",
+    )
+    ca_file: Path | None = Field(
+        None, description="PEM file of a private CA to trust for the server's certificate."
+    )
+    timeout: float = Field(30.0, gt=0, le=600, description="Seconds to wait for the server.")
+    retries: int = Field(
+        3, ge=0, le=10, description="Retries of a temporary failure (4xx, dropped connection)."
+    )
+    retry_backoff: float = Field(
+        5.0, ge=0, le=600, description="First wait before a retry, in seconds; doubles."
+    )
+    envelope_from: str | None = Field(
+        None, description="Bounce address (SMTP MAIL FROM). Default: the From address."
+    )
+    maildir: Path = Field(
+        Path("out/Maildir"), description='The Maildir folder, for transport = "maildir".'
+    )
+    list_id: str | None = Field(
+        None, description="List-Id header value. Default: derived from the From domain."
+    )
+    unsubscribe_mailto: str | None = Field(
+        None,
+        description="Address for List-Unsubscribe requests. Default: reply_to, else from.",
+    )
+    unsubscribe_url: str | None = Field(
+        None,
+        description="HTTPS one-click unsubscribe URL (RFC 8058); {subscriber} is filled in.",
+    )
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @field_validator("unsubscribe_url")
+    @classmethod
+    def _https(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith("https://"):
+            raise ValueError(f"expected an https:// URL (RFC 8058 one-click), got {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _complete(self) -> EmailSettings:
+        if self.transport == "smtp" and not self.host:
+            raise ValueError('transport = "smtp" needs host')
+        if self.password_env and not self.username:
+            raise ValueError("password_env is set but username is not")
+        return self
+
+    @property
+    def effective_transport(self) -> str:
+        return self.transport or ("smtp" if self.host else "files")
+
+    @property
+    def effective_port(self) -> int:
+        return self.port or {"starttls": 587, "tls": 465, "none": 25}[self.security]
 
 
 def _check_http_url(value: str) -> str:

@@ -20,7 +20,7 @@ from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from digest.channels import Channel, DeliveryContext, build_channels
+from digest.channels import Channel, DeliveryContext, build_channels, close_channels
 from digest.config import Config, SubscriberSettings
 from digest.errors import DigestError
 from digest.http import Http, Throttle
@@ -30,6 +30,7 @@ from digest.render.email import build_message, render_html, render_text
 from digest.render.environment import make_environment
 from digest.render.pages import render_markdown
 from digest.report import DeliveryReport, RunReport, SourceReport, SubscriberReport
+from digest.sample import sample_digest
 from digest.sources import FetchContext, Source, build_sources
 from digest.store import Store
 
@@ -73,6 +74,7 @@ def run_once(
     sources: Sequence[Source] | None = None,
     only: Sequence[str] | None = None,
     http: Http | None = None,
+    channels: dict[str, Channel] | None = None,
     progress: Progress = _silent,
 ) -> RunReport:
     """Run one digest: ingest, then diff, rank, render and deliver for every subscriber.
@@ -101,13 +103,16 @@ def run_once(
             context = DeliveryContext(
                 config=config, env=make_environment(_templates(config)), store=store, now=clock()
             )
-            channels = build_channels(config)
-            for subscriber in config.subscribers:
-                if only and subscriber.name not in only:
-                    continue
-                report.subscribers[subscriber.name] = serve_subscriber(
-                    subscriber, today, store, channels, context, run_id=report.run_id
-                )
+            channels = channels or build_channels(config, dry_run=dry_run)
+            try:
+                for subscriber in config.subscribers:
+                    if only and subscriber.name not in only:
+                        continue
+                    report.subscribers[subscriber.name] = serve_subscriber(
+                        subscriber, today, store, channels, context, run_id=report.run_id
+                    )
+            finally:
+                close_channels(channels)
         except BaseException as exc:
             report.error = f"run aborted: {exc!r}"
             store.finish_run(report.run_id, "failed", report.to_json(), clock())
@@ -346,3 +351,22 @@ def render_digest(
         )
         return message.as_bytes()
     raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(PREVIEW_FORMATS)}")
+
+
+def send_test(config: Config, to: str, *, clock: Clock = utc_now) -> str:
+    """Send the sample digest to ``to`` through the configured email transport.
+
+    Nothing is recorded; the store is opened only because channels expect one.
+    """
+    now = clock()
+    subscriber = SubscriberSettings(name="send-test", email=to, channels=("email",))
+    channels = build_channels(config)
+    try:
+        with open_store(config, dry_run=True) as store:
+            context = DeliveryContext(
+                config=config, env=make_environment(_templates(config)), store=store, now=now
+            )
+            digest = sample_digest(subscriber.name, digest_date(config, now))
+            return channels["email"].deliver(digest, subscriber, context)
+    finally:
+        close_channels(channels)

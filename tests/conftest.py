@@ -159,3 +159,75 @@ def make_http(fake_time, tmp_path):
     yield make
     for http in made:
         http.close()
+
+
+class SmtpRecorder:
+    """An aiosmtpd handler that keeps what it received and misbehaves on request.
+
+    ``rcpt_replies[address]`` and ``data_replies`` are queues of replies to give instead of
+    accepting; ``drop_data`` closes the connection at the end of the next N DATA commands
+    without answering; ``on_message`` runs when a message is accepted (before the 250).
+    """
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[list[str], bytes]] = []
+        self.rcpt_replies: dict[str, list[str]] = {}
+        self.data_replies: list[str] = []
+        self.drop_data = 0
+        self.sessions = 0
+        self.logins: list[str] = []
+        self.on_message = None
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        if not getattr(session, "counted", False):
+            session.counted = True
+            self.sessions += 1
+        session.host_name = hostname
+        return responses
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        queue = self.rcpt_replies.get(address)
+        if queue:
+            return queue.pop(0)
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        if self.data_replies:
+            return self.data_replies.pop(0)
+        if self.drop_data:
+            self.drop_data -= 1
+            server.transport.close()
+            return "421 closing"  # never reaches the client: the connection is gone
+        self.messages.append(
+            (list(envelope.rcpt_tos), envelope.original_content or envelope.content)
+        )
+        if self.on_message is not None:
+            self.on_message(len(self.messages))
+        return "250 2.0.0 Queued"
+
+    def for_recipient(self, address: str) -> list[bytes]:
+        return [content for rcpts, content in self.messages if address in rcpts]
+
+
+@pytest.fixture
+def smtp_server():
+    """A real SMTP server (aiosmtpd) on loopback; yields (recorder, port)."""
+    from aiosmtpd.controller import Controller
+
+    recorder = SmtpRecorder()
+    port = free_port()
+    controller = Controller(recorder, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield recorder, port
+    finally:
+        controller.stop()
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

@@ -15,6 +15,7 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, parseaddr
+from urllib.parse import quote
 
 import css_inline
 from jinja2 import Environment
@@ -89,11 +90,27 @@ def build_message(
         message["Reply-To"] = settings.reply_to
     message["Subject"] = subject_line(settings.subject, view)
     message["Date"] = format_datetime(now)
-    message["Message-ID"] = message_id(view.subscriber, view, _domain(settings.from_address))
+    domain = _domain(settings.from_address)
+    message["Message-ID"] = message_id(view.subscriber, view, domain)
     message["Auto-Submitted"] = "auto-generated"
+    message["List-Id"] = settings.list_id or f"Paper digest <paper-digest.{domain}>"
+    request = quote(f"unsubscribe {view.subscriber}")
+    unsubscribe = [f"<mailto:{_unsubscribe_address(settings)}?subject={request}>"]
+    if settings.unsubscribe_url:
+        one_click = settings.unsubscribe_url.format(subscriber=quote(view.subscriber, safe=""))
+        unsubscribe.insert(0, f"<{one_click}>")
+        message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    message["List-Unsubscribe"] = ", ".join(unsubscribe)
     message.set_content(render_text(env, view), cte="quoted-printable")
     message.add_alternative(html, subtype="html", cte="quoted-printable")
     return message
+
+
+def _unsubscribe_address(settings: EmailSettings) -> str:
+    _name, addr = parseaddr(
+        settings.unsubscribe_mailto or settings.reply_to or settings.from_address
+    )
+    return addr
 
 
 def _domain(address: str) -> str:
