@@ -26,7 +26,7 @@ from digest.errors import DigestError
 from digest.http import Http, Throttle
 from digest.models import Digest
 from digest.rank import Profile, Ranking, rank
-from digest.render.email import build_message, render_html, render_text
+from digest.render.email import render_html, render_text
 from digest.render.environment import make_environment
 from digest.render.pages import render_markdown
 from digest.report import DeliveryReport, RunReport, SourceReport, SubscriberReport
@@ -346,10 +346,7 @@ def render_digest(
     if fmt == "markdown":
         return render_markdown(context.env, view).encode()
     if fmt == "eml":
-        message = build_message(
-            context.env, view, settings=context.config.email, to=subscriber.email, now=context.now
-        )
-        return message.as_bytes()
+        return context.email(digest, subscriber).as_bytes()
     raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(PREVIEW_FORMATS)}")
 
 

@@ -63,6 +63,11 @@ def smtp_config(make_config, seeds, smtp_server):
     return make
 
 
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "digest", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=120)
+
+
 def parse(content: bytes) -> EmailMessage:
     return email.message_from_bytes(content, policy=email.policy.default)
 
@@ -150,22 +155,7 @@ def test_a_permanent_refusal_fails_only_that_subscriber_and_is_retried_next_run(
         "550 5.1.1 <bob@example.org>: Recipient address rejected"
     ]
     config = smtp_config()
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "digest",
-            "run",
-            "--config",
-            str(config),
-            "--date",
-            "2026-03-13",
-            "--json",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = cli("run", "--config", str(config), "--date", "2026-03-13", "--json")
     assert result.returncode == 1
     report = json.loads(result.stdout)
     bob = report["subscribers"]["bob"]
@@ -183,22 +173,7 @@ def test_a_permanent_refusal_fails_only_that_subscriber_and_is_retried_next_run(
     )
     assert recorder.for_recipient("bob@example.org") == []
 
-    second = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "digest",
-            "run",
-            "--config",
-            str(config),
-            "--date",
-            "2026-03-13",
-            "--json",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    second = cli("run", "--config", str(config), "--date", "2026-03-13", "--json")
     assert second.returncode == 0, second.stderr
     report = json.loads(second.stdout)
     sent = {
@@ -377,42 +352,14 @@ def test_starttls_and_implicit_tls_with_a_private_ca(make_config, seeds, tmp_pat
 
 def test_send_test_sends_one_sample_digest(smtp_config, smtp_server):
     recorder, _ = smtp_server
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "digest",
-            "send-test",
-            "--config",
-            str(smtp_config()),
-            "--to",
-            "me@example.org",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = cli("send-test", "--config", str(smtp_config()), "--to", "me@example.org")
     assert result.returncode == 0, result.stderr
     assert "sample digest sent: me@example.org via 127.0.0.1:" in result.stdout
     [(rcpts, content)] = recorder.messages
     assert rcpts == ["me@example.org"]
     message = parse(content)
     assert "Déjà Vu" in message.get_body(("html",)).get_content()
-    bad = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "digest",
-            "send-test",
-            "--config",
-            str(smtp_config()),
-            "--to",
-            "not an address",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    bad = cli("send-test", "--config", str(smtp_config()), "--to", "not an address")
     assert bad.returncode == 2 and "--to: expected one email address" in bad.stderr
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Protocol
 
@@ -17,6 +18,7 @@ from jinja2 import Environment
 from digest.config import Config, SubscriberSettings
 from digest.models import Digest
 from digest.render.context import DigestView, digest_view
+from digest.render.email import build_message
 from digest.store import Store
 
 
@@ -32,6 +34,16 @@ class DeliveryContext:
     @property
     def out_dir(self) -> Path:
         return self.config.resolve(self.config.output.dir)
+
+    def email(self, digest: Digest, subscriber: SubscriberSettings) -> EmailMessage:
+        """The digest as the complete email message for this subscriber."""
+        return build_message(
+            self.env,
+            self.view(digest),
+            settings=self.config.email,
+            to=subscriber.email,
+            now=self.now,
+        )
 
     def view(self, digest: Digest) -> DigestView:
         return digest_view(

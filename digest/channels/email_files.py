@@ -6,7 +6,6 @@ from digest.channels.base import DeliveryContext
 from digest.channels.files import atomic_write
 from digest.config import SubscriberSettings
 from digest.models import Digest
-from digest.render.email import build_message
 
 
 class EmlFileChannel:
@@ -17,13 +16,7 @@ class EmlFileChannel:
     def deliver(
         self, digest: Digest, subscriber: SubscriberSettings, context: DeliveryContext
     ) -> str:
-        message = build_message(
-            context.env,
-            context.view(digest),
-            settings=context.config.email,
-            to=subscriber.email,
-            now=context.now,
-        )
+        message = context.email(digest, subscriber)
         path = context.out_dir / "email" / subscriber.name / f"{digest.slug}.eml"
         atomic_write(path, message.as_bytes())
         return str(path)

@@ -12,7 +12,6 @@ from pathlib import Path
 from digest.channels.base import DeliveryContext
 from digest.config import SubscriberSettings
 from digest.models import Digest
-from digest.render.email import build_message
 
 
 class MaildirChannel:
@@ -24,13 +23,7 @@ class MaildirChannel:
     def deliver(
         self, digest: Digest, subscriber: SubscriberSettings, context: DeliveryContext
     ) -> str:
-        message = build_message(
-            context.env,
-            context.view(digest),
-            settings=context.config.email,
-            to=subscriber.email,
-            now=context.now,
-        )
+        message = context.email(digest, subscriber)
         box = mailbox.Maildir(self.path, create=True)
         key = box.add(mailbox.MaildirMessage(message))
         return str(self.path / "new" / key)

@@ -31,7 +31,6 @@ from digest.channels.base import DeliveryContext
 from digest.config import EmailSettings, SubscriberSettings
 from digest.errors import DeliveryError
 from digest.models import Digest
-from digest.render.email import build_message
 
 log = logging.getLogger("digest")
 
@@ -67,13 +66,7 @@ class SmtpChannel:
     def deliver(
         self, digest: Digest, subscriber: SubscriberSettings, context: DeliveryContext
     ) -> str:
-        message = build_message(
-            context.env,
-            context.view(digest),
-            settings=self.settings,
-            to=subscriber.email,
-            now=context.now,
-        )
+        message = context.email(digest, subscriber)
         reply = self.send(message, subscriber.email)
         return f"{subscriber.email} via {self.server} ({reply})"
 

@@ -15,7 +15,7 @@ from digest.models import Paper
 from digest.sources.parse.arxiv_rss import ARXIV
 from digest.sources.parse.dates import iso_day
 from digest.sources.parse.listing import Listing
-from digest.sources.parse.xml import ATOM, OPENSEARCH, parse_xml, text_of
+from digest.sources.parse.xml import ATOM, OPENSEARCH, atom_authors, parse_xml, text_of
 
 
 def parse_arxiv_api(content: bytes, origin: str) -> Listing:
@@ -32,11 +32,7 @@ def parse_arxiv_api(content: bytes, origin: str) -> Listing:
             )
     total = text_of(root.find(f"{OPENSEARCH}totalResults"))
     listing = Listing(total_results=int(total) if total.isdigit() else None)
-    for index, entry in enumerate(entries):
-        try:
-            listing.papers.append(_entry(entry))
-        except ValueError as exc:
-            listing.warnings.append(f"{origin}: entry {index}: skipped, {exc}")
+    listing.collect(entries, _entry, origin, "entry")
     return listing
 
 
@@ -61,11 +57,7 @@ def _entry(entry: Element) -> Paper:
         abstract=text_of(entry.find(f"{ATOM}summary")),
         arxiv_id=arxiv_id,
         version=version,
-        authors=tuple(
-            text_of(a.find(f"{ATOM}name"))
-            for a in entry.findall(f"{ATOM}author")
-            if text_of(a.find(f"{ATOM}name"))
-        ),
+        authors=atom_authors(entry),
         categories=tuple(dict.fromkeys(c for c in categories if _is_arxiv_category(c))),
         published=iso_day(text_of(entry.find(f"{ATOM}published"))),
         pdf_url=pdf,

@@ -17,7 +17,7 @@ from digest.ids import find_arxiv_id, parse_arxiv_id, trailing_arxiv_id
 from digest.models import Paper
 from digest.sources.parse.dates import iso_day, rfc822_day
 from digest.sources.parse.listing import Listing
-from digest.sources.parse.xml import ATOM, html_to_text, parse_xml, text_of
+from digest.sources.parse.xml import ATOM, atom_authors, html_to_text, parse_xml, text_of
 
 ARXIV = "{http://arxiv.org/schemas/atom}"
 DC = "{http://purl.org/dc/elements/1.1/}"
@@ -51,11 +51,9 @@ def _parse_rss(root: Element, origin: str) -> Listing:
             hint="check the category names (e.g. cs.LG, stat.ML) in the source's config",
         )
     listing = Listing(listed_on=rfc822_day(text_of(channel.find("pubDate"))))
-    for index, item in enumerate(channel.findall("item")):
-        try:
-            listing.papers.append(_rss_item(item, listing.listed_on))
-        except ValueError as exc:
-            listing.warnings.append(f"{origin}: item {index}: skipped, {exc}")
+    listing.collect(
+        channel.findall("item"), lambda i: _rss_item(i, listing.listed_on), origin, "item"
+    )
     return listing
 
 
@@ -103,11 +101,8 @@ def _rss_item(item: Element, listed_on: date | None) -> Paper:
 
 def _parse_atom(root: Element, origin: str) -> Listing:
     listing = Listing(listed_on=iso_day(text_of(root.find(f"{ATOM}updated"))))
-    for index, entry in enumerate(root.findall(f"{ATOM}entry")):
-        try:
-            listing.papers.append(_atom_entry(entry, listing.listed_on))
-        except ValueError as exc:
-            listing.warnings.append(f"{origin}: entry {index}: skipped, {exc}")
+    entries = root.findall(f"{ATOM}entry")
+    listing.collect(entries, lambda e: _atom_entry(e, listing.listed_on), origin, "entry")
     return listing
 
 
@@ -134,12 +129,7 @@ def _atom_entry(entry: Element, listed_on: date | None) -> Paper:
         abstract=abstract,
         arxiv_id=arxiv_id,
         version=version,
-        authors=tuple(
-            text_of(a.find(f"{ATOM}name"))
-            for a in entry.findall(f"{ATOM}author")
-            if text_of(a.find(f"{ATOM}name"))
-        )
-        or split_creators(text_of(entry.find(f"{DC}creator"))),
+        authors=atom_authors(entry) or split_creators(text_of(entry.find(f"{DC}creator"))),
         categories=tuple(
             c.get("term", "") for c in entry.findall(f"{ATOM}category") if c.get("term")
         ),

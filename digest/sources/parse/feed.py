@@ -36,11 +36,7 @@ def parse_feed(content: bytes, origin: str) -> Listing:
         problem = parsed.get("bozo_exception") or "no RSS or Atom structure"
         raise ParseError(f"{origin}: not a readable RSS or Atom feed: {problem}")
     listing = Listing()
-    for index, entry in enumerate(parsed.entries):
-        try:
-            listing.papers.append(_entry(entry))
-        except ValueError as exc:
-            listing.warnings.append(f"{origin}: entry {index}: skipped, {exc}")
+    listing.collect(parsed.entries, _entry, origin, "entry")
     return listing
 
 

@@ -50,6 +50,12 @@ def html_to_text(text: str) -> str:
     return html.unescape(nh3.clean(spaced, tags=set(), clean_content_tags={"script", "style"}))
 
 
+def atom_authors(entry: Element) -> tuple[str, ...]:
+    """The names of an Atom entry's authors, in order."""
+    names = (text_of(author.find(f"{ATOM}name")) for author in entry.findall(f"{ATOM}author"))
+    return tuple(name for name in names if name)
+
+
 def text_of(element: Element | None) -> str:
     """The element's text with surrounding white space removed ('' when absent)."""
     if element is None or element.text is None:
