@@ -113,12 +113,18 @@ class StoredPaper:
 
 @dataclass(frozen=True, slots=True)
 class Match:
-    """One reason a paper scored: ``term`` found ``count`` times in ``field``."""
+    """One reason a paper scored: ``term`` found ``count`` times in ``field``.
+
+    ``field`` is title, abstract, authors, category, popularity or liked; ``kind`` says how
+    a keyword matched: the exact phrase, its words near each other, or a single word of it.
+    """
 
     term: str
     field: str
     count: int
     points: float
+    kind: str = "phrase"  # phrase | near | word | signal
+    via: str = ""  # for kind "word": the one word of the phrase that matched
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +134,7 @@ class Scored:
     paper: StoredPaper
     score: float
     matches: tuple[Match, ...] = ()
+    section: str | None = None  # the interest (named keyword group) it was chosen for
 
     @property
     def matched_terms(self) -> tuple[str, ...]:

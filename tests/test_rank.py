@@ -1,110 +1,301 @@
-"""Ranking v1: whole-word phrase matching, field weights, exclusions, authors, stable order."""
+"""Ranking: every profile feature on hand-made papers, and determinism."""
 
 from __future__ import annotations
 
 from datetime import date
 
+import pytest
+
 from digest.models import Paper, StoredPaper
-from digest.rank import Profile, highlight_spans, rank
+from digest.rank import Corpus, Profile, TermSyntaxError, Weights, highlight_spans, parse_term, rank
+
+DAY = date(2026, 3, 13)
+FILLER = [  # background papers: they make common words common
+    ("A study of neural networks", "We train a model on data and evaluate the model."),
+    ("Learning representations", "We propose a method. Our model learns from data."),
+    ("Benchmarks for models", "A dataset and an evaluation of many models on tasks."),
+    ("Scaling laws revisited", "Larger models trained on more data perform better."),
+]
 
 
-def papers(*specs: tuple[str, str] | tuple[str, str, tuple[str, ...]]) -> list[StoredPaper]:
-    out = []
+def papers(*specs, background: bool = True) -> list[StoredPaper]:
+    made = []
     for uid, spec in enumerate(specs, start=1):
         title, abstract, *rest = spec
-        authors = rest[0] if rest else ()
-        out.append(
-            StoredPaper(
-                uid, Paper(title=title, abstract=abstract, authors=authors), date(2026, 3, 13)
-            )
-        )
-    return out
+        extra = rest[0] if rest else {}
+        made.append(StoredPaper(uid, Paper(title=title, abstract=abstract, **extra), DAY))
+    if background:
+        offset = len(made)
+        made += [
+            StoredPaper(offset + i, Paper(title=t, abstract=a), DAY)
+            for i, (t, a) in enumerate(FILLER, 1)
+        ]
+    return made
 
 
-def titles(ranking) -> list[str]:
-    return [s.paper.paper.title for s in ranking.selected]
+def ranked(profile: Profile, pool: list[StoredPaper], liked=(), weights=None) -> list[str]:
+    kwargs = {"weights": weights} if weights else {}
+    candidates = [p for p in pool if p.paper.title not in {t for t, _ in FILLER}]
+    return [
+        s.paper.paper.title
+        for s in rank(profile, Corpus(pool), candidates, liked, **kwargs).selected
+    ]
 
 
-def test_phrases_match_whole_words_in_order_only():
+# --- matching ----------------------------------------------------------------------------
+
+
+def test_words_match_whole_tokens_only():
     pool = papers(
-        ("Linear Attention at Scale", ""),
+        ("Pruning large models", ""), ("Pruninglike heuristics", "We study pruninglike methods.")
+    )
+    assert ranked(Profile.build(["pruning"]), pool) == ["Pruning large models"]
+
+
+def test_stemming_matches_inflections():
+    pool = papers(
+        ("Quantization of transformers", ""),
+        ("Quantized weights", ""),
+        ("Quantizing activations", ""),
+        ("Unrelated", "no"),
+    )
+    assert sorted(ranked(Profile.build(["quantization"]), pool)) == [
+        "Quantization of transformers",
+        "Quantized weights",
+        "Quantizing activations",
+    ]
+
+
+def test_phrases_respect_word_boundaries_and_rank_above_scattered_words():
+    pool = papers(
+        ("Linear attention at scale", ""),
         ("Nonlinear attention heads", ""),
-        ("Attention, linear in time", ""),
+        ("Attention is linear in time", ""),
         ("Linear-Attention Transformers", ""),
-        ("Pruninglike heuristics", "We study pruninglike methods."),
     )
-    ranking = rank(Profile.build(keywords=["linear attention", "pruning"]), pool)
-    assert titles(ranking) == ["Linear Attention at Scale", "Linear-Attention Transformers"]
+    order = ranked(Profile.build(["linear attention"]), pool)
+    assert set(order[:2]) == {"Linear attention at scale", "Linear-Attention Transformers"}
+    assert "Nonlinear attention heads" not in order[:3]  # "nonlinear" is not "linear"
 
 
-def test_title_matches_outrank_abstract_matches_and_explain_where():
+def test_quoted_terms_are_exact_and_phrase_only():
     pool = papers(
-        ("A study of models", "We use a state space model throughout."),
-        ("State Space Models for Audio", "Nothing else here."),
+        ("ViT backbones", ""),
+        ("Vits are fun", ""),
+        ("KV cache eviction", ""),
+        ("A cache for KV stores", ""),
     )
-    ranking = rank(Profile.build(keywords=["state space model"]), pool)
-    assert titles(ranking) == ["State Space Models for Audio", "A study of models"]
-    top, second = ranking.selected
-    assert [(m.term, m.field, m.count) for m in top.matches] == [("state space model", "title", 1)]
-    assert [(m.term, m.field) for m in second.matches] == [("state space model", "abstract")]
-    assert top.score > second.score > 0
+    assert ranked(Profile.build(['"vit"']), pool) == ["ViT backbones"]
+    assert ranked(Profile.build(['"kv cache"']), pool) == ["KV cache eviction"]
 
 
-def test_more_mentions_score_more_with_diminishing_returns():
-    pool = papers(("x", "mamba"), ("y", "mamba mamba mamba"), ("z", "mamba " * 30))
-    score = {
-        s.paper.paper.title: s.score for s in rank(Profile.build(keywords=["mamba"]), pool).selected
-    }
-    assert score["x"] < score["y"] < score["z"]
-    assert score["z"] < 5 * score["x"]  # thirty mentions are not thirty times one
+def test_prefix_wildcards():
+    pool = papers(
+        ("Quantizers for LLMs", ""), ("Quantum computing", ""), ("Post-training quantisation", "")
+    )
+    assert ranked(Profile.build(["quantiz*"]), pool) == ["Quantizers for LLMs"]
+    assert sorted(ranked(Profile.build(["quant*"]), pool)) == [
+        "Post-training quantisation",
+        "Quantizers for LLMs",
+        "Quantum computing",
+    ]
+    with pytest.raises(TermSyntaxError, match="at least 3 letters"):
+        parse_term("qu*")
+
+
+def test_case_unicode_and_latex_insensitive():
+    pool = papers(
+        (Paper.from_source(title=r"$\mathcal{O}(n)$ Ｍａｍｂａ layers").title, ""),
+        ("MAMBA for vision", ""),
+    )
+    assert len(ranked(Profile.build(["mamba"]), pool)) == 2
+
+
+# --- weights, exclusions, requirements ---------------------------------------------------
+
+
+def test_weights_change_the_order():
+    pool = papers(("Mamba layers", ""), ("Diffusion models", ""))
+    assert (
+        ranked(Profile.build(["mamba", "diffusion"]), pool)[0] == "Mamba layers"
+    )  # stored first wins ties
+    assert ranked(Profile.build(["mamba", "diffusion^3"]), pool)[0] == "Diffusion models"
+    assert (
+        ranked(Profile.build(["mamba", {"term": "diffusion", "weight": 3}]), pool)[0]
+        == "Diffusion models"
+    )
 
 
 def test_exclusions_win_over_any_match():
     pool = papers(("Mamba: a survey", "All about mamba."), ("Mamba for vision", "Mamba again."))
-    ranking = rank(Profile.build(keywords=["mamba"], exclude=["survey"]), pool)
-    assert titles(ranking) == ["Mamba for vision"]
+    ranking = rank(Profile.build(["mamba"], exclude=["survey"]), Corpus(pool), pool[:2])
+    assert [s.paper.paper.title for s in ranking.selected] == ["Mamba for vision"]
     assert [s.paper.paper.title for s in ranking.considered] == ["Mamba: a survey"]
 
 
-def test_authors_boost_and_match_full_names_or_surnames():
+def test_require_keeps_only_papers_with_one_of_its_terms():
+    pool = papers(("Mamba for language", "We use text."), ("Mamba for vision", "We use images."))
+    assert ranked(Profile.build(["mamba"], require=["images", "video"]), pool) == [
+        "Mamba for vision"
+    ]
+
+
+def test_title_matches_outrank_abstract_matches():
     pool = papers(
-        ("Plain paper", "nothing", ("Ada Lovelace",)),
-        ("Another paper", "nothing", ("Yann LeCun", "Someone Else")),
-        ("Third paper", "nothing", ("Alan Turing",)),
+        ("A study", "We use a state space model throughout."),
+        ("State space models for audio", "Nothing else."),
     )
-    ranking = rank(Profile.build(authors=["LeCun", "Ada Lovelace", "Turing Alan"]), pool)
-    assert sorted(titles(ranking)) == ["Another paper", "Plain paper"]
-    assert all(m.field == "authors" for s in ranking.selected for m in s.matches)
+    assert ranked(Profile.build(["state space model"]), pool) == [
+        "State space models for audio",
+        "A study",
+    ]
 
 
-def test_empty_profile_takes_every_paper_in_stored_order():
-    pool = papers(("b", ""), ("a", ""), ("c", ""))
-    ranking = rank(Profile.build(), pool)
-    assert titles(ranking) == ["b", "a", "c"]
-    assert ranking.considered == []
+def test_common_words_weigh_less_than_rare_ones():
+    pool = papers(("Model one", "model model"), ("Mamba one", "mamba"))
+    scores = {
+        s.paper.paper.title: s.score
+        for s in rank(Profile.build(["model", "mamba"]), Corpus(pool), pool[:2]).selected
+    }
+    assert scores["Mamba one"] > scores["Model one"]
 
 
-def test_max_papers_keeps_the_best_and_considers_the_rest():
-    pool = papers(("mamba one", ""), ("two", "mamba"), ("mamba mamba three", ""), ("four", ""))
-    ranking = rank(Profile.build(keywords=["mamba"], max_papers=2), pool)
-    assert len(ranking.selected) == 2
-    assert {s.paper.paper.title for s in ranking.considered} == {"two", "four"}
+# --- signals -----------------------------------------------------------------------------
 
 
-def test_ties_are_broken_by_stored_order_so_ranking_is_deterministic():
+def test_authors_boost_by_full_name_or_surname():
+    pool = papers(
+        ("Plain paper", "nothing", {"authors": ("Ada Lovelace",)}),
+        ("Another paper", "nothing", {"authors": ("Yann LeCun", "Someone Else")}),
+        ("Third paper", "nothing", {"authors": ("Alan Turing",)}),
+    )
+    assert sorted(
+        ranked(Profile.build(authors=["LeCun", "Ada Lovelace", "Turing Alan"]), pool)
+    ) == ["Another paper", "Plain paper"]
+
+
+def test_categories_boost_or_keep():
+    pool = papers(
+        ("Mamba in vision", "", {"categories": ("cs.CV",)}),
+        ("Mamba in language", "", {"categories": ("cs.CL", "cs.LG")}),
+        ("Mamba from a capture", ""),  # categories unknown
+    )
+    boost = Profile.build(["mamba"], categories=["cs.LG"])
+    assert ranked(boost, pool)[0] == "Mamba in language"
+    keep = Profile.build(["mamba"], categories=["cs.LG"], category_mode="keep")
+    assert ranked(keep, pool) == ["Mamba in language", "Mamba from a capture"]
+
+
+def test_sources_limit_what_a_reader_gets():
+    pool = papers(
+        ("Mamba A", "", {"sources": ("hf",)}),
+        ("Mamba B", "", {"sources": ("arxiv",)}),
+        ("Mamba C", "", {"sources": ("arxiv", "hf")}),
+    )
+    assert ranked(Profile.build(["mamba"], sources=["hf"]), pool) == ["Mamba A", "Mamba C"]
+
+
+def test_popularity_is_log_scaled_and_off_by_default():
+    pool = papers(
+        ("Mamba quiet", "", {"upvotes": 1}),
+        ("Mamba loud", "", {"upvotes": 500, "github_stars": 3000}),
+    )
+    assert ranked(Profile.build(["mamba"]), pool)[0] == "Mamba quiet"
+    scored = rank(Profile.build(["mamba"], popularity_weight=1.0), Corpus(pool), pool[:2]).selected
+    assert scored[0].paper.paper.title == "Mamba loud"
+    popularity = [m for m in scored[0].matches if m.field == "popularity"]
+    assert [m.term for m in popularity] == ["500 upvotes", "3000 GitHub stars"]
+    assert popularity[0].points < 10  # log-scaled: 500 upvotes are not 500 points
+
+
+def test_liked_papers_pull_similar_ones_up():
+    liked = StoredPaper(
+        100,
+        Paper(
+            title="Selective state spaces for long sequences",
+            abstract="Selective scan recurrence with input-dependent gates for long sequences.",
+        ),
+        DAY,
+    )
+    pool = papers(
+        (
+            "Gated recurrences",
+            "A selective scan with input-dependent gates handles long sequences.",
+        ),
+        ("Image classification", "Convolutions for images."),
+    )
+    pool.append(liked)
+    ranking = rank(Profile.build(liked=["x"]), Corpus(pool), pool[:2], liked=[liked])
+    assert [s.paper.paper.title for s in ranking.selected] == ["Gated recurrences"]
+    [reason] = [m for m in ranking.selected[0].matches if m.field == "liked"]
+    assert reason.term == liked.paper.title
+
+
+def test_min_score_and_max_papers():
+    pool = papers(("mamba mamba", "mamba"), ("one mamba", ""), ("unrelated", ""))
+    assert len(ranked(Profile.build(["mamba"], max_papers=1), pool)) == 1
+    scores = [s.score for s in rank(Profile.build(["mamba"]), Corpus(pool), pool[:3]).selected]
+    assert ranked(Profile.build(["mamba"], min_score=(scores[0] + scores[1]) / 2), pool) == [
+        "mamba mamba"
+    ]
+
+
+def test_empty_profile_takes_everything_in_stored_order():
+    pool = papers(("b", ""), ("a", ""), ("c", ""), background=False)
+    assert ranked(Profile.build(), pool) == ["b", "a", "c"]
+
+
+def test_interests_become_sections_and_each_paper_goes_to_its_best_one():
+    pool = papers(
+        ("Video diffusion models", ""),
+        ("Chain-of-thought reasoning", ""),
+        ("Mamba for video", "diffusion"),
+    )
+    profile = Profile.build(
+        interests=[("Video", ["video", "diffusion"]), ("Reasoning", ["chain-of-thought"])]
+    )
+    selected = rank(profile, Corpus(pool), pool[:3]).selected
+    sections = {s.paper.paper.title: s.section for s in selected}
+    assert sections == {
+        "Video diffusion models": "Video",
+        "Mamba for video": "Video",
+        "Chain-of-thought reasoning": "Reasoning",
+    }
+    order = [s.section for s in selected]
+    assert order in (["Video", "Video", "Reasoning"], ["Reasoning", "Video", "Video"])  # grouped
+    best = max(selected, key=lambda s: s.score)
+    assert order[0] == best.section  # the section of the best paper comes first
+
+
+def test_explanations_account_for_every_point():
+    pool = papers(
+        ("Linear attention and mamba", "Mamba uses linear recurrences; attention is linear too."),
+        ("Other", ""),
+    )
+    [top] = rank(
+        Profile.build(["linear attention", "mamba"], max_papers=1), Corpus(pool), pool[:2]
+    ).selected
+    assert top.score == pytest.approx(sum(m.points for m in top.matches), abs=1e-3)
+    kinds = {(m.term, m.field, m.kind) for m in top.matches}
+    assert ("linear attention", "title", "phrase") in kinds
+    assert ("mamba", "abstract", "phrase") in kinds
+    assert any(m.kind == "word" and m.via == "linear" for m in top.matches)
+
+
+def test_ranking_is_deterministic():
     pool = papers(("mamba z", ""), ("mamba a", ""), ("mamba m", ""))
-    first = titles(rank(Profile.build(keywords=["mamba"]), pool))
-    assert first == ["mamba z", "mamba a", "mamba m"]
-    assert titles(rank(Profile.build(keywords=["mamba"]), list(reversed(pool)))) == first
-
-
-def test_case_unicode_plurals_and_quotes():
-    pool = papers(("Diffusion MODELS", ""), ("Ｍａｍｂａ layers", ""), ("Processes", ""))
-    ranking = rank(Profile.build(keywords=['"diffusion model"', "mamba", "process"]), pool)
-    assert sorted(titles(ranking)) == ["Diffusion MODELS", "Processes", "Ｍａｍｂａ layers"]
+    first = ranked(Profile.build(["mamba"]), pool)
+    assert first == ["mamba z", "mamba a", "mamba m"]  # a tie keeps the stored order
+    assert ranked(Profile.build(["mamba"]), list(reversed(pool))) == first
+    assert ranked(Profile.build(["mamba"]), pool, weights=Weights()) == first
 
 
 def test_highlight_spans_mark_exactly_what_matched():
-    text = "Linear-attention beats nonlinear attention; linear attention wins."
-    spans = highlight_spans(text, ["linear attention"])
-    assert [text[a:b] for a, b in spans] == ["Linear-attention", "linear attention"]
+    text = "Linear-attention beats nonlinear attention; quantized models and quantization."
+    spans = highlight_spans(text, ["linear attention", "quantiz*", '"models"'])
+    assert [text[a:b] for a, b in spans] == [
+        "Linear-attention",
+        "quantized",
+        "models",
+        "quantization",
+    ]

@@ -1,0 +1,30 @@
+"""Ranking: score new papers against a reader's profile and explain every point.
+
+- ``text``: tokens and stems (shared with highlighting);
+- ``profile``: the keyword language and the Profile value;
+- ``corpus``: the run's papers analysed once into sparse counts, shared by all readers;
+- ``score``: BM25F plus authors, categories, popularity and liked-paper similarity;
+- ``similar``: TF-IDF similarity to liked papers;
+- ``highlight``: where matched terms occur in a text.
+
+All of it is pure: values in, values out.
+"""
+
+from digest.rank.corpus import Corpus
+from digest.rank.highlight import highlight_spans
+from digest.rank.profile import Interest, Profile, Term, TermSyntaxError, parse_term
+from digest.rank.score import DEFAULT_WEIGHTS, Ranking, Weights, rank
+
+__all__ = [
+    "DEFAULT_WEIGHTS",
+    "Corpus",
+    "Interest",
+    "Profile",
+    "Ranking",
+    "Term",
+    "TermSyntaxError",
+    "Weights",
+    "highlight_spans",
+    "parse_term",
+    "rank",
+]

@@ -1,0 +1,65 @@
+"""Text analysis shared by ranking and highlighting: one tokenizer, so what is scored is
+exactly what is highlighted.
+
+A token is a run of letters and digits after Unicode NFKC normalisation and case folding;
+its stem comes from the Snowball English stemmer ("quantization", "quantized" and
+"quantizing" all stem to "quantiz"). Hyphens and punctuation separate tokens, so
+"linear-attention" is two tokens and "pruninglike" is one.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from functools import lru_cache
+
+import snowballstemmer
+
+_WORD = re.compile(r"\w+")
+
+# Words too common to mean anything on their own (inside a phrase they still count).
+STOP_WORDS = frozenset(
+    (
+        "a", "an", "and", "are", "as", "at", "be", "by", "for", "from", "has", "have", "in",
+        "is", "it", "its", "of", "on", "or", "our", "that", "the", "this", "to", "we",
+        "which", "with", "via", "vs",
+    )
+)  # fmt: skip
+
+
+@lru_cache(maxsize=1)
+def _stemmer() -> snowballstemmer.stemmer:
+    return snowballstemmer.stemmer("english")
+
+
+@lru_cache(maxsize=200_000)
+def stem(word: str) -> str:
+    """The Snowball stem of one folded word (cached: vocabularies repeat a lot)."""
+    return _stemmer().stemWord(word)
+
+
+def fold(text: str) -> str:
+    return unicodedata.normalize("NFKC", text).casefold()
+
+
+def words(text: str) -> list[str]:
+    """Folded tokens of ``text`` in order."""
+    return _WORD.findall(fold(text))
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    word: str  # folded
+    stem: str
+    start: int  # character offsets in the original text
+    end: int
+
+
+def tokens(text: str) -> list[Token]:
+    """Tokens with their positions in ``text``, for highlighting."""
+    found = []
+    for match in _WORD.finditer(text):
+        word = fold(match.group())
+        found.append(Token(word, stem(word), match.start(), match.end()))
+    return found
