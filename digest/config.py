@@ -311,15 +311,81 @@ SourceSettings = Annotated[
 SOURCE_KINDS = ("file", "hf_daily", "arxiv_rss", "arxiv_api", "feed")
 
 
+def _check_term(value: str | WeightedTerm) -> str | WeightedTerm:
+    from digest.rank.profile import TermSyntaxError, parse_term
+
+    try:
+        parse_term(value.model_dump() if isinstance(value, WeightedTerm) else value)
+    except TermSyntaxError as exc:
+        raise ValueError(str(exc)) from None
+    return value
+
+
+class WeightedTerm(_Settings):
+    term: str = Field(description="A keyword or phrase, in the keyword syntax.")
+    weight: float = Field(1.0, gt=0, le=100, description="How much it counts (default 1).")
+
+
+KeywordSpec = Annotated[str | WeightedTerm, AfterValidator(_check_term)]
+TermSpec = Annotated[str, AfterValidator(_check_term)]
+
+
+class InterestSettings(_Settings):
+    name: str = Field(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[^\x00-\x1f]+$",
+        description="The section heading in the digest.",
+    )
+    keywords: tuple[KeywordSpec, ...] = Field(min_length=1, description="This interest's terms.")
+    exclude: tuple[TermSpec, ...] = Field((), description="Terms that keep a paper out of it.")
+    require: tuple[TermSpec, ...] = Field(
+        (), description="At least one of these must match for a paper to be in it."
+    )
+
+
 class SubscriberSettings(_Settings):
     name: Name = Field(description="Unique name; used in file names and feeds.")
     email: EmailAddress = Field(description="Where the digest goes.")
-    keywords: tuple[str, ...] = Field(
+    keywords: tuple[KeywordSpec, ...] = Field(
         (),
-        description='Terms and "quoted phrases" to look for; an empty list takes every paper.',
+        description="Terms and phrases to look for (see the keyword syntax); an empty list, "
+        "with no interests, authors or liked papers, takes every paper.",
     )
-    exclude: tuple[str, ...] = Field((), description="A paper matching any of these is dropped.")
+    exclude: tuple[TermSpec, ...] = Field(
+        (), description="A paper matching any of these is left out."
+    )
+    require: tuple[TermSpec, ...] = Field(
+        (), description="A paper must match at least one of these."
+    )
     authors: tuple[str, ...] = Field((), description="Author names that boost a paper.")
+    categories: tuple[Category, ...] = Field(
+        (), description="arXiv categories that boost a paper (or that a paper must have)."
+    )
+    category_mode: Literal["boost", "keep"] = Field(
+        "boost",
+        description="boost: papers in `categories` rank higher; keep: only those papers "
+        "(papers whose categories are unknown are kept).",
+    )
+    sources: tuple[Name, ...] = Field(
+        (), description="Only papers from these sources (names of [[sources]]); empty: all."
+    )
+    liked: tuple[str, ...] = Field(
+        (),
+        description="arXiv ids or titles of papers you liked; similar new papers rank higher.",
+    )
+    popularity_weight: float = Field(
+        0.0,
+        ge=0,
+        le=10,
+        description="Weight of Hugging Face upvotes and GitHub stars (log-scaled); 0: ignore.",
+    )
+    min_score: float = Field(0.0, ge=0, description="Papers scoring this or less are left out.")
+    interests: tuple[InterestSettings, ...] = Field(
+        (),
+        description="Named keyword groups, shown as sections of one digest; a paper goes to "
+        "the section it scores best in.",
+    )
     max_papers: int = Field(20, ge=1, le=10000, description="At most this many papers a digest.")
     channels: tuple[Literal["email", "feed", "page", "markdown"], ...] = Field(
         ("email", "feed", "page"),
@@ -374,6 +440,14 @@ class Config(_Settings):
             duplicates = sorted({name for name in names if names.count(name) > 1})
             if duplicates:
                 raise ValueError(f"{what} names must be unique; repeated: {', '.join(duplicates)}")
+        known = {source.name for source in self.sources}
+        for subscriber in self.subscribers:
+            unknown = sorted(set(subscriber.sources) - known)
+            if unknown:
+                raise ValueError(
+                    f"subscriber {subscriber.name}: sources {', '.join(unknown)} are not "
+                    f"defined in [[sources]] (defined: {', '.join(sorted(known))})"
+                )
         return self
 
     @property

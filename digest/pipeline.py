@@ -25,7 +25,8 @@ from digest.config import Config, SubscriberSettings
 from digest.errors import DigestError
 from digest.http import Http, Throttle
 from digest.models import Digest
-from digest.rank import Profile, Ranking, rank
+from digest.rank import Ranking
+from digest.ranker import Ranker
 from digest.render.email import render_html, render_text
 from digest.render.environment import make_environment
 from digest.render.pages import render_markdown
@@ -104,12 +105,13 @@ def run_once(
                 config=config, env=make_environment(_templates(config)), store=store, now=clock()
             )
             channels = channels or build_channels(config, dry_run=dry_run)
+            ranker = Ranker(store, today)
             try:
                 for subscriber in config.subscribers:
                     if only and subscriber.name not in only:
                         continue
                     report.subscribers[subscriber.name] = serve_subscriber(
-                        subscriber, today, store, channels, context, run_id=report.run_id
+                        subscriber, today, store, channels, context, ranker, run_id=report.run_id
                     )
             finally:
                 close_channels(channels)
@@ -168,6 +170,7 @@ def serve_subscriber(
     store: Store,
     channels: dict[str, Channel],
     context: DeliveryContext,
+    ranker: Ranker,
     *,
     run_id: int | None = None,
 ) -> SubscriberReport:
@@ -176,7 +179,7 @@ def serve_subscriber(
     try:
         joined = store.register_subscriber(subscriber.name, today)
         candidates = store.pending_papers(subscriber.name, today, joined, subscriber.backfill_days)
-        ranking = rank(profile_of(subscriber), candidates)
+        ranking, entry.warnings = ranker.rank(subscriber, candidates)
         entry.candidates = len(candidates)
         entry.selected = len(ranking.selected)
         entry.papers = paper_summaries(ranking)
@@ -256,15 +259,6 @@ def _deliver_one(
     return True
 
 
-def profile_of(subscriber: SubscriberSettings) -> Profile:
-    return Profile.build(
-        keywords=subscriber.keywords,
-        exclude=subscriber.exclude,
-        authors=subscriber.authors,
-        max_papers=subscriber.max_papers,
-    )
-
-
 def paper_summaries(ranking: Ranking) -> list[dict[str, object]]:
     """The selected papers as the JSON report lists them, in digest order."""
     return [
@@ -272,6 +266,7 @@ def paper_summaries(ranking: Ranking) -> list[dict[str, object]]:
             "id": item.paper.paper.ref,
             "title": item.paper.paper.title,
             "score": item.score,
+            "section": item.section,
             "matched": [
                 {"term": m.term, "field": m.field, "count": m.count, "points": m.points}
                 for m in item.matches
@@ -320,7 +315,7 @@ def preview(
                 http.close()
         joined = store.register_subscriber(subscriber.name, today)
         candidates = store.pending_papers(subscriber.name, today, joined, subscriber.backfill_days)
-        ranking = rank(profile_of(subscriber), candidates)
+        ranking, _warnings = Ranker(store, today).rank(subscriber, candidates)
         digest = Digest(
             subscriber=subscriber.name,
             date=today,

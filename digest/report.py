@@ -33,6 +33,7 @@ class SubscriberReport:
     error: str | None = None
     papers: list[dict[str, Any]] = field(default_factory=list)
     deliveries: list[DeliveryReport] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass(slots=True)

@@ -10,6 +10,7 @@ from sqlalchemy import text
 from digest.errors import StoreError
 from digest.models import Paper, Scored
 from digest.store import Store
+from digest.store.migrations import SCHEMA_VERSION
 
 NOW = datetime(2026, 3, 13, 7, 0, tzinfo=UTC)
 D0, D1, D2 = date(2026, 3, 13), date(2026, 3, 14), date(2026, 3, 15)
@@ -30,11 +31,37 @@ def store(tmp_path):
 def test_new_store_has_the_current_schema_and_refuses_a_newer_one(tmp_path):
     path = tmp_path / "s.db"
     with Store.open(path) as store:
-        assert store.schema_version == 1
+        assert store.schema_version == SCHEMA_VERSION == 2
         with store.transaction() as conn:
             conn.execute(text("UPDATE meta SET value = '99' WHERE key = 'schema_version'"))
     with pytest.raises(StoreError, match="schema version 99, newer than"):
         Store.open(path)
+
+
+def test_a_version_1_store_is_migrated_and_keeps_its_data(tmp_path):
+    path = tmp_path / "s.db"
+    with Store.open(path) as store:
+        uid = store.upsert_papers([paper("Old Paper", "2301.00001")], D0, NOW).uids[0]
+        digest = store.create_digest(
+            "alice", D0, [Scored(store.get_papers([uid])[0], 2.5)], [], ["email"], None, NOW
+        )
+        with store.transaction() as conn:  # make it what version 1 created
+            conn.execute(text("ALTER TABLE ledger DROP COLUMN section"))
+            conn.execute(text("UPDATE meta SET value = '1' WHERE key = 'schema_version'"))
+    with Store.open(path) as store:
+        assert store.schema_version == 2
+        loaded = store.load_digest(digest.digest_id)
+        assert [(s.paper.uid, s.score, s.section) for s in loaded.papers] == [(uid, 2.5, None)]
+        again = store.create_digest(
+            "bob",
+            D1,
+            [Scored(store.get_papers([uid])[0], 1.0, (), "ssm")],
+            [],
+            ["email"],
+            None,
+            NOW,
+        )
+        assert store.load_digest(again.digest_id).papers[0].section == "ssm"
 
 
 def test_store_in_an_unwritable_place_is_a_clear_error(tmp_path):

@@ -9,13 +9,20 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sqlalchemy import Connection, insert, inspect, select, update
+from sqlalchemy import Connection, insert, inspect, select, text, update
 
 from digest.errors import StoreError
 from digest.store.schema import meta, metadata
 
+
+def _v2_ledger_sections(conn: Connection) -> None:
+    conn.execute(text("ALTER TABLE ledger ADD COLUMN section VARCHAR(64)"))
+
+
 # Each step takes the store from version N-1 to N. Version 1 is the first schema.
-MIGRATIONS: dict[int, tuple[str, Callable[[Connection], None]]] = {}
+MIGRATIONS: dict[int, tuple[str, Callable[[Connection], None]]] = {
+    2: ("ledger.section: the interest a paper was chosen for", _v2_ledger_sections),
+}
 SCHEMA_VERSION = max(MIGRATIONS, default=1)
 
 

@@ -112,6 +112,7 @@ ledger = Table(
     Column("position", Integer, nullable=True),  # order in the digest, for selected papers
     Column("score", Float, nullable=False),
     Column("matches", Text, nullable=False),  # JSON list of Match
+    Column("section", String(64), nullable=True),  # the interest it was chosen for (v2)
     Index("ix_ledger_digest", "digest_id"),
 )
 

@@ -95,6 +95,18 @@ class PendingDelivery:
     last_error: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    status: str  # selected | considered
+    digest_date: date
+    seq: int
+    position: int | None  # 0-based place in the digest, for selected papers
+    digest_size: int
+    score: float
+    matches: tuple[Match, ...]
+    section: str | None
+
+
 @dataclass(slots=True)
 class SubscriberSummary:
     name: str
@@ -373,6 +385,20 @@ class Store:
             loaded.extend(_stored(row) for row in rows)
         return loaded
 
+    def recent_papers(self, since: date, limit: int) -> list[StoredPaper]:
+        """The papers first seen on or after ``since``, at most ``limit`` of the newest.
+
+        Ranking uses them as its background: their document frequencies say which words
+        are common in the field right now.
+        """
+        rows = self.conn.execute(
+            select(papers.c.id, papers.c.data, papers.c.first_seen)
+            .where(papers.c.first_seen >= since)
+            .order_by(papers.c.id.desc())
+            .limit(limit)
+        )
+        return sorted((_stored(row) for row in rows), key=lambda p: p.uid)
+
     def get_papers(self, uids: Sequence[int]) -> list[StoredPaper]:
         by_id = {sp.uid: sp for sp in self._load(self.conn, set(uids))}
         return [by_id[uid] for uid in uids if uid in by_id]
@@ -429,6 +455,40 @@ class Store:
             .order_by(papers.c.id)
         )
         return [_stored(row) for row in rows]
+
+    def ledger_entry(self, subscriber: str, uid: int) -> LedgerEntry | None:
+        """What the ledger says about one paper and one subscriber, if it was offered."""
+        row = self.conn.execute(
+            select(
+                ledger.c.status,
+                ledger.c.position,
+                ledger.c.score,
+                ledger.c.matches,
+                ledger.c.section,
+                digests.c.digest_date,
+                digests.c.seq,
+                digests.c.id,
+            )
+            .join(digests, digests.c.id == ledger.c.digest_id)
+            .where(ledger.c.subscriber == subscriber, ledger.c.paper_id == uid)
+        ).one_or_none()
+        if row is None:
+            return None
+        size = self.conn.execute(
+            select(func.count())
+            .select_from(ledger)
+            .where(ledger.c.digest_id == row.id, ledger.c.status == "selected")
+        ).scalar()
+        return LedgerEntry(
+            status=row.status,
+            digest_date=row.digest_date,
+            seq=row.seq,
+            position=row.position,
+            digest_size=int(size or 0),
+            score=row.score,
+            matches=tuple(Match(**m) for m in json.loads(row.matches)),
+            section=row.section,
+        )
 
     # --- digests and deliveries ---------------------------------------------------------
 
@@ -520,7 +580,12 @@ class Store:
         head = self.conn.execute(select(digests).where(digests.c.id == digest_id)).mappings().one()
         rows = self.conn.execute(
             select(
-                papers.c.id, papers.c.data, papers.c.first_seen, ledger.c.score, ledger.c.matches
+                papers.c.id,
+                papers.c.data,
+                papers.c.first_seen,
+                ledger.c.score,
+                ledger.c.matches,
+                ledger.c.section,
             )
             .join(ledger, ledger.c.paper_id == papers.c.id)
             .where(ledger.c.digest_id == digest_id, ledger.c.status == "selected")
@@ -571,6 +636,7 @@ class Store:
                 papers.c.first_seen,
                 ledger.c.score,
                 ledger.c.matches,
+                ledger.c.section,
                 digests.c.digest_date,
                 deliveries.c.delivered_at,
             )
@@ -674,7 +740,7 @@ def _stored(row: Any) -> StoredPaper:
 
 def _scored(row: Any) -> Scored:
     matches = tuple(Match(**m) for m in json.loads(row.matches))
-    return Scored(_stored(row), row.score, matches)
+    return Scored(_stored(row), row.score, matches, row.section)
 
 
 def _ledger_row(
@@ -688,6 +754,7 @@ def _ledger_row(
         "position": position,
         "score": item.score,
         "matches": json.dumps(item.explain()),
+        "section": item.section,
     }
 
 

@@ -1,0 +1,83 @@
+"""Ranking inside a run: the bridge between the store and the pure ranking code.
+
+It builds the run's corpus once (the store's recent papers, the background for document
+frequencies, plus any older candidate), turns a subscriber's settings into a Profile,
+looks up the papers it liked, and ranks. Shared by `digest run`, `preview` and `explain`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import date, timedelta
+
+from digest.config import SubscriberSettings
+from digest.models import StoredPaper
+from digest.rank import Corpus, Profile, Ranking, rank
+from digest.store import Store
+
+log = logging.getLogger("digest")
+
+BACKGROUND_DAYS = 30  # recent enough to say what is common in the field now
+BACKGROUND_LIMIT = 20_000
+
+
+def profile_of(subscriber: SubscriberSettings) -> Profile:
+    """The Profile of a subscriber's settings (terms were validated with the config)."""
+    return Profile.build(
+        keywords=[_spec(k) for k in subscriber.keywords],
+        interests=[(i.name, [_spec(k) for k in i.keywords]) for i in subscriber.interests],
+        exclude=subscriber.exclude,
+        require=subscriber.require,
+        authors=subscriber.authors,
+        categories=subscriber.categories,
+        category_mode=subscriber.category_mode,
+        sources=subscriber.sources,
+        liked=subscriber.liked,
+        popularity_weight=subscriber.popularity_weight,
+        min_score=subscriber.min_score,
+        max_papers=subscriber.max_papers,
+    )
+
+
+def _spec(keyword: object) -> object:
+    dump = getattr(keyword, "model_dump", None)
+    return dump() if dump else keyword
+
+
+class Ranker:
+    """Ranks candidates for subscribers of one run against one shared corpus."""
+
+    def __init__(self, store: Store, today: date) -> None:
+        self.store = store
+        self.today = today
+        self._corpus: Corpus | None = None
+
+    def corpus_for(self, candidates: Sequence[StoredPaper]) -> Corpus:
+        if self._corpus is None:
+            since = self.today - timedelta(days=BACKGROUND_DAYS)
+            self._corpus = Corpus(self.store.recent_papers(since, BACKGROUND_LIMIT))
+        missing = [p for p in candidates if p not in self._corpus]
+        if missing:  # candidates older than the background (after long downtime)
+            self._corpus = Corpus([*self._corpus.papers, *missing])
+        return self._corpus
+
+    def liked(self, subscriber: SubscriberSettings) -> tuple[list[StoredPaper], list[str]]:
+        """The stored papers the subscriber liked, and warnings for those not found."""
+        found, warnings = [], []
+        for ref in subscriber.liked:
+            paper = self.store.find_paper(ref)
+            if paper is None:
+                warnings.append(f"liked paper {ref!r} is not in the store (yet); it is ignored")
+            else:
+                found.append(paper)
+        return found, warnings
+
+    def rank(
+        self, subscriber: SubscriberSettings, candidates: Sequence[StoredPaper]
+    ) -> tuple[Ranking, list[str]]:
+        liked, warnings = self.liked(subscriber)
+        for warning in warnings:
+            log.warning("%s: %s", subscriber.name, warning)
+        corpus = self.corpus_for(candidates)
+        return rank(profile_of(subscriber), corpus, candidates, liked), warnings
