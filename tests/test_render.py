@@ -57,11 +57,20 @@ def sample_digest() -> Digest:
             (
                 Match("linear attention", "title", 1, 4.24),
                 Match("linear attention", "abstract", 1, 1.41),
-                Match("state space model", "abstract", 1, 1.73),
+                Match("attention", "abstract", 2, 0.6, "word"),
+                Match("state space model", "abstract", 1, 1.73, "near"),
             ),
+            "Efficient attention",
         ),
         Scored(
-            StoredPaper(2, papers[1], date(2026, 3, 13)), 4.24, (Match("mamba", "title", 1, 3.0),)
+            StoredPaper(2, papers[1], date(2026, 3, 13)),
+            4.24,
+            (
+                Match("mamba", "title", 1, 3.0),
+                Match("Ada Lovelace", "authors", 1, 3.0, "signal"),
+                Match("A Paper You Liked About Selective Scans", "liked", 1, 1.2, "signal"),
+            ),
+            "State space models",
         ),
     ]
     return Digest(
@@ -122,7 +131,7 @@ def test_golden_feeds_and_they_parse_cleanly():
             "Mamba Layers <Without> Tears",
         ]
         assert parsed.entries[0].link == "https://arxiv.org/abs/2603.01234"
-        assert "Matched: linear attention (title, abstract)" in parsed.entries[0].summary
+        assert "Why: linear attention (title, abstract)" in parsed.entries[0].summary
 
 
 def test_email_message_structure_and_headers():

@@ -17,7 +17,6 @@ from urllib.parse import urlencode
 from digest.ids import pdf_url
 from digest.models import Digest, Scored
 
-_FIELD_LABELS = {"title": "title", "abstract": "abstract", "authors": "author"}
 _SAFE_URL = re.compile(r"^https?://[^\s<>\"'`\\]+$", re.IGNORECASE)
 
 
@@ -33,9 +32,16 @@ def safe_url(url: str | None) -> str | None:
 
 
 @dataclass(frozen=True, slots=True)
-class MatchView:
-    term: str
-    where: str  # "title", "abstract" or "author"
+class Reason:
+    """One line of "why this paper": a label to emphasise and where or how it matched.
+
+    Examples: ("linear attention", "title, abstract"), ("token pruning", "abstract, words
+    apart"), ("Yann LeCun", "author"), ("similar to a paper you liked", "<its title>").
+    """
+
+    label: str
+    detail: str
+    points: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,21 +66,14 @@ class PaperView:
     github_stars: int | None
     project_page: str | None
     score: float
-    matches: tuple[MatchView, ...]  # one per (term, field), strongest first
-    terms: tuple[str, ...]  # distinct matched terms, for highlighting
-
-    @property
-    def match_groups(self) -> list[tuple[str, str]]:
-        """(term, where) pairs, one per term: ("linear attention", "title, abstract")."""
-        grouped: dict[str, list[str]] = {}
-        for match in self.matches:
-            grouped.setdefault(match.term, []).append(match.where)
-        return [(term, ", ".join(where)) for term, where in grouped.items()]
+    reasons: tuple[Reason, ...]  # why it was chosen, strongest first
+    terms: tuple[str, ...]  # matched keyword terms, for highlighting
+    section: str | None  # the interest it was chosen for, when the reader has several
 
     @property
     def why(self) -> str:
-        """One line that says why the paper was chosen: "linear attention (title, abstract)"."""
-        return "; ".join(f"{term} ({where})" for term, where in self.match_groups)
+        """One line: "linear attention (title, abstract) · mamba (abstract)"."""
+        return " · ".join(f"{r.label} ({r.detail})" for r in self.reasons)
 
     @property
     def authors_short(self) -> str:
@@ -108,23 +107,96 @@ class DigestView:
     def hidden(self) -> int:
         return len(self.papers) - self.shown
 
+    @property
+    def sections(self) -> tuple[Section, ...]:
+        """All papers by interest (for pages and Markdown)."""
+        return sections_of(self.papers)
+
+    @property
+    def shown_sections(self) -> tuple[Section, ...]:
+        """The papers the email shows, by interest."""
+        return sections_of(self.papers[: self.shown])
+
+
+MINOR_SHARE = 0.1  # reasons worth less than this share of the score are not shown
+
+_SIGNALS = {
+    "authors": lambda m: Reason(m.term, "author", m.points),
+    "category": lambda m: Reason(m.term, "category", m.points),
+    "popularity": lambda m: Reason(m.term, "popular", m.points),
+    "liked": lambda m: Reason("similar to a paper you liked", _shorten(m.term, 90), m.points),
+}
+
+
+def reasons_of(item: Scored) -> tuple[Reason, ...]:
+    """One reason per keyword (and per signal), strongest first.
+
+    A keyword says where its exact phrase matched; failing that, where its words stood
+    near each other; failing that, which of its words matched on their own.
+    """
+    phrase: dict[str, list[str]] = {}
+    near: dict[str, list[str]] = {}
+    alone: dict[str, dict[str, None]] = {}
+    fields: dict[str, list[str]] = {}
+    points: dict[str, float] = {}
+    signals: list[Reason] = []
+    for match in item.matches:
+        if match.field in _SIGNALS:
+            signals.append(_SIGNALS[match.field](match))
+            continue
+        points[match.term] = points.get(match.term, 0.0) + match.points
+        target = {"phrase": phrase, "near": near}.get(match.kind)
+        if target is not None:
+            _add(target.setdefault(match.term, []), match.field)
+        else:
+            alone.setdefault(match.term, {})[match.via] = None
+            _add(fields.setdefault(match.term, []), match.field)
+    reasons = []
+    for term, total in points.items():
+        if term in phrase:
+            detail = ", ".join(phrase[term])
+        elif term in near:
+            detail = "words apart in " + ", ".join(near[term])
+        else:
+            words = ", ".join(f"“{w}”" for w in alone[term])
+            detail = f"{words} in {', '.join(fields[term])}"
+        reasons.append(Reason(term, detail, total))
+    ranked = sorted(reasons + signals, key=lambda r: (-r.points, r.label))
+    # The one-line "why" keeps what mattered; `digest explain` lists every point.
+    return tuple(r for i, r in enumerate(ranked) if i == 0 or r.points >= MINOR_SHARE * item.score)
+
+
+def _add(places: list[str], place: str) -> None:
+    if place not in places:
+        places.append(place)
+
+
+def highlight_terms(item: Scored) -> tuple[str, ...]:
+    """The terms to mark in the text: exact phrases, words of near matches, single words."""
+    terms: list[str] = []
+    for match in item.matches:
+        if match.field not in ("title", "abstract"):
+            continue
+        if match.kind == "near":
+            terms.extend(match.term.strip('"').split())
+        elif match.kind == "word":
+            terms.append(match.via)
+        else:
+            terms.append(match.term)
+    return tuple(dict.fromkeys(terms))
+
+
+def _shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
 
 def paper_view(number: int, item: Scored) -> PaperView:
     paper = item.paper.paper
     hf_link = paper.url if paper.url and "huggingface.co" in paper.url else None
-    if paper.arxiv_id and not hf_link and "hf_daily" in paper.sources:
-        hf_link = f"https://huggingface.co/papers/{paper.arxiv_id}"
     link, label = safe_url(paper.link), f"arXiv {paper.arxiv_id}"
     if not paper.arxiv_id:
         label = "Source" if link else "Find on arXiv"
     link = link or title_search_url(paper.title)
-    seen: set[tuple[str, str]] = set()
-    matches: list[MatchView] = []
-    for match in sorted(item.matches, key=lambda m: (-m.points, m.term, m.field)):
-        key = (match.term, match.field)
-        if key not in seen:
-            seen.add(key)
-            matches.append(MatchView(match.term, _FIELD_LABELS.get(match.field, match.field)))
     return PaperView(
         number=number,
         ref=paper.ref,
@@ -144,9 +216,26 @@ def paper_view(number: int, item: Scored) -> PaperView:
         github_stars=paper.github_stars,
         project_page=safe_url(paper.project_page),
         score=item.score,
-        matches=tuple(matches),
-        terms=tuple(m.term for m in item.matches if m.field != "authors"),
+        reasons=reasons_of(item),
+        terms=highlight_terms(item),
+        section=item.section,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Section:
+    """Papers chosen for one interest; ``name`` is None for a reader without interests."""
+
+    name: str | None
+    papers: tuple[PaperView, ...]
+
+
+def sections_of(papers: tuple[PaperView, ...]) -> tuple[Section, ...]:
+    """Group papers by interest, sections in the order of their best paper."""
+    order: dict[str | None, list[PaperView]] = {}
+    for paper in papers:
+        order.setdefault(paper.section, []).append(paper)
+    return tuple(Section(name, tuple(group)) for name, group in order.items())
 
 
 def digest_view(

@@ -63,7 +63,9 @@ def build_feeds(
             entry.category(term=xml_text(category))
         summary = view.abstract
         if view.why:
-            summary = f"Matched: {view.why}.\n\n{summary}"
+            summary = f"Why: {view.why}.\n\n{summary}"
+        if view.section:
+            entry.category(term=xml_text(view.section), label=xml_text(view.section))
         entry.summary(xml_text(summary))
         entry.published(stamp)
         entry.updated(stamp)
