@@ -19,7 +19,17 @@ import click
 from digest import __version__
 from digest.config import Config, SubscriberSettings, load_config
 from digest.errors import ConfigError, DigestError, StoreError
-from digest.pipeline import PREVIEW_FORMATS, open_store, preview, run_once, send_test
+from digest.explain import explain
+from digest.models import Match
+from digest.pipeline import (
+    PREVIEW_FORMATS,
+    digest_date,
+    open_store,
+    preview,
+    run_once,
+    send_test,
+    utc_now,
+)
 from digest.progress import terminal_progress
 from digest.report import RunReport
 
@@ -193,6 +203,66 @@ def preview_command(
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_bytes(content)
     click.echo(f"{len(digest.papers)} papers (of {digest.candidates} new) -> {output}")
+
+
+@main.command(name="explain")
+@config_option
+@date_option
+@click.option("--subscriber", "-s", required=True, help="Whose profile to explain.")
+@click.option("--paper", "-p", "ref", required=True, help="An arXiv id, a title, or a report id.")
+@click.option("--json", "as_json", is_flag=True, help="Print the breakdown as JSON.")
+def explain_command(
+    config_path: Path, day: datetime | None, subscriber: str, ref: str, as_json: bool
+) -> None:
+    """Show why a paper was (or was not) chosen for a subscriber, point by point."""
+    config = load(config_path)
+    today = day.date() if day else digest_date(config, utc_now())
+    try:
+        found = explain(config, subscriber, ref, today)
+    except DigestError as exc:
+        fail(exc)
+    if as_json:
+        click.echo(json.dumps(_jsonable(found), indent=2, ensure_ascii=False))
+        return
+    paper = found.paper.paper
+    click.echo(f"Paper:  {paper.title}")
+    click.echo(f"        {paper.ref} · first seen {found.paper.first_seen.isoformat()}")
+    click.echo(f"For:    {found.subscriber}")
+    recorded = found.recorded
+    if recorded is None:
+        click.echo("\nNot offered to this subscriber yet.")
+    else:
+        where = f", section {recorded.section}" if recorded.section else ""
+        if recorded.status == "selected" and recorded.position is not None:
+            verdict = (
+                f"Chosen for the digest of {recorded.digest_date.isoformat()}, "
+                f"#{recorded.position + 1} of {recorded.digest_size}{where}"
+            )
+        else:
+            verdict = f"Considered on {recorded.digest_date.isoformat()} and not chosen{where}"
+        click.echo(f"\n{verdict}; score {recorded.score:.4f}")
+        _print_matches(recorded.matches)
+    now = found.now
+    same = recorded is not None and recorded.score == now.score and recorded.matches == now.matches
+    state = "it matches the profile" if found.eligible_now else "it does not match the profile"
+    if same:
+        click.echo(f"\nScored today: {now.score:.4f}, the same breakdown ({state}).")
+    else:
+        click.echo(f"\nScored today against the recent papers: {now.score:.4f} ({state})")
+        _print_matches(now.matches)
+
+
+def _print_matches(matches: tuple[Match, ...]) -> None:
+    if not matches:
+        click.echo("  no keyword, author or other signal matched")
+        return
+    click.echo(f"  {'points':>8}  {'what':<32} where")
+    for match in sorted(matches, key=lambda m: -m.points):
+        how = {"near": ", words apart", "word": f", only the word “{match.via}”"}.get(
+            match.kind, ""
+        )
+        count = f" ({match.count}x)" if match.field in ("title", "abstract") else ""
+        click.echo(f"  {match.points:>8.3f}  {match.term[:32]:<32} {match.field}{count}{how}")
 
 
 @main.command(name="send-test")

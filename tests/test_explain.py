@@ -1,0 +1,127 @@
+"""`digest explain` agrees with what the digest showed, point for point."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from html.parser import HTMLParser
+
+from conftest import day
+from digest.config import load_config
+from digest.pipeline import run_once
+
+PROFILE = """
+[[subscribers]]
+name = "alice"
+email = "alice@example.org"
+keywords = ["linear attention", "state space model", "mamba^2", "video generation"]
+exclude = ["survey"]
+channels = ["page"]
+"""
+
+
+class _Whys(HTMLParser):
+    """The "Why:" line of each paper card, by the card's data-ref."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.by_ref: dict[str, str] = {}
+        self._ref: str | None = None
+        self._in_why = False
+
+    def handle_starttag(self, tag, attrs):
+        values = dict(attrs)
+        if tag == "div" and values.get("class") == "paper":
+            self._ref = values.get("data-ref")
+        if tag == "p" and values.get("class") == "why":
+            self._in_why = True
+
+    def handle_endtag(self, tag):
+        if tag == "p":
+            self._in_why = False
+
+    def handle_data(self, data):
+        if self._in_why and self._ref:
+            self.by_ref[self._ref] = self.by_ref.get(self._ref, "") + data
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "digest", *args], capture_output=True, text=True, timeout=120
+    )
+
+
+def test_explain_reproduces_the_breakdown_the_digest_showed(make_config, seeds, clock):
+    config = make_config(subscribers=PROFILE)
+    shutil.copy(seeds[2], config.parent / "inbox" / "capture.txt")
+    report = run_once(load_config(config), today=day(0), clock=clock)
+    chosen = report.subscribers["alice"].papers
+    assert len(chosen) >= 5
+
+    parser = _Whys()
+    parser.feed((config.parent / "out" / "pages" / "alice" / "2026-03-13.html").read_text())
+    for position, paper in enumerate(chosen[:5]):
+        result = cli(
+            "explain",
+            "--config",
+            str(config),
+            "-s",
+            "alice",
+            "-p",
+            paper["id"],
+            "--date",
+            "2026-03-13",
+            "--json",
+        )
+        assert result.returncode == 0, result.stderr
+        explained = json.loads(result.stdout)
+        recorded = explained["recorded"]
+        assert recorded["status"] == "selected" and recorded["position"] == position
+        assert recorded["score"] == paper["score"]
+        assert [(m["term"], m["field"], m["points"]) for m in recorded["matches"]] == [
+            (m["term"], m["field"], m["points"]) for m in paper["matched"]
+        ]
+        # Scored again now, with the same background: the very same breakdown.
+        assert explained["now"]["score"] == paper["score"]
+        # Every keyword the page names as a reason is one the breakdown scored.
+        shown = parser.by_ref[paper["id"]]
+        for match in recorded["matches"]:
+            if match["points"] >= 0.1 * paper["score"]:
+                assert match["term"] in shown, (match, shown)
+
+    text = cli(
+        "explain",
+        "--config",
+        str(config),
+        "-s",
+        "alice",
+        "-p",
+        chosen[0]["id"],
+        "--date",
+        "2026-03-13",
+    )
+    assert "Chosen for the digest of 2026-03-13, #1 of" in text.stdout
+    assert "the same breakdown" in text.stdout
+
+
+def test_explain_says_when_a_paper_was_not_chosen_and_when_it_is_unknown(make_config, seeds, clock):
+    config = make_config(subscribers=PROFILE)
+    shutil.copy(seeds[2], config.parent / "inbox" / "capture.txt")
+    run_once(load_config(config), today=day(0), clock=clock)
+    considered = cli(
+        "explain",
+        "--config",
+        str(config),
+        "-s",
+        "alice",
+        "-p",
+        "Mathematical exploration and discovery at scale",
+        "--date",
+        "2026-03-13",
+    )
+    assert considered.returncode == 0, considered.stderr
+    assert "Considered on 2026-03-13 and not chosen" in considered.stdout
+    missing = cli("explain", "--config", str(config), "-s", "alice", "-p", "2999.99999")
+    assert missing.returncode != 0 and "no paper '2999.99999' in the store" in missing.stderr
