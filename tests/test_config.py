@@ -17,7 +17,9 @@ from digest.config import (
     FileSourceSettings,
     HfDailySettings,
     HttpSettings,
+    InterestSettings,
     SubscriberSettings,
+    WeightedTerm,
     load_config,
     parse_config,
 )
@@ -47,6 +49,8 @@ ALL_MODELS = [
     ArxivApiSettings,
     FeedSettings,
     SubscriberSettings,
+    InterestSettings,
+    WeightedTerm,
 ]
 
 
@@ -68,11 +72,15 @@ def test_the_example_config_loads_and_documents_every_setting():
             "sources",
             "subscribers",
         }:
+            assignment = re.compile(rf"^(# )*{re.escape(key)} = |[{{,] {re.escape(key)} = ")
+            table = re.compile(rf"^\[\[?([\w]+\.)*{re.escape(key)}\]\]?$")
             where = [
-                i for i, line in enumerate(lines) if re.match(rf"^(# )*{re.escape(key)} = ", line)
+                i for i, line in enumerate(lines) if assignment.search(line) or table.match(line)
             ]
             assert where, f"{model.__name__}.{key} is not in config.example.toml"
-            assert lines[where[0] - 1].startswith("#"), f"{key} has no comment above it"
+            assert any(lines[i - 1].startswith("#") or lines[i].startswith("#") for i in where), (
+                f"{key} has no comment above it"
+            )
 
 
 def test_every_setting_has_a_description():
