@@ -41,7 +41,7 @@ from digest.ids import normalize_title, parse_arxiv_id
 from digest.merge import merge_papers
 from digest.models import Digest, FeedItem, Match, Paper, Scored, StoredPaper
 from digest.store.lock import RunLock
-from digest.store.migrations import migrate
+from digest.store.migrations import SCHEMA_VERSION, current_version, migrate
 from digest.store.schema import (
     cursors,
     deliveries,
@@ -141,7 +141,14 @@ class Store:
         try:
             self.conn: Connection = engine.connect()
             with self.conn.begin():
-                self.schema_version = migrate(self.conn, location)
+                version = current_version(self.conn)
+            if version != SCHEMA_VERSION:
+                # Take the write lock up front: two processes creating or migrating the
+                # same store at once must queue, not deadlock.
+                self.conn.info["begin_immediate"] = True
+                with self.conn.begin():
+                    version = migrate(self.conn, location)
+            self.schema_version = version
         except OperationalError as exc:
             raise StoreError(f"{location}: cannot open the store: {exc.orig}") from None
         self._outer = self.conn.begin() if dry_run else None
@@ -775,5 +782,7 @@ def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
         # Deferred: readers (`digest state`) never block; one writer at a time is
-        # guaranteed by the run lock, so a deferred transaction cannot deadlock.
-        conn.exec_driver_sql("BEGIN")
+        # guaranteed by the run lock, so a deferred transaction cannot deadlock. Schema
+        # changes ask for the write lock at once (see Store.__init__).
+        immediate = conn.info.pop("begin_immediate", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
