@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import sys
+import threading
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any, NoReturn
@@ -32,6 +34,8 @@ from digest.pipeline import (
 )
 from digest.progress import terminal_progress
 from digest.report import RunReport
+from digest.scheduler import run_scheduler, schedule_of
+from digest.serve import make_http_server, serve_until
 
 log = logging.getLogger("digest")
 
@@ -102,7 +106,7 @@ def main(ctx: click.Context, verbose: int, quiet: bool) -> None:
     Start with `digest check`, then `digest run`.
     """
     _setup_logging(verbose, quiet)
-    ctx.obj = {"quiet": quiet}
+    ctx.obj = {"quiet": quiet, "verbose": verbose}
 
 
 @main.command()
@@ -203,6 +207,72 @@ def preview_command(
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_bytes(content)
     click.echo(f"{len(digest.papers)} papers (of {digest.candidates} new) -> {output}")
+
+
+host_option = click.option("--host", default=None, help="Address to listen on ([serve] host).")
+port_option = click.option(
+    "--port", type=int, default=None, help="Port to listen on ([serve] port)."
+)
+
+
+def _daemon_logging() -> None:
+    """Long-running commands log their progress unless asked to be quiet."""
+    options = click.get_current_context().find_root().obj
+    if not options["quiet"] and not options["verbose"]:
+        logging.getLogger("digest").setLevel(logging.INFO)
+
+
+def _start_server(
+    config: Config, host: str | None, port: int | None, stop: threading.Event
+) -> None:
+    host, port = host or config.serve.host, port or config.serve.port
+    try:
+        server = make_http_server(config, host, port)
+    except OSError as exc:
+        fail(
+            DigestError(
+                f"cannot listen on {host}:{port}: {exc.strerror or exc}",
+                hint="choose another --port",
+            )
+        )
+    serve_until(server, stop)
+
+
+@main.command()
+@config_option
+@host_option
+@port_option
+def serve(config_path: Path, host: str | None, port: int | None) -> None:
+    """Serve feeds, digest pages and /healthz over HTTP until stopped."""
+    config = load(config_path)
+    _daemon_logging()
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    _start_server(config, host, port, stop)
+    stop.wait()
+    log.info("server stopped")
+
+
+@main.command()
+@config_option
+@click.option(
+    "--serve", "with_server", is_flag=True, help="Also serve feeds and pages (digest serve)."
+)
+@host_option
+@port_option
+def schedule(config_path: Path, with_server: bool, host: str | None, port: int | None) -> None:
+    """Run the digest on the [schedule] of the config, until SIGTERM or Ctrl-C."""
+    config = load(config_path)
+    _daemon_logging()
+    try:
+        schedule_of(config)
+    except ConfigError as exc:
+        fail(exc)
+    stop = threading.Event()
+    if with_server:
+        _start_server(config, host, port, stop)
+    sys.exit(run_scheduler(config, stop=stop))
 
 
 @main.command(name="explain")

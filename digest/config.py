@@ -387,6 +387,13 @@ class SubscriberSettings(_Settings):
         "the section it scores best in.",
     )
     max_papers: int = Field(20, ge=1, le=10000, description="At most this many papers a digest.")
+    feed_token: str | None = Field(
+        None,
+        min_length=16,
+        pattern=r"^[A-Za-z0-9_-]+$",
+        description="A secret that `digest serve` requires (as ?token=) for this "
+        "subscriber's feeds and pages; without one they are public.",
+    )
     channels: tuple[Literal["email", "feed", "page", "markdown"], ...] = Field(
         ("email", "feed", "page"),
         min_length=1,
@@ -407,6 +414,58 @@ class SubscriberSettings(_Settings):
         return tuple(dict.fromkeys(value))
 
 
+class ScheduleSettings(_Settings):
+    cron: str = Field(
+        "30 7 * * 1-5",
+        description="When to run, as a standard 5-field crontab line (minute hour day "
+        "month weekday; 0 or 7 is Sunday). A 6th field in front, for seconds, is accepted.",
+    )
+    timezone: str | None = Field(
+        None, description="IANA zone the cron line is read in. Default: the top-level timezone."
+    )
+    misfire_grace_minutes: int = Field(
+        60,
+        ge=1,
+        le=24 * 60,
+        description="A run missed while the host slept still happens, once, if the host "
+        "wakes within this many minutes of its time.",
+    )
+    catch_up: bool = Field(
+        True,
+        description="On start, run at once if the last scheduled run was missed (the "
+        "container or host was down).",
+    )
+
+    @field_validator("cron")
+    @classmethod
+    def _valid_cron(cls, value: str) -> str:
+        from digest.schedule_rules import cron_trigger
+
+        try:
+            cron_trigger(value, "UTC")
+        except ValueError as exc:
+            raise ValueError(f"{exc}, got {value!r}") from None
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"expected an IANA time zone such as Europe/Berlin, got {value!r}"
+            ) from None
+        return value
+
+
+class ServeSettings(_Settings):
+    host: str = Field("127.0.0.1", description="Address `digest serve` listens on.")
+    port: int = Field(8080, ge=1, le=65535, description="Port `digest serve` listens on.")
+
+
 class Config(_Settings):
     timezone: str = Field("UTC", description="IANA zone whose today is a run's digest date.")
     templates: Path | None = Field(
@@ -416,6 +475,10 @@ class Config(_Settings):
     output: OutputSettings = Field(default_factory=OutputSettings)  # type: ignore[arg-type]
     email: EmailSettings = Field(default_factory=EmailSettings)  # type: ignore[arg-type]
     http: HttpSettings = Field(default_factory=HttpSettings)  # type: ignore[arg-type]
+    schedule: ScheduleSettings | None = Field(
+        None, description="When `digest schedule` runs the digest."
+    )
+    serve: ServeSettings = Field(default_factory=ServeSettings)  # type: ignore[arg-type]
     sources: tuple[SourceSettings, ...] = Field(min_length=1, description="Where papers come from.")
     subscribers: tuple[SubscriberSettings, ...] = Field(
         min_length=1, description="Who gets a digest."

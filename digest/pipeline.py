@@ -333,7 +333,7 @@ def render_digest(
     digest: Digest, subscriber: SubscriberSettings, context: DeliveryContext, fmt: str
 ) -> bytes:
     """One digest in one of PREVIEW_FORMATS, as bytes ready to write to a file."""
-    view = context.view(digest)
+    view = context.view(digest, subscriber)
     if fmt == "html":
         return render_html(context.env, view).encode()
     if fmt == "text":

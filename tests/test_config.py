@@ -18,6 +18,8 @@ from digest.config import (
     HfDailySettings,
     HttpSettings,
     InterestSettings,
+    ScheduleSettings,
+    ServeSettings,
     SubscriberSettings,
     WeightedTerm,
     load_config,
@@ -43,6 +45,8 @@ ALL_MODELS = [
     Config.model_fields["output"].annotation,
     Config.model_fields["email"].annotation,
     HttpSettings,
+    ScheduleSettings,
+    ServeSettings,
     FileSourceSettings,
     HfDailySettings,
     ArxivRssSettings,
@@ -52,6 +56,9 @@ ALL_MODELS = [
     InterestSettings,
     WeightedTerm,
 ]
+
+
+TABLES = {"store", "output", "email", "http", "schedule", "serve", "sources", "subscribers"}
 
 
 def fields_of(model: type[BaseModel]) -> set[str]:
@@ -64,14 +71,7 @@ def test_the_example_config_loads_and_documents_every_setting():
     assert config.sources and config.subscribers
     lines = text.splitlines()
     for model in ALL_MODELS:
-        for key in fields_of(model) - {
-            "store",
-            "output",
-            "email",
-            "http",
-            "sources",
-            "subscribers",
-        }:
+        for key in fields_of(model) - TABLES:
             assignment = re.compile(rf"^(# )*{re.escape(key)} = |[{{,] {re.escape(key)} = ")
             table = re.compile(rf"^\[\[?([\w]+\.)*{re.escape(key)}\]\]?$")
             where = [
@@ -86,7 +86,7 @@ def test_the_example_config_loads_and_documents_every_setting():
 def test_every_setting_has_a_description():
     for model in ALL_MODELS:
         for name, info in model.model_fields.items():
-            if name not in {"store", "output", "email", "http"}:
+            if name not in {"store", "output", "email", "http", "serve"}:
                 assert info.description, f"{model.__name__}.{name} has no description"
 
 

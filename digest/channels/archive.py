@@ -19,7 +19,7 @@ class PageChannel:
     ) -> str:
         folder = context.out_dir / "pages" / subscriber.name
         path = folder / f"{digest.slug}.html"
-        atomic_write(path, render_page(context.env, context.view(digest)))
+        atomic_write(path, render_page(context.env, context.view(digest, subscriber)))
         done = set(context.store.delivered_digests(subscriber.name, self.name))
         done.add((digest.date, digest.seq))
         entries = [IndexEntry(day, seq) for day, seq in sorted(done, reverse=True)]
@@ -44,5 +44,5 @@ class MarkdownChannel:
         self, digest: Digest, subscriber: SubscriberSettings, context: DeliveryContext
     ) -> str:
         path = context.out_dir / "markdown" / subscriber.name / f"{digest.slug}.md"
-        atomic_write(path, render_markdown(context.env, context.view(digest)))
+        atomic_write(path, render_markdown(context.env, context.view(digest, subscriber)))
         return str(path)

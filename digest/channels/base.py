@@ -39,17 +39,18 @@ class DeliveryContext:
         """The digest as the complete email message for this subscriber."""
         return build_message(
             self.env,
-            self.view(digest),
+            self.view(digest, subscriber),
             settings=self.config.email,
             to=subscriber.email,
             now=self.now,
         )
 
-    def view(self, digest: Digest) -> DigestView:
+    def view(self, digest: Digest, subscriber: SubscriberSettings | None = None) -> DigestView:
         return digest_view(
             digest,
             generated_at=self.now.astimezone(self.config.zone),
             base_url=self.config.output.base_url,
+            token=subscriber.feed_token if subscriber else None,
         )
 
 

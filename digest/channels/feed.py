@@ -21,7 +21,11 @@ class FeedChannel:
             subscriber.name, context.config.output.feed_items, include_digest=digest.digest_id
         )
         rss, atom = build_feeds(
-            subscriber.name, items, now=context.now, base_url=context.config.output.base_url
+            subscriber.name,
+            items,
+            now=context.now,
+            base_url=context.config.output.base_url,
+            token=subscriber.feed_token,
         )
         folder = context.out_dir / "feeds"
         atomic_write(folder / f"{subscriber.name}.rss", rss)

@@ -244,8 +244,11 @@ def digest_view(
     generated_at: datetime,
     base_url: str | None = None,
     shown: int | None = None,
+    token: str | None = None,
 ) -> DigestView:
+    """The view of a digest; ``token`` is the subscriber's feed token for served links."""
     papers = tuple(paper_view(i, item) for i, item in enumerate(digest.papers, start=1))
+    suffix = f"?token={token}" if token else ""
     return DigestView(
         subscriber=digest.subscriber,
         date=digest.date,
@@ -253,7 +256,9 @@ def digest_view(
         papers=papers,
         shown=len(papers) if shown is None else min(shown, len(papers)),
         candidates=digest.candidates,
-        page_url=f"{base_url}/pages/{digest.subscriber}/{digest.slug}.html" if base_url else None,
-        feed_url=f"{base_url}/feeds/{digest.subscriber}.atom" if base_url else None,
+        page_url=f"{base_url}/pages/{digest.subscriber}/{digest.slug}.html{suffix}"
+        if base_url
+        else None,
+        feed_url=f"{base_url}/feeds/{digest.subscriber}.atom{suffix}" if base_url else None,
         generated_at=generated_at,
     )

@@ -31,17 +31,20 @@ def build_feeds(
     *,
     now: datetime,
     base_url: str | None = None,
+    token: str | None = None,
 ) -> tuple[bytes, bytes]:
-    """(RSS, Atom) for ``subscriber``, newest papers first."""
+    """(RSS, Atom) for ``subscriber``, newest papers first; ``token`` goes into served links."""
     feed = FeedGenerator()
+    suffix = f"?token={token}" if token else ""
     feed_base = f"{base_url}/feeds/{subscriber}" if base_url else None
-    home = f"{base_url}/pages/{subscriber}/index.html" if base_url else "https://arxiv.org/"
+    home = f"{base_url}/pages/{subscriber}/index.html{suffix}" if base_url else "https://arxiv.org/"
+    # The id stays the same whether or not a token is set: it names the feed, not the URL.
     feed.id(f"{feed_base}.atom" if feed_base else f"urn:paper-digest:feed:{subscriber}")
     feed.title(f"Paper digest for {subscriber}")
     feed.subtitle(f"New papers chosen for {subscriber} by paper-digest")
     feed.link(href=home, rel="alternate")
     if feed_base:
-        feed.link(href=f"{feed_base}.atom", rel="self")
+        feed.link(href=f"{feed_base}.atom{suffix}", rel="self")
     feed.language("en")
     feed.generator("paper-digest")
     stamps = [_stamp(item) for item in items]
