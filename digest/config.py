@@ -8,6 +8,7 @@ where it can be found, the key and what was expected, and are all reported at on
 
 from __future__ import annotations
 
+import os
 import re
 import tomllib
 from pathlib import Path
@@ -60,6 +61,36 @@ class StoreSettings(_Settings):
         Path("digest.db"),
         description="SQLite file holding papers, deliveries and runs; created on first run.",
     )
+    url: str | None = Field(
+        None,
+        description="A PostgreSQL URL (postgresql://user@host/db) instead of the SQLite "
+        "file, for several workers sharing one store.",
+    )
+    url_env: str | None = Field(
+        None,
+        description="Name of an environment variable holding the PostgreSQL URL (so its "
+        "password stays out of the config).",
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _postgres_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("postgresql://", "postgresql+psycopg://")):
+            raise ValueError(f"expected a postgresql:// URL, got {value!r}")
+        return value
+
+    @property
+    def database_url(self) -> str | None:
+        """The PostgreSQL URL to use, if any (from ``url`` or the ``url_env`` variable)."""
+        if self.url_env:
+            value = os.environ.get(self.url_env)
+            if not value:
+                raise ConfigError(
+                    f"[store] url_env: the environment variable {self.url_env} is not set",
+                    hint=f"export {self.url_env}=postgresql://user:password@host/database",
+                )
+            return value
+        return self.url
 
 
 class OutputSettings(_Settings):

@@ -231,3 +231,37 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+POSTGRES_URL = os.environ.get("DIGEST_TEST_POSTGRES_URL", "")
+
+
+def postgres_url_for_test(name: str) -> str:
+    """A fresh, empty PostgreSQL database for one test (dropped and made again)."""
+    if not POSTGRES_URL:
+        if IN_CI:
+            pytest.fail("DIGEST_TEST_POSTGRES_URL is not set; .ci/run starts a PostgreSQL server")
+        pytest.skip("needs a PostgreSQL server: set DIGEST_TEST_POSTGRES_URL (see .ci/run)")
+    import re
+
+    from sqlalchemy import create_engine, text
+
+    database = "digest_" + re.sub(r"[^a-z0-9]+", "_", name.lower())[-40:]
+    admin = create_engine(
+        POSTGRES_URL.replace("postgresql://", "postgresql+psycopg://", 1),
+        isolation_level="AUTOCOMMIT",
+    )
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{database}"'))
+    admin.dispose()
+    base, _, _ = POSTGRES_URL.rpartition("/")
+    return f"{base}/{database}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_target(request, tmp_path) -> str | Path:
+    """Where a store lives: a SQLite file, or a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return tmp_path / "store.db"
+    return postgres_url_for_test(request.node.name)

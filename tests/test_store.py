@@ -1,4 +1,5 @@
-"""The state store: identity and aliases, the per-subscriber window, digests, dry runs."""
+"""The state store, on SQLite and on PostgreSQL: identity and merges, what readers are owed,
+digests and deliveries, dry runs, migrations."""
 
 from __future__ import annotations
 
@@ -23,52 +24,79 @@ def paper(title: str, arxiv_id: str | None = None, **fields) -> Paper:
 
 
 @pytest.fixture
-def store(tmp_path):
-    with Store.open(tmp_path / "s.db") as opened:
+def store(store_target):
+    with Store.open(store_target) as opened:
         yield opened
 
 
-def test_new_store_has_the_current_schema_and_refuses_a_newer_one(tmp_path):
-    path = tmp_path / "s.db"
-    with Store.open(path) as store:
-        assert store.schema_version == SCHEMA_VERSION == 2
+def owed(store: Store, name: str, day: date, backfill: int = 0) -> list[int]:
+    joined = store.register_subscriber(name, day)
+    return [p.uid for p in store.pending_papers(name, day, joined, backfill)]
+
+
+def digest_of(
+    store: Store,
+    name: str,
+    day: date,
+    chosen: list[int],
+    candidates: list[int],
+    channels=("email",),
+):
+    store.register_subscriber(name, day)
+    stored = {p.uid: p for p in store.get_papers(candidates)}
+    selected = [Scored(stored[uid], 1.0) for uid in chosen]
+    return store.create_digest(
+        name, day, selected, list(stored.values()), list(channels), None, NOW
+    )
+
+
+# --- schema ----------------------------------------------------------------------------------
+
+
+def test_a_new_store_has_the_current_schema_and_refuses_a_newer_one(store_target):
+    with Store.open(store_target) as store:
+        assert store.schema_version == SCHEMA_VERSION == 3
         with store.transaction() as conn:
             conn.execute(text("UPDATE meta SET value = '99' WHERE key = 'schema_version'"))
     with pytest.raises(StoreError, match="schema version 99, newer than"):
-        Store.open(path)
+        Store.open(store_target)
 
 
-def test_a_version_1_store_is_migrated_and_keeps_its_data(tmp_path):
+def test_older_stores_are_migrated_and_keep_their_data(tmp_path):
     path = tmp_path / "s.db"
     with Store.open(path) as store:
-        uid = store.upsert_papers([paper("Old Paper", "2301.00001")], D0, NOW).uids[0]
-        digest = store.create_digest(
-            "alice", D0, [Scored(store.get_papers([uid])[0], 2.5)], [], ["email"], None, NOW
-        )
+        uids = store.upsert_papers(
+            [paper("Old Paper", "2301.00001"), paper("Other", "2301.00002")], D0, NOW
+        ).uids
+        old = digest_of(store, "alice", D0, [uids[0]], uids)
         with store.transaction() as conn:  # make it what version 1 created
+            conn.execute(text("ALTER TABLE digests DROP COLUMN watermark"))
             conn.execute(text("ALTER TABLE ledger DROP COLUMN section"))
+            conn.execute(
+                text(
+                    "INSERT INTO ledger (subscriber, paper_id, digest_id, status, score, matches) "
+                    f"VALUES ('alice', {uids[1]}, {old.digest_id}, 'considered', 0, '[]')"
+                )
+            )
             conn.execute(text("UPDATE meta SET value = '1' WHERE key = 'schema_version'"))
     with Store.open(path) as store:
-        assert store.schema_version == 2
-        loaded = store.load_digest(digest.digest_id)
-        assert [(s.paper.uid, s.score, s.section) for s in loaded.papers] == [(uid, 2.5, None)]
-        again = store.create_digest(
-            "bob",
-            D1,
-            [Scored(store.get_papers([uid])[0], 1.0, (), "ssm")],
-            [],
-            ["email"],
-            None,
-            NOW,
-        )
-        assert store.load_digest(again.digest_id).papers[0].section == "ssm"
+        assert store.schema_version == 3
+        loaded = store.load_digest(old.digest_id)
+        assert [(s.paper.uid, s.section) for s in loaded.papers] == [(uids[0], None)]
+        # The old "considered" rows give the migrated digest its watermark: nothing re-offered.
+        assert owed(store, "alice", D1) == []
+        new = store.upsert_papers([paper("New", "2301.00003")], D1, NOW).uids
+        assert owed(store, "alice", D1) == new
 
 
-def test_store_in_an_unwritable_place_is_a_clear_error(tmp_path):
+def test_an_unwritable_place_is_a_clear_error(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")
     with pytest.raises(StoreError, match="cannot create the store's folder"):
         Store.open(blocker / "sub" / "s.db")
+
+
+# --- identity --------------------------------------------------------------------------------
 
 
 def test_same_arxiv_id_in_any_version_is_one_paper(store):
@@ -94,30 +122,41 @@ def test_a_paper_seen_by_title_then_by_id_stays_one_paper(store):
     assert store.find_paper("Sparse Finetuning for LLMs").uid == stored.uid
 
 
-def test_title_and_id_rows_are_merged_with_their_ledger(store):
-    # Seen once by title and once (under another title spelling) by id: two rows.
+def test_two_rows_of_one_paper_merge_into_the_older_with_its_ledger(store):
     title_row = store.upsert_papers([paper("Deep Nets Are Shallow")], D0, NOW).uids[0]
     id_row = store.upsert_papers(
         [paper("Deep nets are shallow, really", "2402.00002")], D0, NOW
     ).uids[0]
-    assert title_row != id_row
-    sp = store.get_papers([title_row])[0]
-    store.create_digest("alice", D0, [Scored(sp, 1.0)], [], ["email"], None, NOW)
-    # A listing that carries both the id and the first title joins them.
+    assert title_row < id_row
+    digest_of(store, "alice", D0, [title_row], [title_row, id_row])
     merged = store.upsert_papers([paper("Deep Nets Are Shallow", "2402.00002")], D1, NOW)
-    assert merged.new == 0
-    assert store.get_papers([title_row]) == [] or store.get_papers([id_row]) == []
-    survivor = merged.uids[0]
-    assert store.find_paper("Deep Nets Are Shallow").uid == survivor
-    assert store.find_paper("2402.00002").uid == survivor
-    # alice was offered the title row: she is not offered the merged paper again.
-    assert store.pending_papers("alice", D1, D0) == []
+    assert merged.new == 0 and merged.uids == [title_row]  # the older row survives
+    assert store.get_papers([id_row]) == []
+    assert store.find_paper("2402.00002").uid == title_row
+    assert store.find_paper("Deep nets are shallow, really").uid == title_row
+    assert owed(store, "alice", D1) == []  # offered once, not again after the merge
 
 
-def test_same_title_with_a_different_arxiv_id_is_a_different_paper(store):
+def test_the_same_title_with_another_arxiv_id_is_another_paper(store):
     a = store.upsert_papers([paper("Attention Is All You Need", "1706.03762")], D0, NOW).uids[0]
     b = store.upsert_papers([paper("Attention Is All You Need", "2501.99999")], D0, NOW).uids[0]
     assert a != b
+
+
+def test_duplicates_inside_one_batch_are_one_paper(store):
+    result = store.upsert_papers(
+        [
+            paper("Twice Listed"),
+            paper("Twice listed!", "2404.00004"),
+            paper("Another"),
+            paper("twice listed"),
+        ],
+        D0,
+        NOW,
+    )
+    assert result.new == 2
+    assert result.uids[0] == result.uids[1] == result.uids[3] != result.uids[2]
+    assert store.get_papers([result.uids[0]])[0].paper.arxiv_id == "2404.00004"
 
 
 def test_richest_fields_win_when_merging(store):
@@ -143,89 +182,7 @@ def test_richest_fields_win_when_merging(store):
     assert merged.categories == ("cs.LG",)
 
 
-def test_pending_window_follows_the_last_digest(store):
-    store.register_subscriber("alice", D0)
-    uids0 = store.upsert_papers([paper("Day zero")], D0, NOW).uids
-    assert [p.uid for p in store.pending_papers("alice", D0, D0)] == uids0
-    sp = store.get_papers(uids0)
-    store.create_digest("alice", D0, [Scored(sp[0], 1.0)], [], ["email"], None, NOW)
-    uids1 = store.upsert_papers([paper("Day one"), paper("Day one, too")], D1, NOW).uids
-    pending = store.pending_papers("alice", D1, D0)
-    assert [p.uid for p in pending] == uids1
-    # Re-running an earlier day offers nothing new.
-    assert store.pending_papers("alice", D0, D0) == []
-
-
-def test_new_subscribers_get_only_recent_papers_unless_backfilled(store):
-    store.upsert_papers([paper("Old news")], D0, NOW)
-    fresh = store.upsert_papers([paper("Fresh")], D2, NOW).uids
-    joined = store.register_subscriber("bob", D2)
-    assert [p.uid for p in store.pending_papers("bob", D2, joined)] == fresh
-    assert len(store.pending_papers("bob", D2, joined, backfill_days=2)) == 2
-
-
-def test_considered_papers_are_not_offered_again(store):
-    uids = store.upsert_papers([paper("Chosen"), paper("Not chosen")], D0, NOW).uids
-    chosen, other = store.get_papers(uids)
-    digest = store.create_digest(
-        "alice", D0, [Scored(chosen, 2.0)], [Scored(other, 0.0)], ["email", "feed"], None, NOW
-    )
-    assert store.pending_papers("alice", D1, D0) == []
-    assert [(p.channel, p.digest_id) for p in store.pending_deliveries("alice")] == [
-        ("email", digest.digest_id),
-        ("feed", digest.digest_id),
-    ]
-    store.mark_failed(digest.digest_id, "email", "mail server said no")
-    store.mark_delivered(digest.digest_id, "feed", NOW)
-    pending = store.pending_deliveries("alice")
-    assert [(p.channel, p.attempts, p.last_error) for p in pending] == [
-        ("email", 1, "mail server said no")
-    ]
-    loaded = store.load_digest(digest.digest_id)
-    assert [s.paper.uid for s in loaded.papers] == [chosen.uid]
-    assert [f.scored.paper.uid for f in store.feed_items("alice", 10)] == [chosen.uid]
-
-
-def test_second_digest_of_a_day_gets_the_next_sequence(store):
-    a = store.upsert_papers([paper("Morning")], D0, NOW).uids
-    first = store.create_digest(
-        "alice", D0, [Scored(store.get_papers(a)[0], 1.0)], [], ["page"], None, NOW
-    )
-    b = store.upsert_papers([paper("Afternoon")], D0, NOW).uids
-    assert [p.uid for p in store.pending_papers("alice", D0, D0)] == b
-    second = store.create_digest(
-        "alice", D0, [Scored(store.get_papers(b)[0], 1.0)], [], ["page"], None, NOW
-    )
-    assert (first.seq, second.seq) == (1, 2)
-    assert (first.slug, second.slug) == ("2026-03-13", "2026-03-13-2")
-
-
-def test_dry_run_sees_its_own_writes_and_leaves_nothing(tmp_path):
-    path = tmp_path / "s.db"
-    with Store.open(path) as real:
-        real.upsert_papers([paper("Kept")], D0, NOW)
-    with Store.open(path, dry_run=True) as dry:
-        uids = dry.upsert_papers([paper("Only in the dry run")], D1, NOW).uids
-        assert dry.get_papers(uids)[0].paper.title == "Only in the dry run"
-        dry.create_digest(
-            "alice", D1, [Scored(dry.get_papers(uids)[0], 1.0)], [], ["email"], None, NOW
-        )
-        run_id = dry.start_run(D1, NOW)
-        dry.finish_run(run_id, "ok", {}, NOW)
-    with Store.open(path) as after:
-        summary = after.summary()
-        assert summary.papers == 1
-        assert summary.subscribers == [] and summary.runs == []
-
-
-def test_cursor_round_trip(store):
-    assert store.get_cursor("hf") == {}
-    store.set_cursor("hf", {"etag": "abc", "last": "2026-03-13"}, NOW)
-    store.set_cursor("hf", {"etag": "def"}, NOW)
-    assert store.get_cursor("hf") == {"etag": "def"}
-
-
-def test_papers_round_trip_through_json(store):
+def test_papers_round_trip(store):
     original = paper(
         "Round Trip",
         "2405.00005",
@@ -240,16 +197,137 @@ def test_papers_round_trip_through_json(store):
     assert store.get_papers([uid])[0].paper == original
 
 
+# --- what readers are owed ---------------------------------------------------------------------
+
+
+def test_after_a_digest_a_reader_is_owed_only_what_came_later(store):
+    uids0 = store.upsert_papers([paper("Day zero"), paper("Day zero, too")], D0, NOW).uids
+    assert owed(store, "alice", D0) == uids0
+    digest_of(store, "alice", D0, uids0[:1], uids0)  # one chosen, one only considered
+    uids1 = store.upsert_papers([paper("Day one"), paper("Day one, too")], D1, NOW).uids
+    assert owed(store, "alice", D1) == uids1
+    assert owed(store, "alice", D0) == []  # re-running an earlier day offers nothing new
+
+
+def test_new_readers_get_recent_papers_unless_backfilled(store):
+    store.upsert_papers([paper("Old news")], D0, NOW)
+    fresh = store.upsert_papers([paper("Fresh")], D2, NOW).uids
+    assert owed(store, "bob", D2) == fresh
+    assert len(owed(store, "bob", D2, backfill=2)) == 2
+
+
+def test_a_replayed_earlier_day_does_not_swallow_a_later_days_papers(store):
+    day0 = store.upsert_papers([paper("Zero")], D0, NOW).uids
+    digest_of(store, "alice", D0, day0, day0)
+    later = store.upsert_papers([paper("Two")], D2, NOW).uids  # stored for a later day
+    replayed = store.upsert_papers([paper("One")], D1, NOW).uids  # a replay of an earlier day
+    assert owed(store, "alice", D1) == replayed
+    digest_of(store, "alice", D1, [], replayed)
+    assert owed(store, "alice", D2) == later  # still owed: the watermark stopped below it
+
+
+def test_many_readers_at_once(store):
+    uids = store.upsert_papers([paper(f"Paper {i}") for i in range(6)], D0, NOW).uids
+    digest_of(store, "alice", D0, [uids[0]], uids[:3])
+    readers = {"alice": None, "bob": None}
+    standing = store.register_subscribers(list(readers), D0)
+    pending = store.pending_for(standing, D0, {})
+    assert [p.uid for p in pending.for_subscriber("alice", standing["alice"], D0, 0)] == uids[3:]
+    assert [p.uid for p in pending.for_subscriber("bob", standing["bob"], D0, 0)] == uids
+
+
+def test_a_second_digest_of_a_day_gets_the_next_sequence(store):
+    a = store.upsert_papers([paper("Morning")], D0, NOW).uids
+    first = digest_of(store, "alice", D0, a, a, ["page"])
+    b = store.upsert_papers([paper("Afternoon")], D0, NOW).uids
+    assert owed(store, "alice", D0) == b
+    second = digest_of(store, "alice", D0, b, b, ["page"])
+    assert (first.seq, second.seq) == (1, 2)
+    assert (first.slug, second.slug) == ("2026-03-13", "2026-03-13-2")
+
+
+# --- deliveries --------------------------------------------------------------------------------
+
+
+def test_deliveries_stay_pending_until_confirmed(store):
+    uids = store.upsert_papers([paper("Chosen"), paper("Not chosen")], D0, NOW).uids
+    digest = digest_of(store, "alice", D0, uids[:1], uids, ["email", "feed"])
+    assert [(p.channel, p.digest_id) for p in store.pending_deliveries("alice")] == [
+        ("email", digest.digest_id),
+        ("feed", digest.digest_id),
+    ]
+    store.mark_failed(digest.digest_id, "email", "mail server said no")
+    store.mark_delivered(digest.digest_id, "feed", NOW)
+    pending = store.pending_deliveries("alice")
+    assert [(p.channel, p.attempts, p.last_error) for p in pending] == [
+        ("email", 1, "mail server said no")
+    ]
+    assert list(store.pending_deliveries_of(["alice", "bob"])) == ["alice"]
+    assert [s.paper.uid for s in store.load_digest(digest.digest_id).papers] == uids[:1]
+    assert [f.scored.paper.uid for f in store.feed_items("alice", 10)] == uids[:1]
+
+
+def test_what_the_ledger_says_about_chosen_and_considered_papers(store):
+    uids = store.upsert_papers([paper("Chosen"), paper("Considered"), paper("Later")], D0, NOW).uids
+    digest_of(store, "alice", D0, uids[:1], uids[:2])
+    chosen = store.ledger_entry("alice", uids[0])
+    assert (chosen.status, chosen.position, chosen.digest_size, chosen.digest_date) == (
+        "selected",
+        0,
+        1,
+        D0,
+    )
+    considered = store.ledger_entry("alice", uids[1])
+    assert (considered.status, considered.score, considered.digest_date) == ("considered", None, D0)
+    assert store.ledger_entry("alice", uids[2]) is None or uids[2] <= uids[1]
+
+
+# --- dry runs, runs, cursors -------------------------------------------------------------------
+
+
+def test_a_dry_run_sees_its_own_writes_and_leaves_nothing(store_target):
+    with Store.open(store_target) as real:
+        real.upsert_papers([paper("Kept")], D0, NOW)
+    with Store.open(store_target, dry_run=True) as dry:
+        uids = dry.upsert_papers([paper("Only in the dry run")], D1, NOW).uids
+        assert dry.get_papers(uids)[0].paper.title == "Only in the dry run"
+        digest_of(dry, "alice", D1, uids, uids)
+        run_id = dry.start_run(D1, NOW)
+        dry.finish_run(run_id, "ok", {}, NOW)
+    with Store.open(store_target) as after:
+        summary = after.summary()
+        assert summary.papers == 1
+        assert summary.subscribers == [] and summary.runs == []
+
+
+def test_cursor_round_trip(store):
+    assert store.get_cursor("hf") == {}
+    store.set_cursor("hf", {"etag": "abc", "last": "2026-03-13"}, NOW)
+    store.set_cursor("hf", {"etag": "def"}, NOW)
+    assert store.get_cursor("hf") == {"etag": "def"}
+
+
 def test_runs_left_running_by_a_dead_process_become_interrupted(store):
     crashed = store.start_run(D0, NOW)
-    current = store.start_run(D1, NOW)
-    statuses = {r["id"]: r["status"] for r in store.last_runs()}
+    store.close()
+    with Store.open(
+        store.engine.url.render_as_string(hide_password=False) if store.postgres else store.location
+    ) as again:
+        current = again.start_run(D1, NOW)
+        statuses = {r["id"]: r["status"] for r in again.last_runs()}
     assert statuses == {crashed: "interrupted", current: "running"}
 
 
 def test_datetimes_come_back_aware_in_utc(store):
     store.start_run(D0, datetime(2026, 3, 13, 8, 0, tzinfo=UTC).astimezone())
-    started = store.last_runs()[0]["started_at"]
-    assert started == "2026-03-13T08:00:00+00:00"
+    assert store.last_runs()[0]["started_at"] == "2026-03-13T08:00:00+00:00"
     with pytest.raises(Exception, match="naive datetime"):
         store.start_run(D0, NOW.replace(tzinfo=None))
+
+
+def test_the_summary_counts_what_was_offered(store):
+    uids = store.upsert_papers([paper(f"P{i}") for i in range(5)], D0, NOW).uids
+    digest = digest_of(store, "alice", D0, uids[:2], uids)
+    store.mark_delivered(digest.digest_id, "email", NOW)
+    [alice] = store.summary().subscribers
+    assert (alice.delivered_papers, alice.considered_papers, alice.digests) == (2, 3, 1)

@@ -1,5 +1,23 @@
-"""The state store (SQLite by default): see store.py for the semantics it keeps."""
+"""The state store (SQLite by default, PostgreSQL for several workers): see store.py."""
 
-from digest.store.store import PendingDelivery, Store, StoreSummary, UpsertResult
+from digest.store.store import (
+    LedgerEntry,
+    Owed,
+    Pending,
+    PendingDelivery,
+    Store,
+    StoreSummary,
+    SubscriberSummary,
+    UpsertResult,
+)
 
-__all__ = ["PendingDelivery", "Store", "StoreSummary", "UpsertResult"]
+__all__ = [
+    "LedgerEntry",
+    "Owed",
+    "Pending",
+    "PendingDelivery",
+    "Store",
+    "StoreSummary",
+    "SubscriberSummary",
+    "UpsertResult",
+]

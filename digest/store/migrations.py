@@ -19,9 +19,20 @@ def _v2_ledger_sections(conn: Connection) -> None:
     conn.execute(text("ALTER TABLE ledger ADD COLUMN section VARCHAR(64)"))
 
 
+def _v3_digest_watermarks(conn: Connection) -> None:
+    conn.execute(text("ALTER TABLE digests ADD COLUMN watermark INTEGER"))
+    conn.execute(
+        text(
+            "UPDATE digests SET watermark = "
+            "(SELECT MAX(paper_id) FROM ledger WHERE ledger.digest_id = digests.id)"
+        )
+    )
+
+
 # Each step takes the store from version N-1 to N. Version 1 is the first schema.
 MIGRATIONS: dict[int, tuple[str, Callable[[Connection], None]]] = {
     2: ("ledger.section: the interest a paper was chosen for", _v2_ledger_sections),
+    3: ("digests.watermark: papers offered without a ledger row each", _v3_digest_watermarks),
 }
 SCHEMA_VERSION = max(MIGRATIONS, default=1)
 

@@ -5,7 +5,8 @@
   first seen by title and later by id stays one paper.
 - ``subscribers``: when each subscriber first took part in a run.
 - ``digests``: each digest made for a subscriber (date and sequence within the day).
-- ``ledger``: every paper offered to a subscriber, in which digest, chosen or only considered.
+- ``ledger``: the papers chosen for a subscriber's digests (and, rarely, papers considered
+  but not covered by the digest's watermark); ``digests.watermark`` covers the rest.
 - ``deliveries``: one row per digest and channel; ``done`` only once the channel confirmed.
 - ``runs``: one row per run with its report. ``cursors``: per-source state between runs.
 - ``meta``: the schema version.
@@ -99,6 +100,9 @@ digests = Table(
     Column("candidates", Integer, nullable=False),
     Column("run_id", Integer, nullable=True),
     Column("created_at", UtcDateTime(), nullable=False),
+    # Every paper with a row id up to this one was offered to the subscriber by this
+    # digest or an earlier one (v3): "considered" needs no row per paper.
+    Column("watermark", Integer, nullable=True),
     UniqueConstraint("subscriber", "digest_date", "seq", name="uq_digests_day_seq"),
 )
 

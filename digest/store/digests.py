@@ -1,0 +1,466 @@
+"""Subscribers, what they are owed, their digests and the deliveries of those digests.
+
+What a subscriber is owed: every paper stored after its last digest's *watermark* (the
+highest paper row id that digest covered), first seen by today, and not in its ledger. A
+subscriber without a digest yet is owed the papers first seen since it joined (minus
+``backfill_days``). Row ids only grow, so a watermark says "everything up to here was
+offered" without a row per paper; the ledger keeps the chosen papers (and the rare
+considered paper that a watermark cannot cover).
+
+A digest is recorded (its chosen papers, its watermark, one pending delivery per channel)
+before anything is delivered; a delivery is marked done only once its channel confirmed.
+"""
+
+from __future__ import annotations
+
+import json
+from bisect import bisect_right
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from digest.models import Digest, FeedItem, Match, Scored, StoredPaper
+from digest.store.base import StoreBase
+from digest.store.schema import deliveries, digests, ledger, papers, subscribers
+
+
+@dataclass(frozen=True, slots=True)
+class PendingDelivery:
+    digest_id: int
+    digest_date: date
+    seq: int
+    channel: str
+    attempts: int
+    last_error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    status: str  # selected | considered
+    digest_date: date
+    seq: int
+    position: int | None  # 0-based place in the digest, for chosen papers
+    digest_size: int
+    score: float | None  # None for a considered paper (only its digest is known)
+    matches: tuple[Match, ...]
+    section: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Owed:
+    """Where a subscriber stands: when it joined and how far its digests reached."""
+
+    joined: date
+    watermark: int | None
+
+
+class Pending:
+    """Papers owed to many subscribers at once, from one read of the store.
+
+    Built once a run; ``for_subscriber`` is then a slice of a sorted list, so serving ten
+    thousand readers does not mean ten thousand queries over the papers table.
+    """
+
+    def __init__(self, papers_: list[StoredPaper], offered: dict[str, set[int]]) -> None:
+        self.papers = papers_  # sorted by row id, all first seen by the run's date
+        self.uids = [p.uid for p in papers_]
+        self.offered = offered
+        self._slices: dict[int, list[StoredPaper]] = {}
+
+    def for_subscriber(
+        self, name: str, owed: Owed, today: date, backfill_days: int
+    ) -> list[StoredPaper]:
+        if owed.watermark is not None:
+            start = bisect_right(self.uids, owed.watermark)
+            if start not in self._slices:  # readers at the same watermark share one list
+                self._slices[start] = self.papers[start:]
+            chosen = self._slices[start]
+        else:
+            since = owed.joined - timedelta(days=backfill_days)
+            chosen = [p for p in self.papers if p.first_seen >= since]
+        offered = self.offered.get(name)
+        if offered:
+            chosen = [p for p in chosen if p.uid not in offered]
+        return chosen
+
+
+class DigestsMixin(StoreBase):
+    # --- subscribers and what they are owed ---------------------------------------------
+
+    def register_subscribers(self, names: Sequence[str], today: date) -> dict[str, Owed]:
+        """Record subscribers on their first run; return where each one stands."""
+        with self.transaction() as conn:
+            known = dict(conn.execute(select(subscribers.c.name, subscribers.c.created_on)).all())
+            new = [{"name": n, "created_on": today} for n in names if n not in known]
+            if new:
+                dialect = postgresql if self.postgres else sqlite
+                conn.execute(dialect.insert(subscribers).on_conflict_do_nothing(), new)
+                known.update(
+                    dict(conn.execute(select(subscribers.c.name, subscribers.c.created_on)).all())
+                )
+            marks = dict(
+                conn.execute(
+                    select(digests.c.subscriber, func.max(digests.c.watermark)).group_by(
+                        digests.c.subscriber
+                    )
+                ).all()
+            )
+        return {name: Owed(known[name], marks.get(name)) for name in names}
+
+    def register_subscriber(self, name: str, today: date) -> date:
+        """Record a subscriber on its first run; return the date it was first seen."""
+        return self.register_subscribers([name], today)[name].joined
+
+    def pending_for(self, owed: dict[str, Owed], today: date, backfill: dict[str, int]) -> Pending:
+        """Everything the given subscribers are owed, read in two queries."""
+        marks = [o.watermark for o in owed.values() if o.watermark is not None]
+        windows = [
+            o.joined - timedelta(days=backfill.get(n, 0))
+            for n, o in owed.items()
+            if o.watermark is None
+        ]
+        if not owed:
+            return Pending([], {})
+        lowest = min(marks) if marks else None
+        if windows:  # someone without a digest yet: everything first seen since it joined
+            pool = self.papers_after(0, today, since=min(windows))
+            if lowest is not None:
+                pool = sorted(
+                    {p.uid: p for p in pool + self.papers_after(lowest, today)}.values(),
+                    key=lambda p: p.uid,
+                )
+        else:
+            pool = self.papers_after(lowest or 0, today)
+        floor = min((p.uid for p in pool), default=0) - 1
+        offered: dict[str, set[int]] = {}
+        rows = self.conn.execute(
+            select(ledger.c.subscriber, ledger.c.paper_id).where(
+                ledger.c.paper_id > floor, ledger.c.subscriber.in_(list(owed))
+            )
+        )
+        for name, uid in rows:
+            offered.setdefault(name, set()).add(uid)
+        return Pending(pool, offered)
+
+    def pending_papers(
+        self, subscriber: str, today: date, joined: date, backfill_days: int = 0
+    ) -> list[StoredPaper]:
+        """Papers not yet offered to ``subscriber`` that it is owed on ``today``."""
+        owed = self.register_subscribers([subscriber], joined)
+        owed = {subscriber: Owed(joined, owed[subscriber].watermark)}
+        return self.pending_for(owed, today, {subscriber: backfill_days}).for_subscriber(
+            subscriber, owed[subscriber], today, backfill_days
+        )
+
+    # --- digests and deliveries ---------------------------------------------------------
+
+    def create_digest(
+        self,
+        subscriber: str,
+        digest_date: date,
+        selected: Sequence[Scored],
+        candidates: Sequence[StoredPaper],
+        channels: Sequence[str],
+        run_id: int | None,
+        now: datetime,
+    ) -> Digest:
+        """Record a digest: its papers in the ledger, its watermark, one delivery per channel.
+
+        After this commits, the candidates are never offered again; the chosen papers count
+        as delivered on a channel only once that channel's delivery is marked done.
+        """
+        chosen = {item.paper.uid for item in selected}
+        uids = sorted({p.uid for p in candidates} | chosen)
+        with self.transaction() as conn:
+            watermark = self._next_watermark(conn, subscriber, digest_date, uids)
+            uncovered = [u for u in uids if watermark is None or u > watermark]
+            uncovered = [u for u in uncovered if u not in chosen]
+            seq = 1 + (
+                conn.execute(
+                    select(func.max(digests.c.seq)).where(
+                        digests.c.subscriber == subscriber, digests.c.digest_date == digest_date
+                    )
+                ).scalar()
+                or 0
+            )
+            digest_id = int(
+                conn.execute(
+                    insert(digests).values(
+                        subscriber=subscriber,
+                        digest_date=digest_date,
+                        seq=seq,
+                        candidates=len(uids),
+                        run_id=run_id,
+                        created_at=now,
+                        watermark=watermark,
+                    )
+                ).inserted_primary_key[0]
+            )
+            rows = [
+                _ledger_row(subscriber, digest_id, item, "selected", i)
+                for i, item in enumerate(selected)
+            ]
+            rows += [_considered_row(subscriber, digest_id, uid) for uid in uncovered]
+            if rows:
+                conn.execute(insert(ledger), rows)
+            if selected:
+                conn.execute(
+                    insert(deliveries),
+                    [
+                        {
+                            "digest_id": digest_id,
+                            "channel": channel,
+                            "status": "pending",
+                            "attempts": 0,
+                        }
+                        for channel in channels
+                    ],
+                )
+        return Digest(
+            subscriber=subscriber,
+            date=digest_date,
+            seq=seq,
+            papers=tuple(selected),
+            candidates=len(uids),
+            digest_id=digest_id,
+        )
+
+    def pending_deliveries(self, subscriber: str) -> list[PendingDelivery]:
+        """Deliveries of this subscriber's digests that no channel has confirmed yet."""
+        rows = self.conn.execute(
+            select(
+                deliveries.c.digest_id,
+                digests.c.digest_date,
+                digests.c.seq,
+                deliveries.c.channel,
+                deliveries.c.attempts,
+                deliveries.c.last_error,
+            )
+            .join(digests, digests.c.id == deliveries.c.digest_id)
+            .where(digests.c.subscriber == subscriber, deliveries.c.status != "done")
+            .order_by(digests.c.digest_date, digests.c.seq, deliveries.c.channel)
+        )
+        return [PendingDelivery(*row) for row in rows]
+
+    def pending_deliveries_of(self, names: Sequence[str]) -> dict[str, list[PendingDelivery]]:
+        """Unconfirmed deliveries of many subscribers, in one query."""
+        found: dict[str, list[PendingDelivery]] = {}
+        rows = self.conn.execute(
+            select(
+                digests.c.subscriber,
+                deliveries.c.digest_id,
+                digests.c.digest_date,
+                digests.c.seq,
+                deliveries.c.channel,
+                deliveries.c.attempts,
+                deliveries.c.last_error,
+            )
+            .join(digests, digests.c.id == deliveries.c.digest_id)
+            .where(deliveries.c.status != "done", digests.c.subscriber.in_(list(names)))
+            .order_by(digests.c.digest_date, digests.c.seq, deliveries.c.channel)
+        )
+        for name, *rest in rows:
+            found.setdefault(name, []).append(PendingDelivery(*rest))
+        return found
+
+    def load_digest(self, digest_id: int) -> Digest:
+        """A recorded digest with its chosen papers in digest order."""
+        head = self.conn.execute(select(digests).where(digests.c.id == digest_id)).mappings().one()
+        rows = self.conn.execute(
+            select(ledger.c.paper_id, ledger.c.score, ledger.c.matches, ledger.c.section)
+            .where(ledger.c.digest_id == digest_id, ledger.c.status == "selected")
+            .order_by(ledger.c.position)
+        ).all()
+        stored = {p.uid: p for p in self.get_papers([row.paper_id for row in rows])}
+        return Digest(
+            subscriber=head["subscriber"],
+            date=head["digest_date"],
+            seq=head["seq"],
+            papers=tuple(
+                _scored(stored[row.paper_id], row) for row in rows if row.paper_id in stored
+            ),
+            candidates=head["candidates"],
+            digest_id=digest_id,
+        )
+
+    def mark_delivered(self, digest_id: int, channel: str, now: datetime) -> None:
+        with self.transaction() as conn:
+            conn.execute(
+                update(deliveries)
+                .where(deliveries.c.digest_id == digest_id, deliveries.c.channel == channel)
+                .values(
+                    status="done",
+                    delivered_at=now,
+                    attempts=deliveries.c.attempts + 1,
+                    last_error=None,
+                )
+            )
+
+    def mark_failed(self, digest_id: int, channel: str, error: str) -> None:
+        with self.transaction() as conn:
+            conn.execute(
+                update(deliveries)
+                .where(deliveries.c.digest_id == digest_id, deliveries.c.channel == channel)
+                .values(status="failed", attempts=deliveries.c.attempts + 1, last_error=error)
+            )
+
+    def feed_items(
+        self, subscriber: str, limit: int, include_digest: int | None = None
+    ) -> list[FeedItem]:
+        """The latest papers delivered to the subscriber's feed, newest digest first.
+
+        ``include_digest`` adds a digest whose feed delivery is being made right now.
+        """
+        delivered = or_(deliveries.c.status == "done", digests.c.id == include_digest)
+        rows = self.conn.execute(
+            select(
+                ledger.c.paper_id,
+                ledger.c.score,
+                ledger.c.matches,
+                ledger.c.section,
+                digests.c.digest_date,
+                deliveries.c.delivered_at,
+            )
+            .join(digests, digests.c.id == ledger.c.digest_id)
+            .join(
+                deliveries,
+                and_(deliveries.c.digest_id == digests.c.id, deliveries.c.channel == "feed"),
+            )
+            .where(ledger.c.subscriber == subscriber, ledger.c.status == "selected", delivered)
+            .order_by(digests.c.digest_date.desc(), digests.c.seq.desc(), ledger.c.position)
+            .limit(limit)
+        ).all()
+        stored = {p.uid: p for p in self.get_papers([row.paper_id for row in rows])}
+        return [
+            FeedItem(_scored(stored[row.paper_id], row), row.digest_date, row.delivered_at)
+            for row in rows
+            if row.paper_id in stored
+        ]
+
+    def delivered_digests(self, subscriber: str, channel: str) -> list[tuple[date, int]]:
+        """(date, seq) of every digest delivered on ``channel``, newest first."""
+        rows = self.conn.execute(
+            select(digests.c.digest_date, digests.c.seq)
+            .join(deliveries, deliveries.c.digest_id == digests.c.id)
+            .where(
+                digests.c.subscriber == subscriber,
+                deliveries.c.channel == channel,
+                deliveries.c.status == "done",
+            )
+            .order_by(digests.c.digest_date.desc(), digests.c.seq.desc())
+        )
+        return [(row.digest_date, row.seq) for row in rows]
+
+    def ledger_entry(self, subscriber: str, uid: int) -> LedgerEntry | None:
+        """What was decided about one paper for one subscriber, if it was offered."""
+        row = self.conn.execute(
+            select(
+                ledger.c.status,
+                ledger.c.position,
+                ledger.c.score,
+                ledger.c.matches,
+                ledger.c.section,
+                digests.c.digest_date,
+                digests.c.seq,
+                digests.c.id,
+            )
+            .join(digests, digests.c.id == ledger.c.digest_id)
+            .where(ledger.c.subscriber == subscriber, ledger.c.paper_id == uid)
+        ).one_or_none()
+        if row is not None:
+            return LedgerEntry(
+                status=row.status,
+                digest_date=row.digest_date,
+                seq=row.seq,
+                position=row.position,
+                digest_size=self._digest_size(row.id),
+                score=row.score if row.status == "selected" else None,
+                matches=tuple(Match(**m) for m in json.loads(row.matches)),
+                section=row.section,
+            )
+        covering = self.conn.execute(
+            select(digests.c.id, digests.c.digest_date, digests.c.seq)
+            .where(digests.c.subscriber == subscriber, digests.c.watermark >= uid)
+            .order_by(digests.c.id)
+            .limit(1)
+        ).one_or_none()
+        if covering is None:
+            return None
+        first_seen = self.conn.execute(
+            select(papers.c.first_seen).where(papers.c.id == uid)
+        ).scalar()
+        if first_seen is not None and first_seen > covering.digest_date:
+            return None  # stored later, under an older id after a merge: not offered yet
+        return LedgerEntry(
+            "considered",
+            covering.digest_date,
+            covering.seq,
+            None,
+            self._digest_size(covering.id),
+            None,
+            (),
+            None,
+        )
+
+    @staticmethod
+    def _next_watermark(conn: Any, subscriber: str, day: date, uids: list[int]) -> int | None:
+        """How far this digest covers: its highest candidate, unless a paper stored in
+        between belongs to a later day (a replayed date); it stays owed, so the watermark
+        stops below it and candidates above it get a ledger row of their own."""
+        if not uids:
+            return None
+        previous = conn.execute(
+            select(func.max(digests.c.watermark)).where(digests.c.subscriber == subscriber)
+        ).scalar()
+        later = conn.execute(
+            select(func.min(papers.c.id)).where(
+                papers.c.id > (previous or 0), papers.c.id < uids[-1], papers.c.first_seen > day
+            )
+        ).scalar()
+        top = uids[-1] if later is None else later - 1
+        return max(top, previous) if previous is not None else top
+
+    def _digest_size(self, digest_id: int) -> int:
+        size = self.conn.execute(
+            select(func.count())
+            .select_from(ledger)
+            .where(ledger.c.digest_id == digest_id, ledger.c.status == "selected")
+        ).scalar()
+        return int(size or 0)
+
+
+def _considered_row(subscriber: str, digest_id: int, uid: int) -> dict[str, Any]:
+    return {
+        "subscriber": subscriber,
+        "paper_id": uid,
+        "digest_id": digest_id,
+        "status": "considered",
+        "position": None,
+        "score": 0.0,
+        "matches": "[]",
+        "section": None,
+    }
+
+
+def _scored(paper: StoredPaper, row: Any) -> Scored:
+    matches = tuple(Match(**m) for m in json.loads(row.matches))
+    return Scored(paper, row.score, matches, row.section)
+
+
+def _ledger_row(
+    subscriber: str, digest_id: int, item: Scored, status: str, position: int | None
+) -> dict[str, Any]:
+    return {
+        "subscriber": subscriber,
+        "paper_id": item.paper.uid,
+        "digest_id": digest_id,
+        "status": status,
+        "position": position,
+        "score": item.score,
+        "matches": json.dumps(item.explain()),
+        "section": item.section,
+    }
