@@ -145,7 +145,17 @@ class Scored:
         return tuple(sorted(seen, key=lambda term: (-seen[term], term)))
 
     def explain(self) -> list[dict[str, Any]]:
-        return [dataclasses.asdict(m) for m in self.matches]
+        return [
+            {
+                "term": m.term,
+                "field": m.field,
+                "count": m.count,
+                "points": m.points,
+                "kind": m.kind,
+                "via": m.via,
+            }
+            for m in self.matches
+        ]
 
 
 @dataclass(frozen=True, slots=True)

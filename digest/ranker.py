@@ -19,7 +19,7 @@ from digest.store import Store
 log = logging.getLogger("digest")
 
 BACKGROUND_DAYS = 30  # recent enough to say what is common in the field now
-BACKGROUND_LIMIT = 20_000
+BACKGROUND_LIMIT = 5_000  # plenty for document frequencies; keeps a run's analysis cheap
 
 
 def profile_of(subscriber: SubscriberSettings) -> Profile:
@@ -48,15 +48,16 @@ def _spec(keyword: object) -> object:
 class Ranker:
     """Ranks candidates for subscribers of one run against one shared corpus."""
 
-    def __init__(self, store: Store, today: date) -> None:
+    def __init__(self, store: Store, today: date, pool: Sequence[StoredPaper] = ()) -> None:
+        """``pool``: the papers this run will rank (so the corpus is built once, with them)."""
         self.store = store
         self.today = today
-        self._corpus: Corpus | None = None
+        since = today - timedelta(days=BACKGROUND_DAYS)
+        background = {p.uid: p for p in store.recent_papers(since, BACKGROUND_LIMIT)}
+        background.update({p.uid: p for p in pool})
+        self._corpus = Corpus(sorted(background.values(), key=lambda p: p.uid))
 
     def corpus_for(self, candidates: Sequence[StoredPaper]) -> Corpus:
-        if self._corpus is None:
-            since = self.today - timedelta(days=BACKGROUND_DAYS)
-            self._corpus = Corpus(self.store.recent_papers(since, BACKGROUND_LIMIT))
         missing = [p for p in candidates if p not in self._corpus]
         if missing:  # candidates older than the background (after long downtime)
             self._corpus = Corpus([*self._corpus.papers, *missing])

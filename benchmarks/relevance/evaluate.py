@@ -86,8 +86,8 @@ def ours(
     profile = Profile.build(interest.keywords, exclude=interest.exclude, max_papers=len(papers))
     ranking = rank(profile, corpus, papers, weights=weights)
     # The ranking itself: every paper by score (what the digest keeps is a cut of it).
-    scored = ranking.selected + ranking.considered
-    return [s.paper.uid for s in sorted(scored, key=lambda s: (-s.score, s.paper.uid))]
+    order = sorted(range(len(papers)), key=lambda i: (-ranking.scores[i], papers[i].uid))
+    return [papers[i].uid for i in order]
 
 
 def substring(interest: Interest, papers: list[StoredPaper]) -> list[int]:

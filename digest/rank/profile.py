@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Literal
 
 from digest.rank.text import STOP_WORDS, fold, stem, words
@@ -36,46 +37,64 @@ class Term:
     mode: Mode = "stem"
     weight: float = 1.0
     window: int = 0  # 0: words adjacent and in order; N: all within N tokens, any order
+    # What each token is compared with: stems, or exact words (a prefix for the last).
+    keys: tuple[str, ...] = field(init=False, compare=False, repr=False)
+    # Terms that match the same tokens share counts (across readers, too).
+    identity: tuple[str, tuple[str, ...], int] = field(init=False, compare=False, repr=False)
 
-    @property
-    def keys(self) -> tuple[str, ...]:
-        """What each token is compared with: stems, or exact words (a prefix for the last)."""
+    def __post_init__(self) -> None:
         if self.mode == "stem":
-            return tuple(stem(w) for w in self.words)
-        if self.mode == "prefix":
-            return (*(stem(w) for w in self.words[:-1]), self.words[-1])
-        return self.words
-
-    @property
-    def identity(self) -> tuple[str, tuple[str, ...], int]:
-        """Terms that match the same tokens share counts (across readers, too)."""
-        return (self.mode, self.keys, self.window)
+            keys = tuple(stem(w) for w in self.words)
+        elif self.mode == "prefix":
+            keys = (*(stem(w) for w in self.words[:-1]), self.words[-1])
+        else:
+            keys = self.words
+        object.__setattr__(self, "keys", keys)
+        object.__setattr__(self, "identity", (self.mode, keys, self.window))
 
     def parts(self) -> list[tuple[str, Term]]:
-        """What a keyword is scored by, as (kind, term).
+        """What a keyword is scored by, as (kind, term) (see ``_parts``; cached)."""
+        return _parts(self)
 
-        A single word is itself. An unquoted phrase is scored like a sequential dependence
-        model: the exact phrase, its words near each other in any order, and each word on
-        its own, so "token pruning" also finds "pruning the visual tokens", ranked below
-        the exact phrase. A quoted phrase means exactly that phrase.
-        """
-        if len(self.words) == 1 or self.mode == "exact":
-            return [("phrase", self)]
-        last = len(self.words) - 1
-        singles = [
-            Term(
-                text=word + ("*" if self.mode == "prefix" and i == last else ""),
-                words=(word,),
-                mode="prefix" if self.mode == "prefix" and i == last else "stem",
-            )
-            for i, word in enumerate(self.words)
-            if word not in STOP_WORDS or (self.mode == "prefix" and i == last)
-        ]
-        near = Term(self.text, self.words, self.mode, window=PROXIMITY_WINDOW * len(self.words))
-        return [("phrase", self), ("near", near), *(("word", single) for single in singles)]
+
+@lru_cache(maxsize=65536)
+def _parts(term: Term) -> list[tuple[str, Term]]:
+    """What a keyword is scored by, as (kind, term).
+
+    A single word is itself. An unquoted phrase is scored like a sequential dependence
+    model: the exact phrase, its words near each other in any order, and each word on its
+    own, so "token pruning" also finds "pruning the visual tokens", ranked below the exact
+    phrase. A quoted phrase means exactly that phrase.
+    """
+    if len(term.words) == 1 or term.mode == "exact":
+        return [("phrase", term)]
+    last = len(term.words) - 1
+    prefix = term.mode == "prefix"
+    singles = [
+        Term(
+            text=word + ("*" if prefix and i == last else ""),
+            words=(word,),
+            mode="prefix" if prefix and i == last else "stem",
+        )
+        for i, word in enumerate(term.words)
+        if word not in STOP_WORDS or (prefix and i == last)
+    ]
+    near = Term(term.text, term.words, term.mode, window=PROXIMITY_WINDOW * len(term.words))
+    return [("phrase", term), ("near", near), *(("word", single) for single in singles)]
 
 
 def parse_term(spec: str | Mapping[str, Any]) -> Term:
+    if isinstance(spec, str):
+        return _parse_text(spec)
+    return _parse(spec)
+
+
+@lru_cache(maxsize=65536)
+def _parse_text(spec: str) -> Term:
+    return _parse(spec)
+
+
+def _parse(spec: str | Mapping[str, Any]) -> Term:
     """A Term from a config entry: a string in the keyword syntax, or a {term, weight} table."""
     weight = 1.0
     if isinstance(spec, Mapping):

@@ -1,20 +1,22 @@
 """Score candidate papers for one profile: BM25F over title and abstract, plus signals.
 
-Pure: a profile, the analysed corpus and the candidates in; a Ranking out. For each term
-of each interest, the field counts are combined BM25F-style (the title weighs more than
-the abstract, each normalised by its length), saturated, and scaled by the term's weight
-and its IDF over the corpus. A paper belongs to the interest it scores best in. Authors,
-categories, popularity and similarity to liked papers add points of their own. Every
-point is recorded as a Match, so the digest can say exactly why a paper was chosen.
-Ties are broken by the order papers were first stored in: the same inputs always give
-the same order.
+Pure: a profile, the analysed corpus and the candidates in; a Ranking out. For each part of
+each keyword of each interest (see Term.parts), the corpus gives its BM25F points where it
+occurs (title weighted above abstract, each normalised by its length, saturated, scaled
+by IDF); the profile adds them up per interest, and a paper belongs to the interest it
+scores best in. Authors, categories, popularity and similarity to liked papers add points
+of their own. The arithmetic runs over arrays, for all candidates at once; explanations
+(every point as a Match) are built only for the papers that are kept, and on demand for
+the others. Ties are broken by the order papers were first stored in: the same inputs
+always give the same order.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -22,7 +24,6 @@ from digest.models import Match, Scored, StoredPaper
 from digest.rank.corpus import FIELDS, Corpus
 from digest.rank.profile import Profile, Term
 from digest.rank.similar import liked_similarity
-from digest.rank.text import fold
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,24 +60,36 @@ class Weights:
 
 
 DEFAULT_WEIGHTS = Weights()
+LIKED_THRESHOLD = 0.05  # cosine similarity below this is noise, not a reason
 
 
 @dataclass(frozen=True, slots=True)
-class Ranking:
-    """The digest's papers (best first) and the rest of the candidates, all scored."""
-
-    selected: list[Scored]
-    considered: list[Scored]
+class _Part:
+    keyword: Term  # what the reader wrote
+    term: Term  # what is matched: the phrase itself, its words near each other, or one word
+    kind: str
+    weight: float
 
 
 @dataclass(slots=True)
-class _TermScore:
-    keyword: Term  # what the reader wrote
-    term: Term  # the part scored: the phrase itself, its words near each other, or one word
-    kind: str
-    points: np.ndarray  # per candidate
-    shares: dict[str, np.ndarray]  # per field, summing to 1 where points > 0
-    counts: dict[str, np.ndarray]
+class Ranking:
+    """The digest's papers (best first, grouped by interest) and every candidate's score."""
+
+    selected: list[Scored]
+    candidates: Sequence[StoredPaper] = ()
+    scores: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    eligible: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    _explain: Any = None
+
+    @property
+    def considered(self) -> list[Scored]:
+        """The candidates not kept, scored and explained (built on demand), in stored order."""
+        kept = {item.paper.uid for item in self.selected}
+        return [
+            self._explain(i)
+            for i, paper in sorted(enumerate(self.candidates), key=lambda x: x[1].uid)
+            if paper.uid not in kept
+        ]
 
 
 def rank(
@@ -88,60 +101,128 @@ def rank(
 ) -> Ranking:
     """Score every candidate; keep the best ``max_papers`` that are eligible."""
     if not candidates:
-        return Ranking([], [])
-    rows = np.array([corpus.row[p.uid] for p in candidates], dtype=np.int64)
-    w = weights
-    norms = {
-        f: 1.0 - w.b(f) + w.b(f) * corpus.fields[f].lengths[rows] / corpus.average_length[f]
-        for f in FIELDS
-    }
-    per_interest = [
+        return Ranking([])
+    rows = corpus.rows_of(candidates)
+    position = np.full(corpus.size, -1, dtype=np.int64)
+    position[rows] = np.arange(len(rows))
+    n = len(rows)
+    parts = [
         [
-            _score_term(keyword, part, kind, corpus, rows, norms, w)
-            for keyword in interest.keywords
-            for kind, part in keyword.parts()
+            _Part(keyword, term, kind, keyword.weight * weights.part(keyword, kind))
+            for keyword in i.keywords
+            for kind, term in keyword.parts()
         ]
-        for interest in profile.interests
+        for i in profile.interests
     ]
-    totals = np.vstack(
-        [sum((t.points for t in scores), np.zeros(len(rows))) for scores in per_interest]
-    )
+    totals = np.zeros((len(parts), n))
+    strong = np.zeros((len(parts), n), dtype=bool)  # a phrase or its words near each other
+    for k, interest_parts in enumerate(parts):
+        for part in interest_parts:
+            stats = corpus.stats(part.term)
+            at = position[stats.rows]
+            hit = at >= 0
+            totals[k, at[hit]] += part.weight * corpus.points(part.term, weights)[hit]
+            if part.kind != "word":
+                strong[k, at[hit]] = True
     for k, interest in enumerate(profile.interests):
-        blocked = _any_match(interest.exclude, corpus, rows)
+        blocked = _any(interest.exclude, corpus, position, n)
         if interest.require:
-            blocked |= ~_any_match(interest.require, corpus, rows)
-        totals[k][blocked] = -np.inf if len(profile.interests) > 1 else 0.0
+            blocked |= ~_any(interest.require, corpus, position, n)
+        totals[k, blocked] = -np.inf if len(parts) > 1 else 0.0
     best = np.argmax(totals, axis=0)
+    keyword_points = np.maximum(totals[best, np.arange(n)], 0.0)
+    relevant = strong[best, np.arange(n)]
 
-    excluded = _any_match(profile.exclude, corpus, rows)
-    if profile.require:
-        excluded |= ~_any_match(profile.require, corpus, rows)
-    similarity, closest = liked_similarity(corpus, candidates, liked)
-
-    selected_pool: list[Scored] = []
-    considered: list[Scored] = []
-    matched = [_keyword_matched(scores, len(rows)) for scores in per_interest]
-    for i, paper in enumerate(candidates):
-        interest = profile.interests[int(best[i])]
-        matches = _keyword_matches(per_interest[int(best[i])], i)
-        signals = _signal_matches(profile, paper, similarity[i], closest[i], liked, w)
-        matches += signals
-        score = round(sum(m.points for m in matches), 4)
-        scored = Scored(paper, score, tuple(matches), interest.name)
-        relevant = bool(matched[int(best[i])][i]) or any(
-            m.field in ("authors", "liked") for m in signals
+    signals = np.zeros(n)
+    signalled = np.zeros(n, dtype=bool)  # authors or liked papers make a paper eligible
+    for name in profile.authors:
+        hit = _mask(corpus.rows_by_author(name), position, n)
+        signals += weights.author * hit
+        signalled |= hit
+    wanted = {c.lower() for c in profile.categories}
+    in_category = np.zeros(n, dtype=bool)
+    for category in wanted:
+        in_category |= _mask(corpus.rows_in_category(category), position, n)
+    if profile.category_mode == "boost":
+        signals += weights.category * in_category
+    if profile.popularity_weight > 0:
+        signals += profile.popularity_weight * (
+            np.log1p(corpus.upvotes[rows]) + weights.stars_share * np.log1p(corpus.stars[rows])
         )
-        if _eligible(profile, paper, score, excluded[i], relevant):
-            selected_pool.append(scored)
-        else:
-            considered.append(
-                Scored(paper, score if not excluded[i] else 0.0, scored.matches, interest.name)
+    similarity, closest = liked_similarity(corpus, candidates, liked)
+    liked_hit = similarity > LIKED_THRESHOLD
+    signals += np.where(liked_hit, weights.liked * similarity, 0.0)
+    signalled |= liked_hit
+
+    scores = np.round(keyword_points + signals, 4)
+    eligible = ~_any(profile.exclude, corpus, position, n)
+    if profile.require:
+        eligible &= _any(profile.require, corpus, position, n)
+    if profile.sources:
+        wanted_sources = set(profile.sources)
+        eligible &= np.array([bool(wanted_sources & set(p.paper.sources)) for p in candidates])
+    if profile.category_mode == "keep" and wanted:
+        unknown = np.array([not p.paper.categories for p in candidates])
+        eligible &= in_category | unknown
+    if profile.takes_everything:
+        eligible &= scores >= profile.min_score
+    else:
+        eligible &= (relevant | signalled) & (scores > max(profile.min_score, 0.0))
+
+    def explain_many(indices: Sequence[int]) -> list[Scored]:
+        chosen_rows = rows[list(indices)]
+        by_interest: dict[int, list[int]] = {}
+        for j, i in enumerate(indices):
+            # An interest whose exclusions or requirements blocked the paper gives nothing.
+            if keyword_points[i] > 0:
+                by_interest.setdefault(int(best[i]), []).append(j)
+        keyword_matches: list[list[Match]] = [[] for _ in indices]
+        for interest, members in by_interest.items():
+            found = _keyword_matches(parts[interest], corpus, chosen_rows[members], weights)
+            for j, matches in zip(members, found, strict=True):
+                keyword_matches[j] = matches
+        result = []
+        for j, i in enumerate(indices):
+            extra = _signal_matches(
+                profile,
+                corpus,
+                candidates[i],
+                int(rows[i]),
+                weights,
+                similarity[i],
+                closest[i],
+                liked,
             )
-    selected_pool.sort(key=lambda s: (-s.score, s.paper.uid))
-    selected = _by_section(selected_pool[: profile.max_papers])
-    considered = selected_pool[profile.max_papers :] + considered
-    considered.sort(key=lambda s: s.paper.uid)
-    return Ranking(selected, considered)
+            matches = keyword_matches[j] + extra
+            score = round(sum(m.points for m in matches), 4)
+            result.append(
+                Scored(candidates[i], score, tuple(matches), profile.interests[int(best[i])].name)
+            )
+        return result
+
+    def explain(i: int) -> Scored:
+        return explain_many([i])[0]
+
+    chosen = np.flatnonzero(eligible)
+    order = chosen[np.lexsort((corpus.uids[rows[chosen]], -scores[chosen]))][: profile.max_papers]
+    selected = _by_section(explain_many([int(i) for i in order]))
+    return Ranking(selected, candidates, scores, eligible, explain)
+
+
+def _mask(found: set[int], position: np.ndarray, n: int) -> np.ndarray:
+    hit = np.zeros(n, dtype=bool)
+    if found:
+        at = position[np.fromiter(found, dtype=np.int64)]
+        hit[at[at >= 0]] = True
+    return hit
+
+
+def _any(terms: Sequence[Term], corpus: Corpus, position: np.ndarray, n: int) -> np.ndarray:
+    hit = np.zeros(n, dtype=bool)
+    for term in terms:
+        at = position[corpus.stats(term).rows]
+        hit[at[at >= 0]] = True
+    return hit
 
 
 def _by_section(best_first: list[Scored]) -> list[Scored]:
@@ -152,73 +233,67 @@ def _by_section(best_first: list[Scored]) -> list[Scored]:
     return [item for group in groups.values() for item in group]
 
 
-def _score_term(
-    keyword: Term,
-    term: Term,
-    kind: str,
-    corpus: Corpus,
-    rows: np.ndarray,
-    norms: dict[str, np.ndarray],
-    w: Weights,
-) -> _TermScore:
-    """BM25F: field counts weighted and length-normalised, then saturated once."""
-    counts = corpus.counts(term)
-    raw = {f: counts.by_field[f][rows] for f in FIELDS}
-    parts = {f: w.field(f) * raw[f] / norms[f] for f in FIELDS}
-    combined = sum(parts.values())
-    weight = keyword.weight * w.part(keyword, kind)
-    points = weight * corpus.idf(term) * combined * (w.k1 + 1) / (combined + w.k1)
-    safe = np.where(combined > 0, combined, 1.0)
-    return _TermScore(keyword, term, kind, points, {f: parts[f] / safe for f in FIELDS}, raw)
+def _keyword_matches(
+    parts: list[_Part], corpus: Corpus, rows: np.ndarray, weights: Weights
+) -> list[list[Match]]:
+    """For each of ``rows``: one Match per keyword, field and way of matching.
 
-
-def _any_match(terms: Sequence[Term], corpus: Corpus, rows: np.ndarray) -> np.ndarray:
-    hit = np.zeros(len(rows), dtype=bool)
-    for term in terms:
-        hit |= corpus.counts(term).anywhere[rows] > 0
-    return hit
-
-
-def _keyword_matches(scores: list[_TermScore], i: int) -> list[Match]:
-    """One Match per keyword, field and way of matching (a keyword listed twice: once)."""
-    merged: dict[tuple[str, str, str, str], tuple[int, float]] = {}
-    for score in scores:
-        total = float(score.points[i])
-        if total <= 0:
+    Each part is looked up for all rows at once; only the hits are turned into Matches.
+    """
+    merged: list[dict[tuple[str, str, str, str], tuple[int, float]]] = [
+        {} for _ in range(len(rows))
+    ]
+    norms = corpus.norms(weights)
+    for part in parts:
+        stats = corpus.stats(part.term)
+        if not len(stats.rows):
             continue
-        via = score.term.text if score.kind == "word" else ""
-        for f in FIELDS:
-            count = int(score.counts[f][i])
-            if count:
-                key = (score.keyword.text, f, score.kind, via)
-                _, points = merged.get(key, (0, 0.0))
-                merged[key] = (count, points + total * float(score.shares[f][i]))
+        at = np.minimum(np.searchsorted(stats.rows, rows), len(stats.rows) - 1)
+        hits = np.flatnonzero(stats.rows[at] == rows)
+        if not len(hits):
+            continue
+        idf = corpus.idf(part.term)
+        via = part.term.text if part.kind == "word" else ""
+        for j in hits:
+            row, k = int(rows[j]), int(at[j])
+            counts = {"title": stats.title[k], "abstract": stats.abstract[k]}
+            field_parts = {f: weights.field(f) * counts[f] / norms[f][row] for f in FIELDS}
+            combined = field_parts["title"] + field_parts["abstract"]
+            total = part.weight * idf * combined * (weights.k1 + 1) / (combined + weights.k1)
+            for f in FIELDS:
+                if counts[f]:
+                    key = (part.keyword.text, f, part.kind, via)
+                    _, points = merged[j].get(key, (0, 0.0))
+                    merged[j][key] = (int(counts[f]), points + total * field_parts[f] / combined)
     return [
-        Match(term, f, count, round(points, 4), kind, via)
-        for (term, f, kind, via), (count, points) in merged.items()
+        [
+            Match(term, f, count, round(points, 4), kind, via)
+            for (term, f, kind, via), (count, points) in found.items()
+        ]
+        for found in merged
     ]
 
 
 def _signal_matches(
     profile: Profile,
+    corpus: Corpus,
     paper: StoredPaper,
+    row: int,
+    weights: Weights,
     similarity: float,
     closest: int,
     liked: Sequence[StoredPaper],
-    w: Weights,
 ) -> list[Match]:
     found: list[Match] = []
-    authors = [" ".join(fold(a).split()) for a in paper.paper.authors]
-    for wanted in profile.authors:
-        if any(
-            wanted == a or (" " not in wanted and a.rsplit(" ", 1)[-1] == wanted) for a in authors
-        ):
-            found.append(Match(wanted, "authors", 1, w.author, "signal"))
+    for name in profile.authors:
+        if row in corpus.rows_by_author(name):
+            found.append(Match(name, "authors", 1, weights.author, "signal"))
     if profile.category_mode == "boost":
-        wanted_categories = {c.lower() for c in profile.categories}
         for category in paper.paper.categories:
-            if category.lower() in wanted_categories:
-                found.append(Match(category, "category", 1, w.category, "signal"))
+            if row in corpus.rows_in_category(category) and category.lower() in {
+                c.lower() for c in profile.categories
+            }:
+                found.append(Match(category, "category", 1, weights.category, "signal"))
                 break
     if profile.popularity_weight > 0:
         if paper.paper.upvotes:
@@ -234,7 +309,9 @@ def _signal_matches(
             )
         if paper.paper.github_stars:
             points = (
-                profile.popularity_weight * w.stars_share * math.log1p(paper.paper.github_stars)
+                profile.popularity_weight
+                * weights.stars_share
+                * math.log1p(paper.paper.github_stars)
             )
             found.append(
                 Match(
@@ -245,34 +322,14 @@ def _signal_matches(
                     "signal",
                 )
             )
-    if liked and similarity > 0.05:
-        title = liked[closest].paper.title
-        found.append(Match(title, "liked", 1, round(w.liked * similarity, 4), "signal"))
+    if liked and similarity > LIKED_THRESHOLD:
+        found.append(
+            Match(
+                liked[closest].paper.title,
+                "liked",
+                1,
+                round(weights.liked * similarity, 4),
+                "signal",
+            )
+        )
     return found
-
-
-def _keyword_matched(scores: list[_TermScore], size: int) -> np.ndarray:
-    """Papers where some keyword really matched: as a phrase, or with its words near each
-    other. Scattered words of a phrase ("space" here, "model" there) add to the score but
-    do not earn a place in the digest on their own."""
-    ok = np.zeros(size, dtype=bool)
-    for score in scores:
-        if score.kind != "word":
-            ok |= score.points > 0
-    return ok
-
-
-def _eligible(
-    profile: Profile, paper: StoredPaper, score: float, excluded: bool, relevant: bool
-) -> bool:
-    if excluded:
-        return False
-    if profile.sources and not set(profile.sources) & set(paper.paper.sources):
-        return False
-    if profile.category_mode == "keep" and profile.categories and paper.paper.categories:
-        wanted = {c.lower() for c in profile.categories}
-        if not any(c.lower() in wanted for c in paper.paper.categories):
-            return False
-    if profile.takes_everything:
-        return score >= profile.min_score
-    return relevant and score > max(profile.min_score, 0.0)
