@@ -21,17 +21,9 @@ import click
 from digest import __version__
 from digest.config import Config, SubscriberSettings, load_config
 from digest.errors import ConfigError, DigestError, StoreError
-from digest.explain import explain
-from digest.models import Match
-from digest.pipeline import (
-    PREVIEW_FORMATS,
-    digest_date,
-    open_store,
-    preview,
-    run_once,
-    send_test,
-    utc_now,
-)
+from digest.explain import describe, explain
+from digest.pipeline import digest_date, open_store, run_once, utc_now
+from digest.previews import PREVIEW_FORMATS, preview, send_test
 from digest.progress import terminal_progress
 from digest.report import RunReport
 from digest.scheduler import run_scheduler, schedule_of
@@ -294,45 +286,7 @@ def explain_command(
     if as_json:
         click.echo(json.dumps(_jsonable(found), indent=2, ensure_ascii=False))
         return
-    paper = found.paper.paper
-    click.echo(f"Paper:  {paper.title}")
-    click.echo(f"        {paper.ref} · first seen {found.paper.first_seen.isoformat()}")
-    click.echo(f"For:    {found.subscriber}")
-    recorded = found.recorded
-    if recorded is None:
-        click.echo("\nNot offered to this subscriber yet.")
-    else:
-        where = f", section {recorded.section}" if recorded.section else ""
-        if recorded.status == "selected" and recorded.position is not None:
-            verdict = (
-                f"Chosen for the digest of {recorded.digest_date.isoformat()}, "
-                f"#{recorded.position + 1} of {recorded.digest_size}{where}"
-            )
-        else:
-            verdict = f"Considered on {recorded.digest_date.isoformat()} and not chosen{where}"
-        click.echo(f"\n{verdict}; score {recorded.score:.4f}")
-        _print_matches(recorded.matches)
-    now = found.now
-    same = recorded is not None and recorded.score == now.score and recorded.matches == now.matches
-    state = "it matches the profile" if found.eligible_now else "it does not match the profile"
-    if same:
-        click.echo(f"\nScored today: {now.score:.4f}, the same breakdown ({state}).")
-    else:
-        click.echo(f"\nScored today against the recent papers: {now.score:.4f} ({state})")
-        _print_matches(now.matches)
-
-
-def _print_matches(matches: tuple[Match, ...]) -> None:
-    if not matches:
-        click.echo("  no keyword, author or other signal matched")
-        return
-    click.echo(f"  {'points':>8}  {'what':<32} where")
-    for match in sorted(matches, key=lambda m: -m.points):
-        how = {"near": ", words apart", "word": f", only the word “{match.via}”"}.get(
-            match.kind, ""
-        )
-        count = f" ({match.count}x)" if match.field in ("title", "abstract") else ""
-        click.echo(f"  {match.points:>8.3f}  {match.term[:32]:<32} {match.field}{count}{how}")
+    click.echo("\n".join(describe(found)))
 
 
 @main.command(name="send-test")

@@ -12,10 +12,10 @@ from datetime import date
 
 from digest.config import Config
 from digest.errors import DigestError
-from digest.models import Scored, StoredPaper
+from digest.models import Match, Scored, StoredPaper
 from digest.pipeline import open_store
 from digest.ranker import Ranker
-from digest.store.store import LedgerEntry
+from digest.store import LedgerEntry
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +37,54 @@ def explain(config: Config, subscriber_name: str, ref: str, today: date) -> Expl
                 hint="give an arXiv id (2401.12345), a title, or an id from a run report",
             )
         recorded = store.ledger_entry(subscriber.name, paper.uid)
-        ranking, _warnings = Ranker(store, today).rank(subscriber, [paper])
+        ranking, _warnings = Ranker(store, today, [paper]).rank(subscriber, [paper])
     now = (ranking.selected or ranking.considered)[0]
     return Explanation(subscriber.name, paper, recorded, now, bool(ranking.selected))
+
+
+def describe(found: Explanation) -> list[str]:
+    """The explanation as lines of text, for the terminal."""
+    paper = found.paper.paper
+    lines = [
+        f"Paper:  {paper.title}",
+        f"        {paper.ref} · first seen {found.paper.first_seen.isoformat()}",
+        f"For:    {found.subscriber}",
+        "",
+    ]
+    recorded = found.recorded
+    if recorded is None:
+        lines.append("Not offered to this subscriber yet.")
+    else:
+        where = f", section {recorded.section}" if recorded.section else ""
+        day = recorded.digest_date.isoformat()
+        if recorded.status == "selected" and recorded.position is not None:
+            lines.append(
+                f"Chosen for the digest of {day}, #{recorded.position + 1} of "
+                f"{recorded.digest_size}{where}; score {recorded.score:.4f}"
+            )
+            lines += _matches(recorded.matches)
+        else:
+            lines.append(f"Considered for the digest of {day} and not chosen.")
+    now = found.now
+    state = "it matches the profile" if found.eligible_now else "it does not match the profile"
+    same = recorded is not None and recorded.score == now.score and recorded.matches == now.matches
+    lines.append("")
+    if same:
+        lines.append(f"Scored today: {now.score:.4f}, the same breakdown ({state}).")
+    else:
+        lines.append(f"Scored today against the recent papers: {now.score:.4f} ({state})")
+        lines += _matches(now.matches)
+    return lines
+
+
+def _matches(matches: tuple[Match, ...]) -> list[str]:
+    if not matches:
+        return ["  no keyword, author or other signal matched"]
+    lines = [f"  {'points':>8}  {'what':<32} where"]
+    for match in sorted(matches, key=lambda m: -m.points):
+        how = {"near": ", words apart", "word": f", only the word “{match.via}”"}.get(
+            match.kind, ""
+        )
+        count = f" ({match.count}x)" if match.field in ("title", "abstract") else ""
+        lines.append(f"  {match.points:>8.3f}  {match.term[:32]:<32} {match.field}{count}{how}")
+    return lines

@@ -1,14 +1,21 @@
 """``run_once``: the only place that sequences a run.
 
     lock -> ingest every source (a failing one is reported and skipped)
-         -> for each subscriber: finish earlier digests' pending deliveries,
-            diff (papers it is owed), rank, record the digest, deliver on each channel
+         -> read what every subscriber is owed
+         -> for each subscriber: rank, record the digest, deliver on each channel
+            (and finish earlier digests' unconfirmed deliveries)
          -> record the run and its report
 
 Commit points make crashes safe: papers are stored per source; a digest is recorded
-(papers in the ledger, one pending delivery per channel) before anything is delivered;
-each delivery is marked done only after its channel confirmed. A crash anywhere leaves
-either nothing to redo or pending deliveries that the next run completes.
+(chosen papers in the ledger, its watermark, one pending delivery per channel) before
+anything is delivered; each delivery is marked done only after its channel confirmed. A
+crash anywhere leaves either nothing to redo or pending deliveries that the next run
+completes.
+
+On SQLite a run is exclusive (a lock file). On PostgreSQL several workers may run at
+once: they ingest one after the other, and each subscriber is claimed by one worker; a
+subscriber another worker holds is tried again at the end, so a crashed worker's
+subscribers are taken over.
 """
 
 from __future__ import annotations
@@ -22,16 +29,12 @@ from pathlib import Path
 
 from digest.channels import Channel, DeliveryContext, build_channels, close_channels
 from digest.config import Config, SubscriberSettings
+from digest.deliver import owed_work, serve_subscriber
 from digest.errors import DigestError
 from digest.http import Http, Throttle
-from digest.models import Digest
-from digest.rank import Ranking
 from digest.ranker import Ranker
-from digest.render.email import render_html, render_text
 from digest.render.environment import make_environment
-from digest.render.pages import render_markdown
-from digest.report import DeliveryReport, RunReport, SourceReport, SubscriberReport
-from digest.sample import sample_digest
+from digest.report import RunReport, SourceReport, SubscriberReport
 from digest.sources import FetchContext, Source, build_sources
 from digest.store import Store
 
@@ -39,6 +42,8 @@ log = logging.getLogger("digest")
 
 Clock = Callable[[], datetime]
 Progress = Callable[[str], None]
+
+CLAIM_PATIENCE = 600.0  # seconds to wait for a subscriber another worker is serving
 
 
 def utc_now() -> datetime:
@@ -51,7 +56,8 @@ def digest_date(config: Config, now: datetime) -> date:
 
 
 def open_store(config: Config, *, dry_run: bool = False) -> Store:
-    return Store.open(config.resolve(config.store.path), dry_run=dry_run)
+    target = config.store.database_url or config.resolve(config.store.path)
+    return Store.open(target, dry_run=dry_run)
 
 
 def make_http(config: Config) -> Http:
@@ -62,7 +68,11 @@ def make_http(config: Config) -> Http:
     return Http(config.http, throttles={"arxiv": arxiv})
 
 
-def _silent(_message: str) -> None:
+def templates_of(config: Config) -> Path | None:
+    return config.resolve(config.templates) if config.templates else None
+
+
+def silent(_message: str) -> None:
     pass
 
 
@@ -76,7 +86,7 @@ def run_once(
     only: Sequence[str] | None = None,
     http: Http | None = None,
     channels: dict[str, Channel] | None = None,
-    progress: Progress = _silent,
+    progress: Progress = silent,
 ) -> RunReport:
     """Run one digest: ingest, then diff, rank, render and deliver for every subscriber.
 
@@ -90,39 +100,34 @@ def run_once(
     own_http = http is None
     http = http or make_http(config)
     with open_store(config, dry_run=dry_run) as store:
-        store.lock.acquire(started)
+        store.acquire_run(started)
         report.run_id = store.start_run(today, started)
         try:
-            fetch = FetchContext(today=today, now=started, http=http, progress=progress)
-            ingest(
-                store,
-                sources if sources is not None else build_sources(config),
-                fetch,
-                clock,
-                report,
-            )
-            context = DeliveryContext(
-                config=config, env=make_environment(_templates(config)), store=store, now=clock()
-            )
+            with report.timings.measure("ingest"), store.ingest_lock():
+                fetch = FetchContext(today=today, now=started, http=http, progress=progress)
+                ingest(
+                    store,
+                    sources if sources is not None else build_sources(config),
+                    fetch,
+                    clock,
+                    report,
+                )
+            chosen = [s for s in config.subscribers if not only or s.name in only]
             channels = channels or build_channels(config, dry_run=dry_run)
-            ranker = Ranker(store, today)
             try:
-                for subscriber in config.subscribers:
-                    if only and subscriber.name not in only:
-                        continue
-                    report.subscribers[subscriber.name] = serve_subscriber(
-                        subscriber, today, store, channels, context, ranker, run_id=report.run_id
-                    )
+                serve_all(config, chosen, today, store, channels, clock, report, progress)
             finally:
                 close_channels(channels)
         except BaseException as exc:
             report.error = f"run aborted: {exc!r}"
-            store.finish_run(report.run_id, "failed", report.to_json(), clock())
+            store.finish_run(report.run_id, "failed", report.summary_json(), clock())
             raise
         finally:
             if own_http:
                 http.close()
-        store.finish_run(report.run_id, "ok" if report.ok else "failed", report.to_json(), clock())
+        store.finish_run(
+            report.run_id, "ok" if report.ok else "failed", report.summary_json(), clock()
+        )
     return report
 
 
@@ -164,201 +169,57 @@ def ingest(
         log.info("source %s: %d listings, %d new papers", source.name, entry.papers, entry.new)
 
 
-def serve_subscriber(
-    subscriber: SubscriberSettings,
+def serve_all(
+    config: Config,
+    subscribers: Sequence[SubscriberSettings],
     today: date,
     store: Store,
     channels: dict[str, Channel],
-    context: DeliveryContext,
-    ranker: Ranker,
-    *,
-    run_id: int | None = None,
-) -> SubscriberReport:
-    """Diff, rank, record and deliver one subscriber's digest; never raises."""
-    entry = SubscriberReport()
-    try:
-        joined = store.register_subscriber(subscriber.name, today)
-        candidates = store.pending_papers(subscriber.name, today, joined, subscriber.backfill_days)
-        ranking, entry.warnings = ranker.rank(subscriber, candidates)
-        entry.candidates = len(candidates)
-        entry.selected = len(ranking.selected)
-        entry.papers = paper_summaries(ranking)
-        if candidates:
-            store.create_digest(
-                subscriber.name,
-                today,
-                ranking.selected,
-                ranking.considered,
-                subscriber.channels,
-                run_id,
-                context.now,
-            )
-        deliver_pending(subscriber, store, channels, context, entry)
-    except Exception as exc:
-        entry.error = f"{exc}" if isinstance(exc, DigestError) else f"unexpected error: {exc!r}"
-        log.exception("subscriber %s failed", subscriber.name)
-    return entry
-
-
-def deliver_pending(
-    subscriber: SubscriberSettings,
-    store: Store,
-    channels: dict[str, Channel],
-    context: DeliveryContext,
-    entry: SubscriberReport,
+    clock: Clock,
+    report: RunReport,
+    progress: Progress,
 ) -> None:
-    """Deliver every digest of this subscriber that some channel has not confirmed yet."""
-    by_digest: dict[int, list[str]] = {}
-    for pending in store.pending_deliveries(subscriber.name):
-        by_digest.setdefault(pending.digest_id, []).append(pending.channel)
-    errors: list[str] = []
-    for digest_id, names in by_digest.items():
-        digest = store.load_digest(digest_id)
-        complete = True
-        for name in names:
-            ok = _deliver_one(digest, name, subscriber, store, channels, context, entry, errors)
-            complete = complete and ok
-        if complete:
-            entry.delivered += len(digest.papers)
-    if errors:
-        entry.error = "; ".join(errors)
-
-
-def _deliver_one(
-    digest: Digest,
-    name: str,
-    subscriber: SubscriberSettings,
-    store: Store,
-    channels: dict[str, Channel],
-    context: DeliveryContext,
-    entry: SubscriberReport,
-    errors: list[str],
-) -> bool:
-    channel = channels.get(name)
-    try:
-        if channel is None:
-            raise DigestError(f"no channel named {name!r}")
-        where = channel.deliver(digest, subscriber, context)
-    except Exception as exc:  # a channel failure stays pending; the others go on
-        reason = str(exc) if isinstance(exc, DigestError | OSError) else repr(exc)
-        store.mark_failed(digest.digest_id or 0, name, reason)
-        entry.deliveries.append(DeliveryReport(digest.slug, name, "failed", reason))
-        errors.append(f"{name} delivery of {digest.slug} failed: {reason}")
-        log.error("%s: %s delivery of %s failed: %s", subscriber.name, name, digest.slug, reason)
-        return False
-    store.mark_delivered(digest.digest_id or 0, name, context.now)
-    entry.deliveries.append(DeliveryReport(digest.slug, name, "delivered", where))
-    log.info(
-        "%s: %s delivered %s (%d papers) to %s",
-        subscriber.name,
-        name,
-        digest.slug,
-        len(digest.papers),
-        where,
+    """Every subscriber's digest, each claimed by this worker before it is served."""
+    with report.timings.measure("diff"):
+        work = owed_work(store, subscribers, today)
+    pool = sorted(
+        {p.uid: p for w in work.values() for p in w.candidates}.values(), key=lambda p: p.uid
     )
-    return True
-
-
-def paper_summaries(ranking: Ranking) -> list[dict[str, object]]:
-    """The selected papers as the JSON report lists them, in digest order."""
-    return [
-        {
-            "id": item.paper.paper.ref,
-            "title": item.paper.paper.title,
-            "score": item.score,
-            "section": item.section,
-            "matched": [
-                {"term": m.term, "field": m.field, "count": m.count, "points": m.points}
-                for m in item.matches
-            ],
-        }
-        for item in ranking.selected
-    ]
-
-
-def _templates(config: Config) -> Path | None:
-    return config.resolve(config.templates) if config.templates else None
-
-
-PREVIEW_FORMATS = ("html", "text", "eml", "markdown")
-
-
-def preview(
-    config: Config,
-    subscriber_name: str,
-    *,
-    fmt: str = "html",
-    today: date | None = None,
-    clock: Clock = utc_now,
-    sources: Sequence[Source] | None = None,
-    http: Http | None = None,
-    progress: Progress = _silent,
-) -> tuple[Digest, bytes]:
-    """Render what ``subscriber_name`` would get today, recording nothing at all.
-
-    Sources are read and the store is consulted inside a transaction that is rolled back,
-    so the preview is exactly the next run's digest, and the next run is unaffected.
-    """
-    subscriber = config.subscriber(subscriber_name)
-    now = clock()
-    today = today or digest_date(config, now)
-    report = RunReport(date=today, dry_run=True)
-    own_http = http is None
-    http = http or make_http(config)
-    with open_store(config, dry_run=True) as store:
-        store.lock.acquire(now)
-        fetch = FetchContext(today=today, now=now, http=http, progress=progress)
-        try:
-            ingest(store, sources or build_sources(config), fetch, clock, report)
-        finally:
-            if own_http:
-                http.close()
-        joined = store.register_subscriber(subscriber.name, today)
-        candidates = store.pending_papers(subscriber.name, today, joined, subscriber.backfill_days)
-        ranking, _warnings = Ranker(store, today).rank(subscriber, candidates)
-        digest = Digest(
-            subscriber=subscriber.name,
-            date=today,
-            seq=1,
-            papers=tuple(ranking.selected),
-            candidates=len(candidates),
-        )
-        context = DeliveryContext(
-            config=config, env=make_environment(_templates(config)), store=store, now=now
-        )
-        return digest, render_digest(digest, subscriber, context, fmt)
-
-
-def render_digest(
-    digest: Digest, subscriber: SubscriberSettings, context: DeliveryContext, fmt: str
-) -> bytes:
-    """One digest in one of PREVIEW_FORMATS, as bytes ready to write to a file."""
-    view = context.view(digest, subscriber)
-    if fmt == "html":
-        return render_html(context.env, view).encode()
-    if fmt == "text":
-        return render_text(context.env, view).encode()
-    if fmt == "markdown":
-        return render_markdown(context.env, view).encode()
-    if fmt == "eml":
-        return context.email(digest, subscriber).as_bytes()
-    raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(PREVIEW_FORMATS)}")
-
-
-def send_test(config: Config, to: str, *, clock: Clock = utc_now) -> str:
-    """Send the sample digest to ``to`` through the configured email transport.
-
-    Nothing is recorded; the store is opened only because channels expect one.
-    """
-    now = clock()
-    subscriber = SubscriberSettings(name="send-test", email=to, channels=("email",))
-    channels = build_channels(config)
-    try:
-        with open_store(config, dry_run=True) as store:
-            context = DeliveryContext(
-                config=config, env=make_environment(_templates(config)), store=store, now=now
-            )
-            digest = sample_digest(subscriber.name, digest_date(config, now))
-            return channels["email"].deliver(digest, subscriber, context)
-    finally:
-        close_channels(channels)
+    with report.timings.measure("rank"):
+        ranker = Ranker(store, today, pool)
+    context = DeliveryContext(
+        config=config, env=make_environment(templates_of(config)), store=store, now=clock()
+    )
+    waiting = list(subscribers)
+    deadline = time.monotonic() + CLAIM_PATIENCE
+    while waiting:
+        held: list[SubscriberSettings] = []
+        for number, subscriber in enumerate(waiting, start=1):
+            progress(f"digests: {number} of {len(waiting)} ({subscriber.name})")
+            with store.claim(subscriber.name) as mine:
+                if not mine:
+                    held.append(subscriber)
+                    continue
+                todo = work[subscriber.name]
+                if store.postgres:  # another worker may have served it since we read
+                    todo = owed_work(store, [subscriber], today)[subscriber.name]
+                report.subscribers[subscriber.name] = serve_subscriber(
+                    subscriber,
+                    todo,
+                    today,
+                    store,
+                    channels,
+                    context,
+                    ranker,
+                    report.timings,
+                    run_id=report.run_id,
+                )
+        waiting = held
+        if waiting:
+            if time.monotonic() > deadline:
+                for subscriber in waiting:
+                    report.subscribers[subscriber.name] = SubscriberReport(
+                        error="another worker held this subscriber too long; served next run"
+                    )
+                return
+            time.sleep(0.5)

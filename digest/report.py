@@ -2,9 +2,27 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from typing import Any
+
+
+class Timings(dict[str, float]):
+    """Seconds spent per stage of a run, added up over subscribers (in the JSON report)."""
+
+    def add(self, stage: str, seconds: float) -> None:
+        self[stage] = self.get(stage, 0.0) + seconds
+
+    @contextmanager
+    def measure(self, stage: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.add(stage, time.perf_counter() - started)
 
 
 @dataclass(slots=True)
@@ -44,6 +62,7 @@ class RunReport:
     error: str | None = None
     sources: dict[str, SourceReport] = field(default_factory=dict)
     subscribers: dict[str, SubscriberReport] = field(default_factory=dict)
+    timings: Timings = field(default_factory=Timings)
 
     @property
     def ok(self) -> bool:
@@ -53,8 +72,38 @@ class RunReport:
             and all(s.error is None for s in self.subscribers.values())
         )
 
-    def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["date"] = self.date.isoformat()
+    def summary_json(self) -> dict[str, Any]:
+        """The report without the papers: what the store keeps of each run."""
+        return self.to_json(papers=False)
+
+    def to_json(self, *, papers: bool = True) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "date": self.date.isoformat(),
+            "dry_run": self.dry_run,
+            "run_id": self.run_id,
+            "error": self.error,
+            "sources": {name: asdict(source) for name, source in self.sources.items()},
+            "subscribers": {
+                name: {
+                    "candidates": sub.candidates,
+                    "selected": sub.selected,
+                    "delivered": sub.delivered,
+                    "error": sub.error,
+                    "warnings": sub.warnings,
+                    "deliveries": [
+                        {
+                            "digest": d.digest,
+                            "channel": d.channel,
+                            "status": d.status,
+                            "detail": d.detail,
+                        }
+                        for d in sub.deliveries
+                    ],
+                    **({"papers": sub.papers} if papers else {}),
+                }
+                for name, sub in self.subscribers.items()
+            },
+        }
+        data["timings"] = {stage: round(seconds, 4) for stage, seconds in self.timings.items()}
         data["ok"] = self.ok
         return data

@@ -122,6 +122,6 @@ def test_explain_says_when_a_paper_was_not_chosen_and_when_it_is_unknown(make_co
         "2026-03-13",
     )
     assert considered.returncode == 0, considered.stderr
-    assert "Considered on 2026-03-13 and not chosen" in considered.stdout
+    assert "Considered for the digest of 2026-03-13 and not chosen." in considered.stdout
     missing = cli("explain", "--config", str(config), "-s", "alice", "-p", "2999.99999")
     assert missing.returncode != 0 and "no paper '2999.99999' in the store" in missing.stderr

@@ -274,7 +274,7 @@ def test_login_uses_the_password_from_the_environment_and_never_shows_it(
 
         monkeypatch.setenv("TEST_SMTP_PASSWORD", "wrong-password")
         bad = run(config, 1)  # nothing new for alice, but the test digest below needs a login
-        from digest.pipeline import send_test
+        from digest.previews import send_test
 
         with pytest.raises(Exception, match="refused the login of digest: 535") as caught:
             send_test(load_config(config), "alice@example.org")

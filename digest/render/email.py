@@ -102,7 +102,7 @@ def build_message(
         message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     message["List-Unsubscribe"] = ", ".join(unsubscribe)
     message.set_content(render_text(env, view), cte="quoted-printable")
-    message.add_alternative(html, subtype="html", cte="quoted-printable")
+    message.add_alternative(html, subtype="html", cte="base64")
     return message
 
 

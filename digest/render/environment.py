@@ -52,6 +52,7 @@ def make_environment(user_templates: Path | None = None) -> Environment:
     env.filters["highlight"] = highlight
     env.filters["md"] = markdown_escape
     env.filters["oneline"] = one_line
+    env.filters["wrap"] = wrap
     return env
 
 
@@ -87,6 +88,21 @@ def _escape_block_start(match: re.Match[str]) -> str:
     if number:
         return f"{number}\\{dot}"  # "1. x" starts a list, "1\. x" does not
     return "\\" + (quote or marker)
+
+
+def wrap(text: str, width: int = 72, indent: str = "") -> str:
+    """Greedy word wrap for plain-text mail: lines of at most ``width`` characters (a word
+    longer than that gets a line of its own), continued with ``indent``."""
+    lines: list[str] = []
+    line = ""
+    for word in str(text).split():
+        if line and len(line) + 1 + len(word) > width:
+            lines.append(line)
+            line = word
+        else:
+            line = f"{line} {word}" if line else word
+    lines.append(line)
+    return ("\n" + indent).join(lines)
 
 
 def one_line(text: str) -> str:

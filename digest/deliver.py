@@ -1,0 +1,176 @@
+"""One subscriber's part of a run: rank what it is owed, record the digest, deliver it.
+
+Also finishes the deliveries of earlier digests that a channel did not confirm (a crash,
+a mail server that said "try later"), before or beside today's.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date
+
+from digest.channels import Channel, DeliveryContext
+from digest.config import SubscriberSettings
+from digest.errors import DigestError
+from digest.models import Digest, StoredPaper
+from digest.rank import Ranking
+from digest.ranker import Ranker
+from digest.report import DeliveryReport, SubscriberReport, Timings
+from digest.store import PendingDelivery, Store
+
+log = logging.getLogger("digest")
+
+
+@dataclass(slots=True)
+class Work:
+    """What one subscriber is owed in this run: new papers, and unconfirmed deliveries."""
+
+    candidates: list[StoredPaper]
+    unconfirmed: list[PendingDelivery] = field(default_factory=list)
+
+
+def serve_subscriber(
+    subscriber: SubscriberSettings,
+    work: Work,
+    today: date,
+    store: Store,
+    channels: dict[str, Channel],
+    context: DeliveryContext,
+    ranker: Ranker,
+    timings: Timings,
+    *,
+    run_id: int | None = None,
+) -> SubscriberReport:
+    """Rank, record and deliver one subscriber's digest; never raises."""
+    entry = SubscriberReport()
+    try:
+        with timings.measure("rank"):
+            ranking, entry.warnings = ranker.rank(subscriber, work.candidates)
+        entry.candidates = len(work.candidates)
+        entry.selected = len(ranking.selected)
+        entry.papers = paper_summaries(ranking)
+        todo: dict[int, tuple[Digest | None, list[str]]] = {}
+        for pending in work.unconfirmed:
+            todo.setdefault(pending.digest_id, (None, []))[1].append(pending.channel)
+        if work.candidates:
+            with timings.measure("record"):
+                digest = store.create_digest(
+                    subscriber.name,
+                    today,
+                    ranking.selected,
+                    work.candidates,
+                    subscriber.channels,
+                    run_id,
+                    context.now,
+                )
+            if ranking.selected and digest.digest_id is not None:
+                todo[digest.digest_id] = (digest, list(subscriber.channels))
+        deliver(subscriber, todo, store, channels, context, entry, timings)
+    except Exception as exc:
+        entry.error = f"{exc}" if isinstance(exc, DigestError) else f"unexpected error: {exc!r}"
+        log.exception("subscriber %s failed", subscriber.name)
+    return entry
+
+
+def deliver(
+    subscriber: SubscriberSettings,
+    todo: dict[int, tuple[Digest | None, list[str]]],
+    store: Store,
+    channels: dict[str, Channel],
+    context: DeliveryContext,
+    entry: SubscriberReport,
+    timings: Timings,
+) -> None:
+    """Deliver each digest on each channel still owed; record what each channel confirmed."""
+    errors: list[str] = []
+    for digest_id, (known, names) in todo.items():
+        digest = known or store.load_digest(digest_id)
+        complete = True
+        for name in names:
+            complete = (
+                _deliver_one(
+                    digest, name, subscriber, store, channels, context, entry, errors, timings
+                )
+                and complete
+            )
+        if complete:
+            entry.delivered += len(digest.papers)
+    if errors:
+        entry.error = "; ".join(errors)
+
+
+def _deliver_one(
+    digest: Digest,
+    name: str,
+    subscriber: SubscriberSettings,
+    store: Store,
+    channels: dict[str, Channel],
+    context: DeliveryContext,
+    entry: SubscriberReport,
+    errors: list[str],
+    timings: Timings,
+) -> bool:
+    channel = channels.get(name)
+    started = time.perf_counter()
+    try:
+        if channel is None:
+            raise DigestError(f"no channel named {name!r}")
+        where = channel.deliver(digest, subscriber, context)
+    except Exception as exc:  # a channel failure stays pending; the others go on
+        reason = str(exc) if isinstance(exc, DigestError | OSError) else repr(exc)
+        store.mark_failed(digest.digest_id or 0, name, reason)
+        entry.deliveries.append(DeliveryReport(digest.slug, name, "failed", reason))
+        errors.append(f"{name} delivery of {digest.slug} failed: {reason}")
+        log.error("%s: %s delivery of %s failed: %s", subscriber.name, name, digest.slug, reason)
+        return False
+    finally:
+        timings.add(f"deliver:{name}", time.perf_counter() - started)
+    store.mark_delivered(digest.digest_id or 0, name, context.now)
+    entry.deliveries.append(DeliveryReport(digest.slug, name, "delivered", where))
+    log.info(
+        "%s: %s delivered %s (%d papers) to %s",
+        subscriber.name,
+        name,
+        digest.slug,
+        len(digest.papers),
+        where,
+    )
+    return True
+
+
+def paper_summaries(ranking: Ranking) -> list[dict[str, object]]:
+    """The selected papers as the JSON report lists them, in digest order."""
+    return [
+        {
+            "id": item.paper.paper.ref,
+            "title": item.paper.paper.title,
+            "score": item.score,
+            "section": item.section,
+            "matched": [
+                {"term": m.term, "field": m.field, "count": m.count, "points": m.points}
+                for m in item.matches
+            ],
+        }
+        for item in ranking.selected
+    ]
+
+
+def owed_work(
+    store: Store, subscribers: Sequence[SubscriberSettings], today: date
+) -> dict[str, Work]:
+    """What each subscriber is owed, read for all of them at once."""
+    names = [s.name for s in subscribers]
+    owed = store.register_subscribers(names, today)
+    backfill = {s.name: s.backfill_days for s in subscribers}
+    pending = store.pending_for(owed, today, backfill)
+    unconfirmed = store.pending_deliveries_of(names)
+    return {
+        s.name: Work(
+            pending.for_subscriber(s.name, owed[s.name], today, s.backfill_days),
+            unconfirmed.get(s.name, []),
+        )
+        for s in subscribers
+    }
