@@ -51,26 +51,46 @@ class TermStats:
 
 
 class _Field:
+    """One field of every paper as token ids: count matrices and a positional index.
+
+    The tokens of all papers are laid end to end (a separator between two papers, so no
+    phrase spans both); for each token id, where it occurs in that sequence. A phrase is
+    then a few sorted-array lookups: the places where its first word is followed by the
+    second, and so on.
+    """
+
     def __init__(self, documents: list[list[str]]) -> None:
-        self.words = documents
-        self.stems = [[stem(w) for w in document] for document in documents]
         self.lengths = np.array([len(d) for d in documents], dtype=np.float64)
-        self.word_index, self.word_matrix = _matrix(self.words)
-        self.stem_index, self.stem_matrix = _matrix(self.stems)
+        self.words = _Tokens(documents)
+        self.stems = _Tokens([[stem(w) for w in document] for document in documents])
 
 
-def _matrix(documents: list[list[str]]) -> tuple[dict[str, int], sparse.csc_matrix]:
-    index: dict[str, int] = {}
-    rows: list[int] = []
-    cols: list[int] = []
-    for row, document in enumerate(documents):
-        for token in document:
-            rows.append(row)
-            cols.append(index.setdefault(token, len(index)))
-    data = np.ones(len(rows), dtype=np.float64)
-    matrix = sparse.csc_matrix((data, (rows, cols)), shape=(len(documents), max(len(index), 1)))
-    matrix.sum_duplicates()
-    return index, matrix
+class _Tokens:
+    def __init__(self, documents: list[list[str]]) -> None:
+        index: dict[str, int] = {}
+        flat: list[int] = []
+        starts = [0]
+        for document in documents:
+            flat.extend([index.setdefault(token, len(index)) for token in document])
+            flat.append(-1)  # the separator between two papers
+            starts.append(len(flat))
+        self.index = index
+        ids = np.array(flat, dtype=np.int64)
+        self.starts = np.array(starts, dtype=np.int64)
+        self.row_at = np.repeat(np.arange(len(documents), dtype=np.int64), np.diff(self.starts))
+        real = ids >= 0
+        self.matrix = sparse.csc_matrix(
+            (np.ones(int(real.sum())), (self.row_at[real], ids[real])),
+            shape=(len(documents), max(len(index), 1)),
+        )
+        self.matrix.sum_duplicates()
+        self._order = np.argsort(ids, kind="stable")
+        self._bounds = np.searchsorted(ids[self._order], np.arange(len(index) + 1))
+
+    def occurrences(self, columns: list[int]) -> np.ndarray:
+        """Positions (in the laid-out sequence, ascending) of any of the token ids."""
+        parts = [self._order[self._bounds[c] : self._bounds[c + 1]] for c in columns]
+        return parts[0] if len(parts) == 1 else np.sort(np.concatenate(parts))
 
 
 class Corpus:
@@ -176,48 +196,22 @@ class Corpus:
     def _field_counts(self, field: _Field, term: Term) -> tuple[np.ndarray, np.ndarray]:
         """(rows, counts) where the term occurs in one field."""
         empty = (np.zeros(0, dtype=np.int64), np.zeros(0))
-        columns = [self._columns(field, term, position) for position in range(len(term.keys))]
-        if any(not cols for cols in columns):
+        columns = [_columns(field, term, position) for position in range(len(term.keys))]
+        if any(not found for found in columns):
             return empty
-        present = [
-            self._column(field, term, position, cols) for position, cols in enumerate(columns)
-        ]
         if len(term.keys) == 1:
-            return present[0]
-        # A phrase: only papers holding every token can hold the phrase; check their order.
-        candidates = present[0][0]
-        for rows, _counts in present[1:]:
-            candidates = np.intersect1d(candidates, rows, assume_unique=True)
-        counts = np.array(
-            [_phrase_count(field, term, int(row)) for row in candidates], dtype=np.float64
-        )
-        keep = counts > 0
-        return candidates[keep], counts[keep]
-
-    @staticmethod
-    def _columns(field: _Field, term: Term, position: int) -> list[int]:
-        key = term.keys[position]
-        last = position == len(term.keys) - 1
-        if term.mode == "exact":
-            column = field.word_index.get(key)
-            return [column] if column is not None else []
-        if term.mode == "prefix" and last:
-            return [c for word, c in field.word_index.items() if word.startswith(key)]
-        column = field.stem_index.get(key)
-        return [column] if column is not None else []
-
-    @staticmethod
-    def _column(
-        field: _Field, term: Term, position: int, columns: list[int]
-    ) -> tuple[np.ndarray, np.ndarray]:
-        exact = term.mode == "exact" or (term.mode == "prefix" and position == len(term.keys) - 1)
-        matrix = field.word_matrix if exact else field.stem_matrix
-        if len(columns) == 1:
-            column = matrix[:, columns[0]]
-            return column.indices.astype(np.int64), column.data.astype(np.float64)
-        summed = np.asarray(matrix[:, columns].sum(axis=1)).ravel()
-        rows = np.flatnonzero(summed)
-        return rows.astype(np.int64), summed[rows]
+            return _column_counts(_tokens(field, term, 0), columns[0])
+        occurrences = [_tokens(field, term, k).occurrences(c) for k, c in enumerate(columns)]
+        if term.window:
+            return _near_counts(field.words, occurrences, term.window)
+        starts = occurrences[0]
+        for k, following in enumerate(occurrences[1:], start=1):
+            at = np.searchsorted(following, starts + k)
+            hit = at < len(following)
+            hit[hit] = following[at[hit]] == starts[hit] + k
+            starts = starts[hit]
+        rows, counts = np.unique(field.words.row_at[starts], return_counts=True)
+        return rows.astype(np.int64), counts.astype(np.float64)
 
     # --- who wrote what, where it was filed -----------------------------------------------
 
@@ -242,43 +236,70 @@ class Corpus:
         return self._categories.get(category.lower(), set())
 
 
-def positions(term: Term, k: int, words_: list[str], stems: list[str]) -> list[int]:
-    """Where the term's ``k``-th key occurs in a token list (the comparisons highlighting uses)."""
-    key = term.keys[k]
-    if term.mode == "exact":
-        return [i for i, word in enumerate(words_) if word == key]
-    if term.mode == "prefix" and k == len(term.keys) - 1:
-        return [i for i, word in enumerate(words_) if word.startswith(key)]
-    return [i for i, stemmed in enumerate(stems) if stemmed == key]
+def _tokens(field: _Field, term: Term, position: int) -> _Tokens:
+    """Exact words for "exact" terms and a prefix's last word; stems otherwise."""
+    last = position == len(term.keys) - 1
+    exact = term.mode == "exact" or (term.mode == "prefix" and last)
+    return field.words if exact else field.stems
 
 
-def phrase_starts(term: Term, words_: list[str], stems: list[str]) -> list[int]:
-    """Token positions where the whole phrase begins."""
-    starts = positions(term, 0, words_, stems)
-    for k in range(1, len(term.keys)):
-        following = set(positions(term, k, words_, stems))
-        starts = [s for s in starts if s + k in following]
-    return starts
+def _columns(field: _Field, term: Term, position: int) -> list[int]:
+    key = term.keys[position]
+    tokens = _tokens(field, term, position)
+    if term.mode == "prefix" and position == len(term.keys) - 1:
+        return [c for word, c in tokens.index.items() if word.startswith(key)]
+    column = tokens.index.get(key)
+    return [column] if column is not None else []
 
 
-def _phrase_count(field: _Field, term: Term, row: int) -> int:
-    words_, stems = field.words[row], field.stems[row]
-    if term.window:
-        found = [positions(term, k, words_, stems) for k in range(len(term.keys))]
-        return _clusters(found, term.window) if all(found) else 0
-    return len(phrase_starts(term, words_, stems))
+def _column_counts(tokens: _Tokens, columns: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    if len(columns) == 1:
+        column = tokens.matrix[:, columns[0]]
+        return column.indices.astype(np.int64), column.data.astype(np.float64)
+    summed = np.asarray(tokens.matrix[:, columns].sum(axis=1)).ravel()
+    rows = np.flatnonzero(summed)
+    return rows.astype(np.int64), summed[rows]
+
+
+def _near_counts(
+    tokens: _Tokens, occurrences: list[np.ndarray], window: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Papers where all the words occur within ``window`` tokens, and how many times."""
+    rows_of = [tokens.row_at[found] for found in occurrences]  # ascending, like ``found``
+    candidates = np.unique(rows_of[0])
+    for rows in rows_of[1:]:
+        candidates = np.intersect1d(candidates, rows)
+    if not len(candidates):
+        return np.zeros(0, dtype=np.int64), np.zeros(0)
+    slices = []
+    for found, rows in zip(occurrences, rows_of, strict=True):
+        lo = np.searchsorted(rows, candidates, side="left").tolist()
+        hi = np.searchsorted(rows, candidates, side="right").tolist()
+        slices.append((found.tolist(), lo, hi))
+    counts = np.array(
+        [
+            _clusters([at[lo[i] : hi[i]] for at, lo, hi in slices], window)
+            for i in range(len(candidates))
+        ],
+        dtype=np.float64,
+    )
+    keep = counts > 0
+    return candidates[keep].astype(np.int64), counts[keep]
 
 
 def _clusters(positions: list[list[int]], window: int) -> int:
     """Non-overlapping windows of ``window`` tokens that contain one of each word."""
     events = sorted((p, k) for k, found in enumerate(positions) for p in found)
-    count, start = 0, 0
-    while start < len(events):
-        first = events[start][0]
-        seen = {k for p, k in events[start:] if p < first + window}
+    count, start, total = 0, 0, len(events)
+    while start < total:
+        limit = events[start][0] + window
+        seen, end = set(), start
+        while end < total and events[end][0] < limit:
+            seen.add(events[end][1])
+            end += 1
         if len(seen) == len(positions):
             count += 1
-            start = next((i for i, (p, _) in enumerate(events) if p >= first + window), len(events))
+            start = end  # windows do not overlap: go on after this one
         else:
             start += 1
     return count

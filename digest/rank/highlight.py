@@ -5,16 +5,45 @@ from __future__ import annotations
 from collections.abc import Iterable
 from functools import lru_cache
 
-from digest.rank.corpus import phrase_starts
 from digest.rank.profile import Term, TermSyntaxError, parse_term
 from digest.rank.text import Token, tokens
 
 
+class _Analysed:
+    """A text's tokens, with where each word and each stem occurs."""
+
+    __slots__ = ("stems", "tokens", "words")
+
+    def __init__(self, text: str) -> None:
+        self.tokens: list[Token] = tokens(text)
+        self.words: dict[str, list[int]] = {}
+        self.stems: dict[str, list[int]] = {}
+        for i, token in enumerate(self.tokens):
+            self.words.setdefault(token.word, []).append(i)
+            self.stems.setdefault(token.stem, []).append(i)
+
+    def positions(self, term: Term, k: int) -> list[int]:
+        """Where the term's ``k``-th key occurs (the comparisons ranking uses)."""
+        key = term.keys[k]
+        if term.mode == "exact":
+            return self.words.get(key, [])
+        if term.mode == "prefix" and k == len(term.keys) - 1:
+            return sorted(i for word, at in self.words.items() if word.startswith(key) for i in at)
+        return self.stems.get(key, [])
+
+    def phrase_starts(self, term: Term) -> list[int]:
+        """Token positions where the whole phrase begins."""
+        starts = self.positions(term, 0)
+        for k in range(1, len(term.keys)):
+            following = set(self.positions(term, k))
+            starts = [s for s in starts if s + k in following]
+        return starts
+
+
 @lru_cache(maxsize=4096)
-def _analysed(text: str) -> tuple[list[Token], list[str], list[str]]:
-    # The same abstract is highlighted for many readers: tokenise it once.
-    found = tokens(text)
-    return found, [t.word for t in found], [t.stem for t in found]
+def _analysed(text: str) -> _Analysed:
+    # The same abstract is highlighted for many readers: analyse it once.
+    return _Analysed(text)
 
 
 def highlight_spans(text: str, terms: Iterable[str]) -> list[tuple[int, int]]:
@@ -23,14 +52,15 @@ def highlight_spans(text: str, terms: Iterable[str]) -> list[tuple[int, int]]:
     Uses the ranking's own tokens and matching rules, so what is highlighted is exactly
     what was scored.
     """
-    found, words_, stems = _analysed(text)
+    analysed = _analysed(text)
+    found = analysed.tokens
     spans: list[tuple[int, int]] = []
     for spec in set(terms):
         term = _term(spec)
         if term is None:
             continue
         n = len(term.keys)
-        for start in phrase_starts(term, words_, stems):
+        for start in analysed.phrase_starts(term):
             spans.append((found[start].start, found[start + n - 1].end))
     merged: list[tuple[int, int]] = []
     for start, end in sorted(spans):
@@ -41,6 +71,7 @@ def highlight_spans(text: str, terms: Iterable[str]) -> list[tuple[int, int]]:
     return merged
 
 
+@lru_cache(maxsize=8192)
 def _term(spec: str) -> Term | None:
     try:
         return parse_term(spec)
