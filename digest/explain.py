@@ -82,9 +82,8 @@ def _matches(matches: tuple[Match, ...]) -> list[str]:
         return ["  no keyword, author or other signal matched"]
     lines = [f"  {'points':>8}  {'what':<32} where"]
     for match in sorted(matches, key=lambda m: -m.points):
-        how = {"near": ", words apart", "word": f", only the word “{match.via}”"}.get(
-            match.kind, ""
-        )
+        only = ", ".join(f"“{word}”" for word in match.via.split())
+        how = {"near": ", words apart", "word": f", only {only}"}.get(match.kind, "")
         count = f" ({match.count}x)" if match.field in ("title", "abstract") else ""
         lines.append(f"  {match.points:>8.3f}  {match.term[:32]:<32} {match.field}{count}{how}")
     return lines

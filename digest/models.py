@@ -115,8 +115,9 @@ class StoredPaper:
 class Match:
     """One reason a paper scored: ``term`` found ``count`` times in ``field``.
 
-    ``field`` is title, abstract, authors, category, popularity or liked; ``kind`` says how
-    a keyword matched: the exact phrase, its words near each other, or a single word of it.
+    ``field`` is title, abstract, authors, category, popularity or liked. A keyword has one
+    Match per field, with all its points there; ``kind`` says the strongest way it matched
+    in that field: the exact phrase, its words near each other, or only some of its words.
     """
 
     term: str
@@ -124,7 +125,7 @@ class Match:
     count: int
     points: float
     kind: str = "phrase"  # phrase | near | word | signal
-    via: str = ""  # for kind "word": the one word of the phrase that matched
+    via: str = ""  # for kind "word": the words of the phrase that matched, space-separated
 
 
 @dataclass(frozen=True, slots=True)

@@ -277,9 +277,30 @@ def test_explanations_account_for_every_point():
     ).selected
     assert top.score == pytest.approx(sum(m.points for m in top.matches), abs=1e-3)
     kinds = {(m.term, m.field, m.kind) for m in top.matches}
-    assert ("linear attention", "title", "phrase") in kinds
-    assert ("mamba", "abstract", "phrase") in kinds
-    assert any(m.kind == "word" and m.via == "linear" for m in top.matches)
+    # One Match per keyword and field, named after the strongest way it matched there.
+    assert kinds == {
+        ("linear attention", "title", "phrase"),
+        ("linear attention", "abstract", "near"),
+        ("mamba", "title", "phrase"),
+        ("mamba", "abstract", "phrase"),
+    }
+
+
+def test_a_keyword_matched_only_by_its_words_names_them():
+    pool = papers(
+        (
+            "Attention sinks",
+            "Attention concentrates on the first token of long sequences, across many "
+            "layers, heads and model sizes, and the effect grows in a linear way.",
+        ),
+        ("Other", ""),
+    )
+    ranking = rank(Profile.build(["linear attention"], max_papers=1), Corpus(pool), pool[:2])
+    assert not ranking.selected  # words alone do not make a paper eligible
+    [match] = [m for m in ranking.considered[0].matches if m.field == "abstract"]
+    assert (match.kind, sorted(match.via.split())) == ("word", ["attention", "linear"])
+    [title] = [m for m in ranking.considered[0].matches if m.field == "title"]
+    assert (title.kind, title.via) == ("word", "attention")
 
 
 def test_ranking_is_deterministic():

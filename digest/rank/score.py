@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from digest.models import Match, Scored, StoredPaper
-from digest.rank.corpus import FIELDS, Corpus
+from digest.rank.corpus import Corpus
 from digest.rank.profile import Profile, Term
 from digest.rank.similar import liked_similarity
 
@@ -233,17 +233,23 @@ def _by_section(best_first: list[Scored]) -> list[Scored]:
     return [item for group in groups.values() for item in group]
 
 
+_STRENGTH = {"phrase": 0, "near": 1, "word": 2}
+
+
 def _keyword_matches(
     parts: list[_Part], corpus: Corpus, rows: np.ndarray, weights: Weights
 ) -> list[list[Match]]:
-    """For each of ``rows``: one Match per keyword, field and way of matching.
+    """For each of ``rows``: one Match per keyword and field, holding all its points.
 
-    Each part is looked up for all rows at once; only the hits are turned into Matches.
+    A keyword's Match in a field names the strongest way it matched there (the phrase,
+    else its words near each other, else which words on their own) and adds up the points
+    of every way, so the Matches of a paper still sum to its score. Each part is looked
+    up for all rows at once; the arithmetic per hit uses Python floats (rounding numpy
+    scalars one by one costs more than the lookup).
     """
-    merged: list[dict[tuple[str, str, str, str], tuple[int, float]]] = [
-        {} for _ in range(len(rows))
-    ]
+    merged: list[dict[tuple[str, str], list[Any]]] = [{} for _ in range(len(rows))]
     norms = corpus.norms(weights)
+    k1, w_title, w_abstract = weights.k1, weights.title, weights.abstract
     for part in parts:
         stats = corpus.stats(part.term)
         if not len(stats.rows):
@@ -252,26 +258,53 @@ def _keyword_matches(
         hits = np.flatnonzero(stats.rows[at] == rows)
         if not len(hits):
             continue
-        idf = corpus.idf(part.term)
-        via = part.term.text if part.kind == "word" else ""
-        for j in hits:
-            row, k = int(rows[j]), int(at[j])
-            counts = {"title": stats.title[k], "abstract": stats.abstract[k]}
-            field_parts = {f: weights.field(f) * counts[f] / norms[f][row] for f in FIELDS}
-            combined = field_parts["title"] + field_parts["abstract"]
-            total = part.weight * idf * combined * (weights.k1 + 1) / (combined + weights.k1)
-            for f in FIELDS:
-                if counts[f]:
-                    key = (part.keyword.text, f, part.kind, via)
-                    _, points = merged[j].get(key, (0, 0.0))
-                    merged[j][key] = (int(counts[f]), points + total * field_parts[f] / combined)
+        found_at, found_rows = at[hits], rows[hits]
+        scale = part.weight * corpus.idf(part.term) * (k1 + 1)
+        keyword, kind = part.keyword.text, part.kind
+        via = part.term.text if kind == "word" else ""
+        for j, in_title, in_abstract, title_norm, abstract_norm in zip(
+            hits.tolist(),
+            stats.title[found_at].tolist(),
+            stats.abstract[found_at].tolist(),
+            norms["title"][found_rows].tolist(),
+            norms["abstract"][found_rows].tolist(),
+            strict=True,
+        ):
+            title = w_title * in_title / title_norm
+            abstract = w_abstract * in_abstract / abstract_norm
+            share = scale / (title + abstract + k1)  # points per unit of combined frequency
+            paper = merged[j]
+            if in_title:
+                _add(paper, (keyword, "title"), kind, via, in_title, share * title)
+            if in_abstract:
+                _add(paper, (keyword, "abstract"), kind, via, in_abstract, share * abstract)
     return [
         [
-            Match(term, f, count, round(points, 4), kind, via)
-            for (term, f, kind, via), (count, points) in found.items()
+            Match(term, f, int(count), round(points, 4), kind, " ".join(via))
+            for (term, f), (kind, count, points, via) in found.items()
         ]
         for found in merged
     ]
+
+
+def _add(
+    found: dict[tuple[str, str], list[Any]],
+    key: tuple[str, str],
+    kind: str,
+    via: str,
+    count: float,
+    points: float,
+) -> None:
+    entry = found.get(key)
+    if entry is None:
+        found[key] = [kind, count, points, [via] if via else []]
+        return
+    entry[2] += points
+    if _STRENGTH[kind] < _STRENGTH[entry[0]]:
+        entry[0], entry[1], entry[3] = kind, count, [via] if via else []
+    elif kind == "word" == entry[0]:
+        entry[1] = max(entry[1], count)
+        entry[3].append(via)
 
 
 def _signal_matches(

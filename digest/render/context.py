@@ -149,7 +149,7 @@ def reasons_of(item: Scored) -> tuple[Reason, ...]:
         if target is not None:
             _add(target.setdefault(match.term, []), match.field)
         else:
-            alone.setdefault(match.term, {})[match.via] = None
+            alone.setdefault(match.term, {}).update(dict.fromkeys(match.via.split()))
             _add(fields.setdefault(match.term, []), match.field)
     reasons = []
     for term, total in points.items():
@@ -180,7 +180,7 @@ def highlight_terms(item: Scored) -> tuple[str, ...]:
         if match.kind == "near":
             terms.extend(match.term.strip('"').split())
         elif match.kind == "word":
-            terms.append(match.via)
+            terms.extend(match.via.split())
         else:
             terms.append(match.term)
     return tuple(dict.fromkeys(terms))
