@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy import and_, case, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from digest.models import Digest, FeedItem, Match, Scored, StoredPaper
@@ -69,7 +69,7 @@ class Pending:
         self.papers = papers_  # sorted by row id, all first seen by the run's date
         self.uids = [p.uid for p in papers_]
         self.offered = offered
-        self._slices: dict[int, list[StoredPaper]] = {}
+        self._slices: dict[object, list[StoredPaper]] = {}
 
     def for_subscriber(
         self, name: str, owed: Owed, today: date, backfill_days: int
@@ -81,7 +81,9 @@ class Pending:
             chosen = self._slices[start]
         else:
             since = owed.joined - timedelta(days=backfill_days)
-            chosen = [p for p in self.papers if p.first_seen >= since]
+            if since not in self._slices:
+                self._slices[since] = [p for p in self.papers if p.first_seen >= since]
+            chosen = self._slices[since]
         offered = self.offered.get(name)
         if offered:
             chosen = [p for p in chosen if p.uid not in offered]
@@ -176,17 +178,16 @@ class DigestsMixin(StoreBase):
         chosen = {item.paper.uid for item in selected}
         uids = sorted({p.uid for p in candidates} | chosen)
         with self.transaction() as conn:
-            watermark = self._next_watermark(conn, subscriber, digest_date, uids)
+            previous, last_seq = conn.execute(
+                select(
+                    func.max(digests.c.watermark),
+                    func.max(case((digests.c.digest_date == digest_date, digests.c.seq))),
+                ).where(digests.c.subscriber == subscriber)
+            ).one()
+            watermark = self._next_watermark(conn, digest_date, uids, previous)
             uncovered = [u for u in uids if watermark is None or u > watermark]
             uncovered = [u for u in uncovered if u not in chosen]
-            seq = 1 + (
-                conn.execute(
-                    select(func.max(digests.c.seq)).where(
-                        digests.c.subscriber == subscriber, digests.c.digest_date == digest_date
-                    )
-                ).scalar()
-                or 0
-            )
+            seq = 1 + (last_seq or 0)
             digest_id = int(
                 conn.execute(
                     insert(digests).values(
@@ -407,20 +408,22 @@ class DigestsMixin(StoreBase):
         )
 
     @staticmethod
-    def _next_watermark(conn: Any, subscriber: str, day: date, uids: list[int]) -> int | None:
+    def _next_watermark(conn: Any, day: date, uids: list[int], previous: int | None) -> int | None:
         """How far this digest covers: its highest candidate, unless a paper stored in
         between belongs to a later day (a replayed date); it stays owed, so the watermark
         stops below it and candidates above it get a ledger row of their own."""
         if not uids:
             return None
-        previous = conn.execute(
-            select(func.max(digests.c.watermark)).where(digests.c.subscriber == subscriber)
-        ).scalar()
-        later = conn.execute(
-            select(func.min(papers.c.id)).where(
-                papers.c.id > (previous or 0), papers.c.id < uids[-1], papers.c.first_seen > day
-            )
-        ).scalar()
+        later = None
+        newest = conn.execute(select(func.max(papers.c.first_seen))).scalar()
+        if newest is not None and newest > day:  # only when replaying an earlier date
+            later = conn.execute(
+                select(func.min(papers.c.id)).where(
+                    papers.c.id > (previous or 0),
+                    papers.c.id < uids[-1],
+                    papers.c.first_seen > day,
+                )
+            ).scalar()
         top = uids[-1] if later is None else later - 1
         return max(top, previous) if previous is not None else top
 
