@@ -144,6 +144,9 @@ def test_email_message_structure_and_headers():
     assert parsed["Date"] == "Fri, 13 Mar 2026 06:30:00 +0000"
     again = build_message(ENV, view(), settings=EmailSettings(), to="alice@example.org", now=NOW)
     assert parsed["Message-ID"] == again["Message-ID"]
+    assert not parsed.defects and not any(p.defects for p in parsed.iter_parts())
+    assert parsed.get_body(("plain",)).get_content().replace("\r\n", "\n") == message.text
+    assert parsed.get_body(("html",)).get_content().replace("\r\n", "\n") == message.html
     assert parsed["Message-ID"].endswith("@localhost>")
     html = parsed.get_body(("html",)).get_content()
     assert 'style="' in html  # CSS inlined for clients that drop <style>
@@ -181,13 +184,13 @@ def test_a_huge_digest_is_cut_to_fit_and_links_the_rest():
         to="alice@example.org",
         now=NOW,
     )
-    html = message.get_body(("html",)).get_content()
+    html = message.message().get_body(("html",)).get_content()
     assert len(html.encode()) <= MAX_HTML_BYTES
     shown = html.count('class="paper"')
     assert 10 < shown < 300
     assert f"{300 - shown} more papers did not fit in this email" in " ".join(html.split())
     assert "https://digest.example.org/pages/alice/2026-03-13.html" in html
-    text = message.get_body(("plain",)).get_content()
+    text = message.message().get_body(("plain",)).get_content()
     assert f"{300 - shown} more papers did not fit" in text
 
 

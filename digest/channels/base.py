@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from email.message import EmailMessage
 from pathlib import Path
 from typing import Protocol
 
@@ -18,7 +17,7 @@ from jinja2 import Environment
 from digest.config import Config, SubscriberSettings
 from digest.models import Digest
 from digest.render.context import DigestView, digest_view
-from digest.render.email import build_message
+from digest.render.email import RenderedEmail, build_message
 from digest.store import Store
 
 
@@ -35,7 +34,7 @@ class DeliveryContext:
     def out_dir(self) -> Path:
         return self.config.resolve(self.config.output.dir)
 
-    def email(self, digest: Digest, subscriber: SubscriberSettings) -> EmailMessage:
+    def email(self, digest: Digest, subscriber: SubscriberSettings) -> RenderedEmail:
         """The digest as the complete email message for this subscriber."""
         return build_message(
             self.env,

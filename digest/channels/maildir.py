@@ -25,5 +25,5 @@ class MaildirChannel:
     ) -> str:
         message = context.email(digest, subscriber)
         box = mailbox.Maildir(self.path, create=True)
-        key = box.add(mailbox.MaildirMessage(message))
+        key = box.add(message.as_bytes())  # a plain message lands in new/
         return str(self.path / "new" / key)

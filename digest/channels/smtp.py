@@ -23,7 +23,6 @@ import smtplib
 import ssl
 import time
 from collections.abc import Callable
-from email.message import EmailMessage
 from email.utils import parseaddr
 from pathlib import Path
 
@@ -31,6 +30,7 @@ from digest.channels.base import DeliveryContext
 from digest.config import EmailSettings, SubscriberSettings
 from digest.errors import DeliveryError
 from digest.models import Digest
+from digest.render.email import RenderedEmail
 
 log = logging.getLogger("digest")
 
@@ -70,7 +70,7 @@ class SmtpChannel:
         reply = self.send(message, subscriber.email)
         return f"{subscriber.email} via {self.server} ({reply})"
 
-    def send(self, message: EmailMessage, recipient: str) -> str:
+    def send(self, message: RenderedEmail, recipient: str) -> str:
         """Send one message to one recipient; return the server's acceptance, or raise."""
         if self._down:
             raise DeliveryError(self._down)
@@ -105,11 +105,11 @@ class SmtpChannel:
             self.sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _send_once(self, message: EmailMessage, recipient: str) -> str:
+    def _send_once(self, message: RenderedEmail, recipient: str) -> str:
         connection = self._connect()
         envelope = parseaddr(self.settings.envelope_from or self.settings.from_address)[1]
         try:
-            refused = connection.send_message(message, from_addr=envelope, to_addrs=[recipient])
+            refused = connection.sendmail(envelope, [recipient], message.as_bytes())
         except smtplib.SMTPRecipientsRefused as exc:
             code, text = exc.recipients.get(recipient, (0, b"refused"))
             raise self._classify(code, text, f"refused the recipient {recipient}") from None

@@ -1,6 +1,6 @@
 """Render a digest as a complete email: multipart/alternative, plain text first, HTML last.
 
-Pure: a view, settings and a fixed ``now`` in, an EmailMessage out. Titles and abstracts
+Pure: a view, settings and a fixed ``now`` in, a RenderedEmail out. Titles and abstracts
 never reach a header (the subject carries only the date and a count), the HTML is
 autoescaped with its CSS inlined for mail clients, and the Message-ID is derived from the
 subscriber and the digest's date, so a resend is recognisable as the same digest.
@@ -8,8 +8,11 @@ subscriber and the digest's date, so a resend is recognisable as the same digest
 
 from __future__ import annotations
 
+import base64
+import binascii
+import email
 import hashlib
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
@@ -74,6 +77,59 @@ def subject_line(template: str, view: DigestView) -> str:
     return subject if len(subject) <= _SUBJECT_LIMIT else subject[: _SUBJECT_LIMIT - 1] + "…"
 
 
+@dataclass(frozen=True, slots=True)
+class RenderedEmail:
+    """A finished email: its headers (made by the stdlib) and its two bodies.
+
+    ``as_bytes`` lays out the multipart/alternative itself, a fixed shape: the bodies are
+    encoded in one call each (quoted-printable text, base64 HTML), where the stdlib's
+    generator re-encodes a long body line by line and costs more than rendering it. The
+    boundary starts with "=_", which neither encoding can produce, so it never occurs in a
+    body. ``message()`` reads the bytes back with the stdlib parser.
+    """
+
+    headers: EmailMessage  # headers only, no body
+    text: str
+    html: str
+
+    def __getitem__(self, name: str) -> str | None:
+        return self.headers[name]
+
+    def as_bytes(self) -> bytes:
+        text = binascii.b2a_qp(_lines(self.text).encode(), istext=True).replace(b"\n", b"\r\n")
+        # Text is encoded in canonical form, CRLF line breaks (RFC 2045), like the stdlib.
+        html = base64.encodebytes(_lines(self.html).replace("\n", "\r\n").encode())
+        html = html.replace(b"\n", b"\r\n")
+        boundary = b"=_" + hashlib.sha256(text + html).hexdigest()[:40].encode()
+        head = b"".join(SMTP.fold_binary(name, value) for name, value in self.headers.items())
+        return b"".join(
+            (
+                head,
+                b"MIME-Version: 1.0\r\n",
+                b'Content-Type: multipart/alternative; boundary="' + boundary + b'"\r\n\r\n',
+                b"--" + boundary + b"\r\n",
+                b'Content-Type: text/plain; charset="utf-8"\r\n',
+                b"Content-Transfer-Encoding: quoted-printable\r\n\r\n",
+                text,
+                b"\r\n--" + boundary + b"\r\n",  # the CRLF before "--" belongs to the boundary
+                b'Content-Type: text/html; charset="utf-8"\r\n',
+                b"Content-Transfer-Encoding: base64\r\n\r\n",
+                html,
+                b"\r\n--" + boundary + b"--\r\n",
+            )
+        )
+
+    def message(self) -> EmailMessage:
+        parsed = email.message_from_bytes(self.as_bytes(), policy=SMTP)
+        assert isinstance(parsed, EmailMessage)
+        return parsed
+
+
+def _lines(text: str) -> str:
+    """Line breaks as "\\n" only, whatever the input used (a lone CR counts as one)."""
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
 def build_message(
     env: Environment,
     view: DigestView,
@@ -81,7 +137,7 @@ def build_message(
     settings: EmailSettings,
     to: str,
     now: datetime,
-) -> EmailMessage:
+) -> RenderedEmail:
     view, html = fit_to_size(env, view)
     message = EmailMessage(policy=SMTP)
     message["From"] = settings.from_address
@@ -101,9 +157,7 @@ def build_message(
         unsubscribe.insert(0, f"<{one_click}>")
         message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     message["List-Unsubscribe"] = ", ".join(unsubscribe)
-    message.set_content(render_text(env, view), cte="quoted-printable")
-    message.add_alternative(html, subtype="html", cte="base64")
-    return message
+    return RenderedEmail(message, render_text(env, view), html)
 
 
 def _unsubscribe_address(settings: EmailSettings) -> str:
