@@ -387,6 +387,8 @@ def _jsonable(value: Any) -> Any:
         return _jsonable(asdict(value))
     if isinstance(value, dict):
         return {k: _jsonable(v) for k, v in value.items()}
+    if hasattr(value, "_asdict"):  # a named tuple (a Match) is an object, not a list
+        return _jsonable(value._asdict())
     if isinstance(value, list | tuple):
         return [_jsonable(v) for v in value]
     if isinstance(value, date | datetime):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from digest.ids import abs_url, latex_to_text, normalize_title
 
@@ -111,13 +111,14 @@ class StoredPaper:
     first_seen: date
 
 
-@dataclass(frozen=True, slots=True)
-class Match:
+class Match(NamedTuple):
     """One reason a paper scored: ``term`` found ``count`` times in ``field``.
 
     ``field`` is title, abstract, authors, category, popularity or liked. A keyword has one
     Match per field, with all its points there; ``kind`` says the strongest way it matched
     in that field: the exact phrase, its words near each other, or only some of its words.
+    A named tuple, not a dataclass: a large run makes millions, and it is five times
+    quicker to create.
     """
 
     term: str

@@ -8,6 +8,7 @@ import pytest
 
 from digest.models import Paper, StoredPaper
 from digest.rank import Corpus, Profile, TermSyntaxError, Weights, highlight_spans, parse_term, rank
+from digest.rank.score import Request, rank_many
 
 DAY = date(2026, 3, 13)
 FILLER = [  # background papers: they make common words common
@@ -320,3 +321,58 @@ def test_highlight_spans_mark_exactly_what_matched():
         "models",
         "quantization",
     ]
+
+
+# --- many readers at once ------------------------------------------------------------------
+
+
+def test_ranking_many_readers_together_gives_each_the_same_as_alone():
+    """Readers owed the same papers are scored in one batch; every feature of a profile
+    must come out exactly as when the reader is ranked alone."""
+    pool = papers(
+        (
+            "Linear attention at scale",
+            "Mamba and linear attention; a survey of kernels.",
+            {"authors": ("Ada Lovelace",), "categories": ("cs.LG",), "upvotes": 12},
+        ),
+        (
+            "State space models for video",
+            "Selective state space models generate video.",
+            {"categories": ("cs.CV",), "upvotes": 3},
+        ),
+        (
+            "Token pruning for vision transformers",
+            "We prune visual tokens in attention layers.",
+            {"authors": ("Alan Turing",), "categories": ("cs.CV", "cs.LG")},
+        ),
+        (
+            "Quantized kernels",
+            "Quantization of attention kernels, linear in sequence length.",
+            {"categories": ("cs.AR",)},
+        ),
+        ("A survey of mamba", "Mamba, state space models and linear recurrences surveyed."),
+    )
+    candidates = pool[:5]
+    corpus = Corpus(pool)
+    profiles = [
+        Profile.build(["linear attention", "mamba^2"]),
+        Profile.build(["state space model", '"ViT"', "quantiz*"], exclude=["survey"]),
+        Profile.build(["attention"], require=["kernels"], max_papers=1),
+        Profile.build(
+            interests=[
+                ("Video", ["video generation", "state space"]),
+                ("Pruning", ["token pruning"]),
+            ]
+        ),
+        Profile.build(["pruning"], authors=["Lovelace"], popularity_weight=0.5),
+        Profile.build(["kernels"], categories=["cs.CV"], category_mode="keep"),
+        Profile.build([]),  # every paper
+        Profile.build(["nothing matches this"]),
+    ]
+    alone = [rank(profile, corpus, candidates) for profile in profiles]
+    together = rank_many([Request(profile, candidates) for profile in profiles], corpus)
+    for one, batch in zip(alone, together, strict=True):
+        assert batch.selected == one.selected
+        assert list(batch.scores) == list(one.scores)
+        assert batch.considered == one.considered
+    assert [len(r.selected) for r in together] == [3, 2, 1, 3, 2, 0, 5, 0]

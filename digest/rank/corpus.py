@@ -23,6 +23,7 @@ from scipy import sparse
 
 from digest.models import StoredPaper
 from digest.rank.profile import Term
+from digest.rank.table import TermTable
 from digest.rank.text import fold, stem, words
 
 if TYPE_CHECKING:
@@ -112,7 +113,7 @@ class Corpus:
         self.upvotes = np.array([p.paper.upvotes or 0 for p in self.papers], dtype=np.float64)
         self.stars = np.array([p.paper.github_stars or 0 for p in self.papers], dtype=np.float64)
         self._stats: dict[tuple[str, tuple[str, ...], int], TermStats] = {}
-        self._points: dict[tuple[object, ...], np.ndarray] = {}
+        self._tables: dict[tuple[int, Weights], TermTable] = {}
         self._norms: dict[tuple[float, float], dict[str, np.ndarray]] = {}
         self._people: dict[str, set[int]] | None = None
         self._rows: dict[int, tuple[Sequence[StoredPaper], np.ndarray]] = {}
@@ -133,6 +134,16 @@ class Corpus:
         self._rows[id(papers)] = (papers, found)  # the list is kept, so its id stays its own
         return found
 
+    def table(self, candidates: Sequence[StoredPaper], weights: Weights) -> TermTable:
+        """The term table over ``candidates`` (cached per list, like ``rows_of``)."""
+        key = (id(candidates), weights)
+        found = self._tables.get(key)
+        if found is None or found.candidates is not candidates:
+            if len(self._tables) > 16:
+                self._tables.clear()
+            found = self._tables[key] = TermTable(self, candidates, weights)
+        return found
+
     # --- term statistics ------------------------------------------------------------------
 
     def stats(self, term: Term) -> TermStats:
@@ -147,30 +158,6 @@ class Corpus:
         """BM25's inverse document frequency of ``term`` over the corpus, always above 0."""
         df = float(len(self.stats(term).rows))
         return math.log(1.0 + (self.size - df + 0.5) / (df + 0.5))
-
-    def points(self, term: Term, weights: Weights) -> np.ndarray:
-        """BM25F points of ``term`` (weight 1) at each of ``stats(term).rows`` (cached)."""
-        key = (
-            term.identity,
-            weights.k1,
-            weights.b_title,
-            weights.b_abstract,
-            weights.title,
-            weights.abstract,
-        )
-        found = self._points.get(key)
-        if found is None:
-            stats = self.stats(term)
-            combined = self.combined(stats, stats.rows, weights)
-            found = self.idf(term) * combined * (weights.k1 + 1) / (combined + weights.k1)
-            self._points[key] = found
-        return found
-
-    def combined(self, stats: TermStats, rows: np.ndarray, weights: Weights) -> np.ndarray:
-        """BM25F's weighted, length-normalised term frequency, before saturation."""
-        norms = self.norms(weights)
-        positions = np.searchsorted(stats.rows, rows)
-        return sum(weights.field(f) * stats.field(f)[positions] / norms[f][rows] for f in FIELDS)  # type: ignore[return-value]
 
     def norms(self, weights: Weights) -> dict[str, np.ndarray]:
         key = (weights.b_title, weights.b_abstract)
@@ -264,42 +251,21 @@ def _column_counts(tokens: _Tokens, columns: list[int]) -> tuple[np.ndarray, np.
 def _near_counts(
     tokens: _Tokens, occurrences: list[np.ndarray], window: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Papers where all the words occur within ``window`` tokens, and how many times."""
-    rows_of = [tokens.row_at[found] for found in occurrences]  # ascending, like ``found``
-    candidates = np.unique(rows_of[0])
-    for rows in rows_of[1:]:
-        candidates = np.intersect1d(candidates, rows)
-    if not len(candidates):
-        return np.zeros(0, dtype=np.int64), np.zeros(0)
-    slices = []
-    for found, rows in zip(occurrences, rows_of, strict=True):
-        lo = np.searchsorted(rows, candidates, side="left").tolist()
-        hi = np.searchsorted(rows, candidates, side="right").tolist()
-        slices.append((found.tolist(), lo, hi))
-    counts = np.array(
-        [
-            _clusters([at[lo[i] : hi[i]] for at, lo, hi in slices], window)
-            for i in range(len(candidates))
-        ],
-        dtype=np.float64,
-    )
-    keep = counts > 0
-    return candidates[keep].astype(np.int64), counts[keep]
-
-
-def _clusters(positions: list[list[int]], window: int) -> int:
-    """Non-overlapping windows of ``window`` tokens that contain one of each word."""
-    events = sorted((p, k) for k, found in enumerate(positions) for p in found)
-    count, start, total = 0, 0, len(events)
-    while start < total:
-        limit = events[start][0] + window
-        seen, end = set(), start
-        while end < total and events[end][0] < limit:
-            seen.add(events[end][1])
-            end += 1
-        if len(seen) == len(positions):
-            count += 1
-            start = end  # windows do not overlap: go on after this one
-        else:
-            start += 1
-    return count
+    """Papers where the words occur near each other, and how many times: the occurrences
+    of the rarest word that have each other word less than ``window`` tokens away, in
+    the same paper."""
+    anchor = min(range(len(occurrences)), key=lambda k: len(occurrences[k]))
+    anchors = occurrences[anchor]
+    rows = tokens.row_at[anchors]
+    near = np.ones(len(anchors), dtype=bool)
+    for k, found in enumerate(occurrences):
+        if k == anchor:
+            continue
+        at = np.searchsorted(found, anchors)  # the first occurrence at or after the anchor
+        after = found[np.minimum(at, len(found) - 1)]
+        before = found[np.maximum(at - 1, 0)]
+        follows = (at < len(found)) & (after - anchors < window) & (tokens.row_at[after] == rows)
+        precedes = (at > 0) & (anchors - before < window) & (tokens.row_at[before] == rows)
+        near &= follows | precedes
+    found_rows, counts = np.unique(rows[near], return_counts=True)
+    return found_rows.astype(np.int64), counts.astype(np.float64)

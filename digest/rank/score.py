@@ -1,29 +1,43 @@
-"""Score candidate papers for one profile: BM25F over title and abstract, plus signals.
+"""Score candidate papers for many profiles at once: BM25F over title and abstract, plus signals.
 
-Pure: a profile, the analysed corpus and the candidates in; a Ranking out. For each part of
-each keyword of each interest (see Term.parts), the corpus gives its BM25F points where it
-occurs (title weighted above abstract, each normalised by its length, saturated, scaled
-by IDF); the profile adds them up per interest, and a paper belongs to the interest it
-scores best in. Authors, categories, popularity and similarity to liked papers add points
-of their own. The arithmetic runs over arrays, for all candidates at once; explanations
-(every point as a Match) are built only for the papers that are kept, and on demand for
-the others. Ties are broken by the order papers were first stored in: the same inputs
-always give the same order.
+Pure: profiles, the analysed corpus and their candidates in; a Ranking per profile out.
+For each part of each keyword of each interest (see Term.parts), BM25F gives points where
+it occurs (title weighted above abstract, each normalised by its length, saturated,
+scaled by IDF); an interest adds them up, and a paper belongs to the interest it scores
+best in. Authors, categories, popularity and similarity to liked papers add points of
+their own.
+
+Readers owed the same candidates are scored together: their interests' parts become a
+sparse interest x term matrix, and one product with the term x candidate points (see
+TermTable) gives every interest's score for every candidate. Only choosing each reader's
+papers runs per reader; explanations (every point as a Match) are built for the papers
+kept, all at once, and on demand for the others. Ties are broken by the order papers
+were first stored in: the same inputs always give the same order.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
+from scipy import sparse
 
 from digest.models import Match, Scored, StoredPaper
 from digest.rank.corpus import Corpus
+from digest.rank.matches import (
+    KINDS,
+    LIKED_THRESHOLD,
+    InterestParts,
+    keyword_matches,
+    keyword_parts,
+    signal_matches,
+)
 from digest.rank.profile import Profile, Term
 from digest.rank.similar import liked_similarity
+from digest.rank.table import TermTable
+
+CHUNK = 512  # readers scored together: bounds the dense interest x candidate scores
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,15 +74,15 @@ class Weights:
 
 
 DEFAULT_WEIGHTS = Weights()
-LIKED_THRESHOLD = 0.05  # cosine similarity below this is noise, not a reason
 
 
 @dataclass(frozen=True, slots=True)
-class _Part:
-    keyword: Term  # what the reader wrote
-    term: Term  # what is matched: the phrase itself, its words near each other, or one word
-    kind: str
-    weight: float
+class Request:
+    """One reader's ranking to do: their profile, candidates and liked papers."""
+
+    profile: Profile
+    candidates: Sequence[StoredPaper]
+    liked: Sequence[StoredPaper] = ()
 
 
 @dataclass(slots=True)
@@ -79,17 +93,19 @@ class Ranking:
     candidates: Sequence[StoredPaper] = ()
     scores: np.ndarray = field(default_factory=lambda: np.zeros(0))
     eligible: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
-    _explain: Any = None
+    _explain: Callable[[list[int]], list[Scored]] | None = None
 
     @property
     def considered(self) -> list[Scored]:
         """The candidates not kept, scored and explained (built on demand), in stored order."""
+        if self._explain is None:
+            return []
         kept = {item.paper.uid for item in self.selected}
-        return [
-            self._explain(i)
-            for i, paper in sorted(enumerate(self.candidates), key=lambda x: x[1].uid)
-            if paper.uid not in kept
-        ]
+        others = sorted(
+            (i for i, paper in enumerate(self.candidates) if paper.uid not in kept),
+            key=lambda i: self.candidates[i].uid,
+        )
+        return self._explain(others)
 
 
 def rank(
@@ -99,114 +115,239 @@ def rank(
     liked: Sequence[StoredPaper] = (),
     weights: Weights = DEFAULT_WEIGHTS,
 ) -> Ranking:
-    """Score every candidate; keep the best ``max_papers`` that are eligible."""
-    if not candidates:
-        return Ranking([])
-    rows = corpus.rows_of(candidates)
-    position = np.full(corpus.size, -1, dtype=np.int64)
-    position[rows] = np.arange(len(rows))
-    n = len(rows)
-    parts = [
-        [
-            _Part(keyword, term, kind, keyword.weight * weights.part(keyword, kind))
-            for keyword in i.keywords
-            for kind, term in keyword.parts()
+    """Score every candidate for one profile; keep the best ``max_papers`` that are eligible."""
+    return rank_many([Request(profile, candidates, liked)], corpus, weights)[0]
+
+
+def rank_many(
+    requests: Sequence[Request], corpus: Corpus, weights: Weights = DEFAULT_WEIGHTS
+) -> list[Ranking]:
+    """``rank`` for many readers, the same result as one by one, scored in batches."""
+    results = [Ranking([]) for _ in requests]
+    groups: dict[int, list[int]] = {}
+    for k, request in enumerate(requests):
+        if request.candidates:
+            groups.setdefault(id(request.candidates), []).append(k)
+    for members in groups.values():
+        table = corpus.table(requests[members[0]].candidates, weights)
+        for start in range(0, len(members), CHUNK):
+            chunk = members[start : start + CHUNK]
+            for k, ranking in zip(
+                chunk, _Batch(table, [requests[k] for k in chunk]).rank(), strict=True
+            ):
+                results[k] = ranking
+    return results
+
+
+@dataclass(slots=True)
+class _Choice:
+    """One reader's scores, and which of their interests each candidate belongs to."""
+
+    scores: np.ndarray
+    eligible: np.ndarray
+    best: np.ndarray  # the reader's interest each candidate scored best in
+    keyworded: np.ndarray  # whether it has keyword points there (not blocked, not zero)
+    order: np.ndarray  # the chosen candidates, best first
+    similarity: np.ndarray
+    closest: np.ndarray
+
+
+class _Batch:
+    """Readers with the same candidates, scored together."""
+
+    def __init__(self, table: TermTable, requests: Sequence[Request]) -> None:
+        self.table = table
+        self.weights = weights = table.weights
+        self.requests = requests
+        self.parts = InterestParts()
+        self.first_row: list[int] = []  # each reader's first interest row
+        strong: list[tuple[int, int]] = []  # (row, term) of phrases and near parts
+        exclude: list[tuple[int, int]] = []
+        require: list[tuple[int, int]] = []
+        for s, request in enumerate(requests):
+            self.first_row.append(self.parts.rows)
+            for interest in request.profile.interests:
+                row = self.parts.rows
+                self.parts.add_interest(interest, table, weights)
+                strong += [
+                    (row, table.add(part.term))
+                    for keyword in interest.keywords
+                    for part in keyword_parts(keyword, weights)
+                    if KINDS[part.kind] != "word"
+                ]
+                for term in (*interest.exclude, *interest.require):
+                    table.add(term)
+            exclude += [(s, table.add(term)) for term in request.profile.exclude]
+            require += [(s, table.add(term)) for term in request.profile.require]
+        self.first_row.append(self.parts.rows)
+        points, presence = table.matrices()
+        ptr, terms, part_weights, _kind, _keyword = self.parts.arrays()
+        rows = np.repeat(np.arange(self.parts.rows), np.diff(ptr))
+        self.totals = (self._matrix(rows, terms, part_weights) @ points).toarray()
+        self.strong = self._hits(strong, self.parts.rows, presence)
+        self.excluded = self._hits(exclude, len(requests), presence)
+        self.required = self._hits(require, len(requests), presence)
+
+    def _matrix(
+        self, rows: object, terms: object, values: object, height: int = 0
+    ) -> sparse.csr_matrix:
+        shape = (height or self.parts.rows, len(self.table))
+        return sparse.csr_matrix((values, (rows, terms)), shape=shape)
+
+    def _hits(
+        self, pairs: list[tuple[int, int]], height: int, presence: sparse.csr_matrix
+    ) -> np.ndarray:
+        """row x candidate: whether the candidate holds any of the row's terms."""
+        if not pairs:
+            return np.zeros((height, self.table.n), dtype=bool)
+        rows, terms = zip(*pairs, strict=True)
+        wanted = self._matrix(rows, terms, np.ones(len(pairs)), height)
+        return (wanted @ presence).toarray() > 0
+
+    def rank(self) -> list[Ranking]:
+        choices = [self._choose(s, request) for s, request in enumerate(self.requests)]
+        # Explain every chosen paper of every reader in one go.
+        pairs = [
+            (s, i, self.first_row[s] + int(choice.best[i]))
+            for s, choice in enumerate(choices)
+            for i in choice.order.tolist()
+            if choice.keyworded[i]
         ]
-        for i in profile.interests
-    ]
-    totals = np.zeros((len(parts), n))
-    strong = np.zeros((len(parts), n), dtype=bool)  # a phrase or its words near each other
-    for k, interest_parts in enumerate(parts):
-        for part in interest_parts:
-            stats = corpus.stats(part.term)
-            at = position[stats.rows]
-            hit = at >= 0
-            totals[k, at[hit]] += part.weight * corpus.points(part.term, weights)[hit]
-            if part.kind != "word":
-                strong[k, at[hit]] = True
-    for k, interest in enumerate(profile.interests):
-        blocked = _any(interest.exclude, corpus, position, n)
-        if interest.require:
-            blocked |= ~_any(interest.require, corpus, position, n)
-        totals[k, blocked] = -np.inf if len(parts) > 1 else 0.0
-    best = np.argmax(totals, axis=0)
-    keyword_points = np.maximum(totals[best, np.arange(n)], 0.0)
-    relevant = strong[best, np.arange(n)]
-
-    signals = np.zeros(n)
-    signalled = np.zeros(n, dtype=bool)  # authors or liked papers make a paper eligible
-    for name in profile.authors:
-        hit = _mask(corpus.rows_by_author(name), position, n)
-        signals += weights.author * hit
-        signalled |= hit
-    wanted = {c.lower() for c in profile.categories}
-    in_category = np.zeros(n, dtype=bool)
-    for category in wanted:
-        in_category |= _mask(corpus.rows_in_category(category), position, n)
-    if profile.category_mode == "boost":
-        signals += weights.category * in_category
-    if profile.popularity_weight > 0:
-        signals += profile.popularity_weight * (
-            np.log1p(corpus.upvotes[rows]) + weights.stars_share * np.log1p(corpus.stars[rows])
+        explained = keyword_matches(
+            self.table,
+            self.parts,
+            np.array([row for _s, _i, row in pairs], dtype=np.int64),
+            np.array([i for _s, i, _row in pairs], dtype=np.int64),
+            self.weights,
         )
-    similarity, closest = liked_similarity(corpus, candidates, liked)
-    liked_hit = similarity > LIKED_THRESHOLD
-    signals += np.where(liked_hit, weights.liked * similarity, 0.0)
-    signalled |= liked_hit
-
-    scores = np.round(keyword_points + signals, 4)
-    eligible = ~_any(profile.exclude, corpus, position, n)
-    if profile.require:
-        eligible &= _any(profile.require, corpus, position, n)
-    if profile.sources:
-        wanted_sources = set(profile.sources)
-        eligible &= np.array([bool(wanted_sources & set(p.paper.sources)) for p in candidates])
-    if profile.category_mode == "keep" and wanted:
-        unknown = np.array([not p.paper.categories for p in candidates])
-        eligible &= in_category | unknown
-    if profile.takes_everything:
-        eligible &= scores >= profile.min_score
-    else:
-        eligible &= (relevant | signalled) & (scores > max(profile.min_score, 0.0))
-
-    def explain_many(indices: Sequence[int]) -> list[Scored]:
-        chosen_rows = rows[list(indices)]
-        by_interest: dict[int, list[int]] = {}
-        for j, i in enumerate(indices):
-            # An interest whose exclusions or requirements blocked the paper gives nothing.
-            if keyword_points[i] > 0:
-                by_interest.setdefault(int(best[i]), []).append(j)
-        keyword_matches: list[list[Match]] = [[] for _ in indices]
-        for interest, members in by_interest.items():
-            found = _keyword_matches(parts[interest], corpus, chosen_rows[members], weights)
-            for j, matches in zip(members, found, strict=True):
-                keyword_matches[j] = matches
-        result = []
-        for j, i in enumerate(indices):
-            extra = _signal_matches(
-                profile,
-                corpus,
-                candidates[i],
-                int(rows[i]),
-                weights,
-                similarity[i],
-                closest[i],
-                liked,
+        matches_of = iter(explained)  # in the order of ``pairs``
+        rankings = []
+        for request, choice in zip(self.requests, choices, strict=True):
+            chosen = [
+                _scored(
+                    self.table, request, choice, i, next(matches_of) if choice.keyworded[i] else []
+                )
+                for i in choice.order.tolist()
+            ]
+            rankings.append(
+                Ranking(
+                    _by_section(chosen),
+                    request.candidates,
+                    choice.scores,
+                    choice.eligible,
+                    _Explainer(self.table, request, choice),
+                )
             )
-            matches = keyword_matches[j] + extra
-            score = round(sum(m.points for m in matches), 4)
-            result.append(
-                Scored(candidates[i], score, tuple(matches), profile.interests[int(best[i])].name)
+        return rankings
+
+    def _choose(self, s: int, request: Request) -> _Choice:
+        profile, table, weights = request.profile, self.table, self.weights
+        n = table.n
+        first, last = self.first_row[s], self.first_row[s + 1]
+        totals, strong = self.totals[first:last], self.strong[first:last]
+        several = last - first > 1
+        for k, interest in enumerate(profile.interests):
+            if interest.exclude or interest.require:
+                blocked = table.any_of(interest.exclude)
+                if interest.require:
+                    blocked |= ~table.any_of(interest.require)
+                totals[k, blocked] = -np.inf if several else 0.0
+        if several:
+            best = np.argmax(totals, axis=0)
+            everyone = np.arange(n)
+            keyword_points = np.maximum(totals[best, everyone], 0.0)
+            relevant = strong[best, everyone]
+        else:
+            best = np.zeros(n, dtype=np.int64)
+            keyword_points = np.maximum(totals[0], 0.0)
+            relevant = strong[0]
+
+        signals = np.zeros(n)
+        signalled = np.zeros(n, dtype=bool)  # authors or liked papers make a paper eligible
+        for name in profile.authors:
+            hit = _mask(table.corpus.rows_by_author(name), table.position, n)
+            signals += weights.author * hit
+            signalled |= hit
+        wanted = {c.lower() for c in profile.categories}
+        in_category = np.zeros(n, dtype=bool)
+        for category in wanted:
+            in_category |= _mask(table.corpus.rows_in_category(category), table.position, n)
+        if profile.category_mode == "boost":
+            signals += weights.category * in_category
+        if profile.popularity_weight > 0:
+            corpus, rows = table.corpus, table.rows
+            signals += profile.popularity_weight * (
+                np.log1p(corpus.upvotes[rows]) + weights.stars_share * np.log1p(corpus.stars[rows])
             )
-        return result
+        similarity, closest = liked_similarity(table.corpus, request.candidates, request.liked)
+        liked_hit = similarity > LIKED_THRESHOLD
+        signals += np.where(liked_hit, weights.liked * similarity, 0.0)
+        signalled |= liked_hit
 
-    def explain(i: int) -> Scored:
-        return explain_many([i])[0]
+        scores = np.round(keyword_points + signals, 4)
+        eligible = ~self.excluded[s]
+        if profile.require:
+            eligible &= self.required[s]
+        if profile.sources:
+            sources = set(profile.sources)
+            eligible &= np.array([bool(sources & set(p.paper.sources)) for p in request.candidates])
+        if profile.category_mode == "keep" and wanted:
+            unknown = np.array([not p.paper.categories for p in request.candidates])
+            eligible &= in_category | unknown
+        if profile.takes_everything:
+            eligible &= scores >= profile.min_score
+        else:
+            eligible &= (relevant | signalled) & (scores > max(profile.min_score, 0.0))
 
-    chosen = np.flatnonzero(eligible)
-    order = chosen[np.lexsort((corpus.uids[rows[chosen]], -scores[chosen]))][: profile.max_papers]
-    selected = _by_section(explain_many([int(i) for i in order]))
-    return Ranking(selected, candidates, scores, eligible, explain)
+        chosen = np.flatnonzero(eligible)
+        uids = table.corpus.uids[table.rows[chosen]]
+        order = chosen[np.lexsort((uids, -scores[chosen]))][: profile.max_papers]
+        # An interest whose exclusions or requirements blocked a paper gives it nothing.
+        return _Choice(scores, eligible, best, keyword_points > 0, order, similarity, closest)
+
+
+class _Explainer:
+    """Explains any of one reader's candidates, later (see ``Ranking.considered``)."""
+
+    def __init__(self, table: TermTable, request: Request, choice: _Choice) -> None:
+        self.table, self.request, self.choice = table, request, choice
+
+    def __call__(self, indices: list[int]) -> list[Scored]:
+        parts = InterestParts()  # this reader's interests alone: rows 0, 1, ...
+        for interest in self.request.profile.interests:
+            parts.add_interest(interest, self.table, self.table.weights)
+        keyworded = [i for i in indices if self.choice.keyworded[i]]
+        explained = keyword_matches(
+            self.table,
+            parts,
+            self.choice.best[keyworded].astype(np.int64),
+            np.array(keyworded, dtype=np.int64),
+            self.table.weights,
+        )
+        found = dict(zip(keyworded, explained, strict=True))
+        return [
+            _scored(self.table, self.request, self.choice, i, found.get(i, [])) for i in indices
+        ]
+
+
+def _scored(
+    table: TermTable, request: Request, choice: _Choice, i: int, matches: list[Match]
+) -> Scored:
+    profile = request.profile
+    if profile.authors or profile.categories or profile.popularity_weight > 0 or request.liked:
+        matches = matches + signal_matches(
+            profile,
+            table,
+            request.candidates[i],
+            int(table.rows[i]),
+            table.weights,
+            float(choice.similarity[i]),
+            int(choice.closest[i]),
+            request.liked,
+        )
+    score = round(sum(m.points for m in matches), 4)
+    section = profile.interests[int(choice.best[i])].name
+    return Scored(request.candidates[i], score, tuple(matches), section)
 
 
 def _mask(found: set[int], position: np.ndarray, n: int) -> np.ndarray:
@@ -217,152 +358,9 @@ def _mask(found: set[int], position: np.ndarray, n: int) -> np.ndarray:
     return hit
 
 
-def _any(terms: Sequence[Term], corpus: Corpus, position: np.ndarray, n: int) -> np.ndarray:
-    hit = np.zeros(n, dtype=bool)
-    for term in terms:
-        at = position[corpus.stats(term).rows]
-        hit[at[at >= 0]] = True
-    return hit
-
-
 def _by_section(best_first: list[Scored]) -> list[Scored]:
     """Digest order: papers grouped by interest, groups in the order of their best paper."""
     groups: dict[str | None, list[Scored]] = {}
     for item in best_first:
         groups.setdefault(item.section, []).append(item)
     return [item for group in groups.values() for item in group]
-
-
-_STRENGTH = {"phrase": 0, "near": 1, "word": 2}
-
-
-def _keyword_matches(
-    parts: list[_Part], corpus: Corpus, rows: np.ndarray, weights: Weights
-) -> list[list[Match]]:
-    """For each of ``rows``: one Match per keyword and field, holding all its points.
-
-    A keyword's Match in a field names the strongest way it matched there (the phrase,
-    else its words near each other, else which words on their own) and adds up the points
-    of every way, so the Matches of a paper still sum to its score. Each part is looked
-    up for all rows at once; the arithmetic per hit uses Python floats (rounding numpy
-    scalars one by one costs more than the lookup).
-    """
-    merged: list[dict[tuple[str, str], list[Any]]] = [{} for _ in range(len(rows))]
-    norms = corpus.norms(weights)
-    k1, w_title, w_abstract = weights.k1, weights.title, weights.abstract
-    for part in parts:
-        stats = corpus.stats(part.term)
-        if not len(stats.rows):
-            continue
-        at = np.minimum(np.searchsorted(stats.rows, rows), len(stats.rows) - 1)
-        hits = np.flatnonzero(stats.rows[at] == rows)
-        if not len(hits):
-            continue
-        found_at, found_rows = at[hits], rows[hits]
-        scale = part.weight * corpus.idf(part.term) * (k1 + 1)
-        keyword, kind = part.keyword.text, part.kind
-        via = part.term.text if kind == "word" else ""
-        for j, in_title, in_abstract, title_norm, abstract_norm in zip(
-            hits.tolist(),
-            stats.title[found_at].tolist(),
-            stats.abstract[found_at].tolist(),
-            norms["title"][found_rows].tolist(),
-            norms["abstract"][found_rows].tolist(),
-            strict=True,
-        ):
-            title = w_title * in_title / title_norm
-            abstract = w_abstract * in_abstract / abstract_norm
-            share = scale / (title + abstract + k1)  # points per unit of combined frequency
-            paper = merged[j]
-            if in_title:
-                _add(paper, (keyword, "title"), kind, via, in_title, share * title)
-            if in_abstract:
-                _add(paper, (keyword, "abstract"), kind, via, in_abstract, share * abstract)
-    return [
-        [
-            Match(term, f, int(count), round(points, 4), kind, " ".join(via))
-            for (term, f), (kind, count, points, via) in found.items()
-        ]
-        for found in merged
-    ]
-
-
-def _add(
-    found: dict[tuple[str, str], list[Any]],
-    key: tuple[str, str],
-    kind: str,
-    via: str,
-    count: float,
-    points: float,
-) -> None:
-    entry = found.get(key)
-    if entry is None:
-        found[key] = [kind, count, points, [via] if via else []]
-        return
-    entry[2] += points
-    if _STRENGTH[kind] < _STRENGTH[entry[0]]:
-        entry[0], entry[1], entry[3] = kind, count, [via] if via else []
-    elif kind == "word" == entry[0]:
-        entry[1] = max(entry[1], count)
-        entry[3].append(via)
-
-
-def _signal_matches(
-    profile: Profile,
-    corpus: Corpus,
-    paper: StoredPaper,
-    row: int,
-    weights: Weights,
-    similarity: float,
-    closest: int,
-    liked: Sequence[StoredPaper],
-) -> list[Match]:
-    found: list[Match] = []
-    for name in profile.authors:
-        if row in corpus.rows_by_author(name):
-            found.append(Match(name, "authors", 1, weights.author, "signal"))
-    if profile.category_mode == "boost":
-        for category in paper.paper.categories:
-            if row in corpus.rows_in_category(category) and category.lower() in {
-                c.lower() for c in profile.categories
-            }:
-                found.append(Match(category, "category", 1, weights.category, "signal"))
-                break
-    if profile.popularity_weight > 0:
-        if paper.paper.upvotes:
-            points = profile.popularity_weight * math.log1p(paper.paper.upvotes)
-            found.append(
-                Match(
-                    f"{paper.paper.upvotes} upvotes",
-                    "popularity",
-                    paper.paper.upvotes,
-                    round(points, 4),
-                    "signal",
-                )
-            )
-        if paper.paper.github_stars:
-            points = (
-                profile.popularity_weight
-                * weights.stars_share
-                * math.log1p(paper.paper.github_stars)
-            )
-            found.append(
-                Match(
-                    f"{paper.paper.github_stars} GitHub stars",
-                    "popularity",
-                    paper.paper.github_stars,
-                    round(points, 4),
-                    "signal",
-                )
-            )
-    if liked and similarity > LIKED_THRESHOLD:
-        found.append(
-            Match(
-                liked[closest].paper.title,
-                "liked",
-                1,
-                round(weights.liked * similarity, 4),
-                "signal",
-            )
-        )
-    return found

@@ -1,0 +1,189 @@
+"""Explanations: every point of a paper's score as a Match, for many papers at once.
+
+A keyword's points in a field come from up to three ways of matching (its exact phrase,
+its words near each other, its words one by one); they become one Match, named after the
+strongest way, with all the points. The hits of every (paper, keyword part) pair of a
+batch are found and scored with array operations; only the final Matches are Python
+objects.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from itertools import pairwise
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from digest.models import Match, StoredPaper
+from digest.rank.profile import Interest, Profile, Term
+from digest.rank.table import TermTable
+
+if TYPE_CHECKING:
+    from digest.rank.score import Weights
+
+KINDS = ("phrase", "near", "word")  # strongest first
+_FIELDS = ("title", "abstract")
+LIKED_THRESHOLD = 0.05  # cosine similarity below this is noise, not a reason
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    """One way a keyword scores: its phrase, its words near each other, or one word."""
+
+    term: Term  # what is matched
+    kind: int  # index into KINDS
+    weight: float
+    via: str  # for a single word: the word
+
+
+@lru_cache(maxsize=65536)
+def keyword_parts(keyword: Term, weights: Weights) -> tuple[Part, ...]:
+    return tuple(
+        Part(term, KINDS.index(kind), keyword.weight * weights.part(keyword, kind),
+             term.text if kind == "word" else "")
+        for kind, term in keyword.parts()
+    )  # fmt: skip
+
+
+class InterestParts:
+    """The parts of many interests, flattened: interest ``r`` owns parts
+    ``ptr[r]:ptr[r+1]``, each with its term row, weight, kind, keyword and word."""
+
+    def __init__(self) -> None:
+        self.ptr = [0]
+        self.term: list[int] = []
+        self.weight: list[float] = []
+        self.kind: list[int] = []
+        self.keyword: list[int] = []  # index into keyword_text, one per interest and text
+        self.via: list[str] = []
+        self.keyword_text: list[str] = []
+
+    @property
+    def rows(self) -> int:
+        return len(self.ptr) - 1
+
+    def add_interest(self, interest: Interest, table: TermTable, weights: Weights) -> None:
+        seen: dict[str, int] = {}
+        for keyword in interest.keywords:
+            number = seen.get(keyword.text)
+            if number is None:
+                number = seen[keyword.text] = len(self.keyword_text)
+                self.keyword_text.append(keyword.text)
+            for part in keyword_parts(keyword, weights):
+                self.term.append(table.add(part.term))
+                self.weight.append(part.weight)
+                self.kind.append(part.kind)
+                self.keyword.append(number)
+                self.via.append(part.via)
+        self.ptr.append(len(self.term))
+
+    def arrays(self) -> tuple[np.ndarray, ...]:
+        return (
+            np.array(self.ptr, dtype=np.int64),
+            np.array(self.term, dtype=np.int64),
+            np.array(self.weight, dtype=np.float64),
+            np.array(self.kind, dtype=np.int64),
+            np.array(self.keyword, dtype=np.int64),
+        )
+
+
+def keyword_matches(
+    table: TermTable,
+    parts: InterestParts,
+    interests: np.ndarray,
+    columns: np.ndarray,
+    weights: Weights,
+) -> list[list[Match]]:
+    """For each pair (interest row, candidate): one Match per keyword and field."""
+    if not len(interests) or not parts.term:
+        return [[] for _ in range(len(interests))]
+    ptr, part_term, part_weight, part_kind, part_keyword = parts.arrays()
+    # Every part of each pair's interest, then the ones whose term occurs in the paper.
+    starts, sizes = ptr[interests], ptr[interests + 1] - ptr[interests]
+    pair = np.repeat(np.arange(len(interests)), sizes)
+    part = np.arange(int(sizes.sum())) - np.repeat(np.cumsum(sizes) - sizes - starts, sizes)
+    hit, entry = table.lookup(part_term[part], columns[pair])
+    pair, part, entry = pair[hit], part[hit], entry[hit]
+    if not len(pair):
+        return [[] for _ in range(len(interests))]
+    title, abstract = table.title[entry], table.abstract[entry]
+    k1 = weights.k1
+    share = part_weight[part] * table.idf[part_term[part]] * (k1 + 1) / (title + abstract + k1)
+    # One row per (hit, field where it occurs).
+    in_title, in_abstract = table.title_count[entry] > 0, table.abstract_count[entry] > 0
+    pair = np.concatenate((pair[in_title], pair[in_abstract]))
+    field = np.repeat(np.array([0, 1]), [in_title.sum(), in_abstract.sum()])
+    title_count, abstract_count = table.title_count[entry], table.abstract_count[entry]
+    count = np.concatenate((title_count[in_title], abstract_count[in_abstract]))
+    points = np.concatenate(((share * title)[in_title], (share * abstract)[in_abstract]))
+    part = np.concatenate((part[in_title], part[in_abstract]))
+    keyword, kind = part_keyword[part], part_kind[part]
+    # Group by (pair, keyword, field), the strongest way first in each group.
+    order = np.lexsort((kind, field, keyword, pair))
+    pair, keyword, field, kind = pair[order], keyword[order], field[order], kind[order]
+    count, points, part = count[order], points[order], part[order]
+    new = np.ones(len(pair), dtype=bool)
+    new[1:] = (pair[1:] != pair[:-1]) | (keyword[1:] != keyword[:-1]) | (field[1:] != field[:-1])
+    first = np.flatnonzero(new)
+    # One Match per group, its columns built as whole lists.
+    strongest = kind[first]
+    words = np.array(parts.via, dtype=object)[part[first]]  # right for a group of one word
+    several = np.flatnonzero((strongest == 2) & (np.diff(np.append(first, len(pair))) > 1))
+    ends = np.append(first[1:], len(pair))
+    via = np.array(parts.via, dtype=object)
+    for g in several.tolist():  # several words matched alone: name them all
+        words[g] = " ".join(dict.fromkeys(via[part[first[g] : ends[g]]].tolist()))
+    words[strongest != 2] = ""
+    number = np.where(strongest == 2, np.maximum.reduceat(count, first), count[first])
+    columns = (
+        np.array(parts.keyword_text, dtype=object)[keyword[first]].tolist(),
+        np.array(_FIELDS, dtype=object)[field[first]].tolist(),
+        number.astype(np.int64).tolist(),
+        np.round(np.add.reduceat(points, first), 4).tolist(),
+        np.array(KINDS, dtype=object)[strongest].tolist(),
+        words.tolist(),
+    )
+    matches = list(map(Match._make, zip(*columns, strict=True)))
+    bounds = np.searchsorted(pair[first], np.arange(len(interests) + 1)).tolist()
+    return [matches[a:b] for a, b in pairwise(bounds)]
+
+
+def signal_matches(
+    profile: Profile,
+    table: TermTable,
+    paper: StoredPaper,
+    row: int,
+    weights: Weights,
+    similarity: float,
+    closest: int,
+    liked: Sequence[StoredPaper],
+) -> list[Match]:
+    """Matches for what is not a keyword: authors, a category, popularity, a liked paper."""
+    corpus = table.corpus
+    found: list[Match] = []
+    for name in profile.authors:
+        if row in corpus.rows_by_author(name):
+            found.append(Match(name, "authors", 1, weights.author, "signal"))
+    if profile.category_mode == "boost":
+        wanted = {c.lower() for c in profile.categories}
+        for category in paper.paper.categories:
+            if category.lower() in wanted:
+                found.append(Match(category, "category", 1, weights.category, "signal"))
+                break
+    upvotes, stars = paper.paper.upvotes, paper.paper.github_stars
+    if profile.popularity_weight > 0 and upvotes:
+        points = profile.popularity_weight * math.log1p(upvotes)
+        found.append(Match(f"{upvotes} upvotes", "popularity", upvotes, round(points, 4), "signal"))
+    if profile.popularity_weight > 0 and stars:
+        points = profile.popularity_weight * weights.stars_share * math.log1p(stars)
+        found.append(
+            Match(f"{stars} GitHub stars", "popularity", stars, round(points, 4), "signal")
+        )
+    if liked and similarity > LIKED_THRESHOLD:
+        points = round(weights.liked * float(similarity), 4)
+        found.append(Match(liked[closest].paper.title, "liked", 1, points, "signal"))
+    return found
