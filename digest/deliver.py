@@ -43,12 +43,16 @@ def serve_subscriber(
     timings: Timings,
     *,
     run_id: int | None = None,
+    ranked: tuple[Ranking, list[str]] | None = None,
 ) -> SubscriberReport:
-    """Rank, record and deliver one subscriber's digest; never raises."""
+    """Rank (unless ``ranked`` already is), record and deliver one subscriber's digest;
+    never raises."""
     entry = SubscriberReport()
     try:
-        with timings.measure("rank"):
-            ranking, entry.warnings = ranker.rank(subscriber, work.candidates)
+        if ranked is None:
+            with timings.measure("rank"):
+                ranked = ranker.rank(subscriber, work.candidates)
+        ranking, entry.warnings = ranked
         entry.candidates = len(work.candidates)
         entry.selected = len(ranking.selected)
         entry.papers = paper_summaries(ranking)

@@ -29,12 +29,13 @@ from pathlib import Path
 
 from digest.channels import Channel, DeliveryContext, build_channels, close_channels
 from digest.config import Config, SubscriberSettings
-from digest.deliver import owed_work, serve_subscriber
+from digest.deliver import Work, owed_work, serve_subscriber
 from digest.errors import DigestError
 from digest.http import Http, Throttle
+from digest.rank import Ranking
 from digest.ranker import Ranker
 from digest.render.environment import make_environment
-from digest.report import RunReport, SourceReport, SubscriberReport
+from digest.report import RunReport, SourceReport, SubscriberReport, Timings
 from digest.sources import FetchContext, Source, build_sources
 from digest.store import Store
 
@@ -44,6 +45,7 @@ Clock = Callable[[], datetime]
 Progress = Callable[[str], None]
 
 CLAIM_PATIENCE = 600.0  # seconds to wait for a subscriber another worker is serving
+BATCH = 512  # subscribers ranked together
 
 
 def utc_now() -> datetime:
@@ -179,7 +181,12 @@ def serve_all(
     report: RunReport,
     progress: Progress,
 ) -> None:
-    """Every subscriber's digest, each claimed by this worker before it is served."""
+    """Every subscriber's digest, each claimed by this worker before it is served.
+
+    Subscribers are ranked a batch at a time (readers owed the same papers are scored
+    together), then recorded and delivered one by one. On PostgreSQL another worker may
+    hold a subscriber: it is left for later, and tried again once the others are done.
+    """
     with report.timings.measure("diff"):
         work = owed_work(store, subscribers, today)
     pool = sorted(
@@ -194,26 +201,33 @@ def serve_all(
     deadline = time.monotonic() + CLAIM_PATIENCE
     while waiting:
         held: list[SubscriberSettings] = []
-        for number, subscriber in enumerate(waiting, start=1):
-            progress(f"digests: {number} of {len(waiting)} ({subscriber.name})")
-            with store.claim(subscriber.name) as mine:
-                if not mine:
-                    held.append(subscriber)
-                    continue
-                todo = work[subscriber.name]
-                if store.postgres:  # another worker may have served it since we read
-                    todo = owed_work(store, [subscriber], today)[subscriber.name]
-                report.subscribers[subscriber.name] = serve_subscriber(
-                    subscriber,
-                    todo,
-                    today,
-                    store,
-                    channels,
-                    context,
-                    ranker,
-                    report.timings,
-                    run_id=report.run_id,
-                )
+        for start in range(0, len(waiting), BATCH):
+            batch = waiting[start : start + BATCH]
+            ranked = rank_batch(ranker, batch, work, report.timings)
+            for number, subscriber in enumerate(batch, start=start + 1):
+                progress(f"digests: {number} of {len(waiting)} ({subscriber.name})")
+                with store.claim(subscriber.name) as mine:
+                    if not mine:
+                        held.append(subscriber)
+                        continue
+                    todo, ranking = work[subscriber.name], ranked.get(subscriber.name)
+                    if store.postgres:  # another worker may have served it since we read
+                        fresh = owed_work(store, [subscriber], today)[subscriber.name]
+                        if [p.uid for p in fresh.candidates] != [p.uid for p in todo.candidates]:
+                            ranking = None  # rank what it is owed now
+                        todo = fresh
+                    report.subscribers[subscriber.name] = serve_subscriber(
+                        subscriber,
+                        todo,
+                        today,
+                        store,
+                        channels,
+                        context,
+                        ranker,
+                        report.timings,
+                        run_id=report.run_id,
+                        ranked=ranking,
+                    )
         waiting = held
         if waiting:
             if time.monotonic() > deadline:
@@ -223,3 +237,24 @@ def serve_all(
                     )
                 return
             time.sleep(0.5)
+            work.update(owed_work(store, waiting, today))
+
+
+def rank_batch(
+    ranker: Ranker,
+    batch: Sequence[SubscriberSettings],
+    work: dict[str, Work],
+    timings: Timings,
+) -> dict[str, tuple[Ranking, list[str]]]:
+    """Rankings for a batch of subscribers, scored together. Should that fail (a bug),
+    nothing is lost: each subscriber is then ranked on its own, and only the one it
+    concerns fails."""
+    with timings.measure("rank"):
+        try:
+            ranked = ranker.rank_many([(s, work[s.name].candidates) for s in batch])
+        except Exception:
+            log.exception(
+                "ranking a batch of %d subscribers failed; ranking each alone", len(batch)
+            )
+            return {}
+    return {s.name: found for s, found in zip(batch, ranked, strict=True)}

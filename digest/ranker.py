@@ -14,6 +14,7 @@ from datetime import date, timedelta
 from digest.config import SubscriberSettings
 from digest.models import StoredPaper
 from digest.rank import Corpus, Profile, Ranking, rank
+from digest.rank.score import Request, rank_many
 from digest.store import Store
 
 log = logging.getLogger("digest")
@@ -82,3 +83,19 @@ class Ranker:
             log.warning("%s: %s", subscriber.name, warning)
         corpus = self.corpus_for(candidates)
         return rank(profile_of(subscriber), corpus, candidates, liked), warnings
+
+    def rank_many(
+        self, owed: Sequence[tuple[SubscriberSettings, Sequence[StoredPaper]]]
+    ) -> list[tuple[Ranking, list[str]]]:
+        """``rank`` for many subscribers at once: readers owed the same list of papers
+        are scored together (see rank.score)."""
+        requests, notes = [], []
+        for subscriber, candidates in owed:
+            liked, warnings = self.liked(subscriber) if subscriber.liked else ([], [])
+            for warning in warnings:
+                log.warning("%s: %s", subscriber.name, warning)
+            self.corpus_for(candidates)
+            requests.append(Request(profile_of(subscriber), candidates, liked))
+            notes.append(warnings)
+        rankings = rank_many(requests, self._corpus)
+        return list(zip(rankings, notes, strict=True))
