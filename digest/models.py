@@ -146,19 +146,6 @@ class Scored:
             seen[match.term] = seen.get(match.term, 0.0) + match.points
         return tuple(sorted(seen, key=lambda term: (-seen[term], term)))
 
-    def explain(self) -> list[dict[str, Any]]:
-        return [
-            {
-                "term": m.term,
-                "field": m.field,
-                "count": m.count,
-                "points": m.points,
-                "kind": m.kind,
-                "via": m.via,
-            }
-            for m in self.matches
-        ]
-
 
 @dataclass(frozen=True, slots=True)
 class Digest:

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import text
 
 from digest.errors import StoreError
-from digest.models import Paper, Scored
+from digest.models import Match, Paper, Scored
 from digest.store import Store
 from digest.store.migrations import SCHEMA_VERSION
 
@@ -78,11 +78,19 @@ def test_older_stores_are_migrated_and_keep_their_data(tmp_path):
                     f"VALUES ('alice', {uids[1]}, {old.digest_id}, 'considered', 0, '[]')"
                 )
             )
+            conn.execute(  # matches as version 1 wrote them: objects, not lists
+                text(
+                    'UPDATE ledger SET matches = \'[{"term": "old", "field": "title", '
+                    '"count": 1, "points": 2.5, "kind": "phrase", "via": ""}]\' '
+                    "WHERE status = 'selected'"
+                )
+            )
             conn.execute(text("UPDATE meta SET value = '1' WHERE key = 'schema_version'"))
     with Store.open(path) as store:
         assert store.schema_version == 3
         loaded = store.load_digest(old.digest_id)
         assert [(s.paper.uid, s.section) for s in loaded.papers] == [(uids[0], None)]
+        assert loaded.papers[0].matches == (Match("old", "title", 1, 2.5, "phrase", ""),)
         # The old "considered" rows give the migrated digest its watermark: nothing re-offered.
         assert owed(store, "alice", D1) == []
         new = store.upsert_papers([paper("New", "2301.00003")], D1, NOW).uids

@@ -122,6 +122,11 @@ class StoreBase:
         nested = self._outer is not None or self._depth > 0
         if not nested and self.conn.in_transaction():
             self.conn.commit()
+        if not nested and not self.postgres:
+            # A unit writes: on SQLite, take the write lock at once (waiting for it if
+            # another process has it), as a read-then-write transaction that meets a
+            # writer fails instead of waiting.
+            self.conn.info["begin_immediate"] = True
         unit = self.conn.begin_nested() if nested else self.conn.begin()
         self._depth += 1
         try:
@@ -245,8 +250,9 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        # Deferred: readers (`digest state`) never block; one writer at a time is
-        # guaranteed by the run lock, so a deferred transaction cannot deadlock. Schema
-        # changes ask for the write lock at once (see StoreBase.__init__).
+        # Reads begin deferred, so readers (`digest state`) never block. Units of work
+        # (StoreBase.transaction) and schema changes ask for the write lock at once: the
+        # worker processes of a run write side by side, and a deferred transaction that
+        # turns into a write while another process writes fails instead of waiting.
         immediate = conn.info.pop("begin_immediate", False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, case, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from digest.models import Digest, FeedItem, Match, Scored, StoredPaper
@@ -56,6 +56,24 @@ class Owed:
 
     joined: date
     watermark: int | None
+
+
+# Statements run once per digest, built once.
+_LAST_DIGEST = select(
+    func.max(digests.c.watermark),
+    func.max(case((digests.c.digest_date == bindparam("day"), digests.c.seq))),
+).where(digests.c.subscriber == bindparam("subscriber"))
+_NEW_DIGEST = insert(digests)
+_DELIVERED = (
+    update(deliveries)
+    .where(deliveries.c.digest_id == bindparam("digest"), deliveries.c.channel == bindparam("on"))
+    .values(
+        status="done",
+        delivered_at=bindparam("at"),
+        attempts=deliveries.c.attempts + 1,
+        last_error=None,
+    )
+)
 
 
 class Pending:
@@ -176,29 +194,29 @@ class DigestsMixin(StoreBase):
         as delivered on a channel only once that channel's delivery is marked done.
         """
         chosen = {item.paper.uid for item in selected}
-        uids = sorted({p.uid for p in candidates} | chosen)
+        uids = self._sorted_uids(candidates)
+        if not chosen.issubset(uids):  # chosen papers are candidates; be safe all the same
+            uids = sorted(set(uids) | chosen)
         with self.transaction() as conn:
             previous, last_seq = conn.execute(
-                select(
-                    func.max(digests.c.watermark),
-                    func.max(case((digests.c.digest_date == digest_date, digests.c.seq))),
-                ).where(digests.c.subscriber == subscriber)
+                _LAST_DIGEST, {"subscriber": subscriber, "day": digest_date}
             ).one()
             watermark = self._next_watermark(conn, digest_date, uids, previous)
-            uncovered = [u for u in uids if watermark is None or u > watermark]
-            uncovered = [u for u in uncovered if u not in chosen]
+            above = uids if watermark is None else uids[bisect_right(uids, watermark) :]
+            uncovered = [u for u in above if u not in chosen]
             seq = 1 + (last_seq or 0)
             digest_id = int(
                 conn.execute(
-                    insert(digests).values(
-                        subscriber=subscriber,
-                        digest_date=digest_date,
-                        seq=seq,
-                        candidates=len(uids),
-                        run_id=run_id,
-                        created_at=now,
-                        watermark=watermark,
-                    )
+                    _NEW_DIGEST,
+                    {
+                        "subscriber": subscriber,
+                        "digest_date": digest_date,
+                        "seq": seq,
+                        "candidates": len(uids),
+                        "run_id": run_id,
+                        "created_at": now,
+                        "watermark": watermark,
+                    },
                 ).inserted_primary_key[0]
             )
             rows = [
@@ -290,16 +308,7 @@ class DigestsMixin(StoreBase):
 
     def mark_delivered(self, digest_id: int, channel: str, now: datetime) -> None:
         with self.transaction() as conn:
-            conn.execute(
-                update(deliveries)
-                .where(deliveries.c.digest_id == digest_id, deliveries.c.channel == channel)
-                .values(
-                    status="done",
-                    delivered_at=now,
-                    attempts=deliveries.c.attempts + 1,
-                    last_error=None,
-                )
-            )
+            conn.execute(_DELIVERED, {"digest": digest_id, "on": channel, "at": now})
 
     def mark_failed(self, digest_id: int, channel: str, error: str) -> None:
         with self.transaction() as conn:
@@ -380,7 +389,7 @@ class DigestsMixin(StoreBase):
                 position=row.position,
                 digest_size=self._digest_size(row.id),
                 score=row.score if row.status == "selected" else None,
-                matches=tuple(Match(**m) for m in json.loads(row.matches)),
+                matches=matches_of(row.matches),
                 section=row.section,
             )
         covering = self.conn.execute(
@@ -406,6 +415,16 @@ class DigestsMixin(StoreBase):
             (),
             None,
         )
+
+    def _sorted_uids(self, candidates: Sequence[StoredPaper]) -> list[int]:
+        """The candidates' ids, ascending; remembered for the last list, since many
+        subscribers are owed the very same list (see Pending)."""
+        cached = getattr(self, "_uids_of", None)
+        if cached is not None and cached[0] is candidates:
+            return cached[1]
+        uids = sorted(p.uid for p in candidates)
+        self._uids_of = (candidates, uids)
+        return uids
 
     @staticmethod
     def _next_watermark(conn: Any, day: date, uids: list[int], previous: int | None) -> int | None:
@@ -450,7 +469,7 @@ def _considered_row(subscriber: str, digest_id: int, uid: int) -> dict[str, Any]
 
 
 def _scored(paper: StoredPaper, row: Any) -> Scored:
-    matches = tuple(Match(**m) for m in json.loads(row.matches))
+    matches = matches_of(row.matches)
     return Scored(paper, row.score, matches, row.section)
 
 
@@ -464,6 +483,12 @@ def _ledger_row(
         "status": status,
         "position": position,
         "score": item.score,
-        "matches": json.dumps(item.explain()),
+        "matches": json.dumps(item.matches, ensure_ascii=False),
         "section": item.section,
     }
+
+
+def matches_of(stored: str) -> tuple[Match, ...]:
+    """A ledger row's matches: JSON lists [term, field, count, points, kind, via] (as
+    Match, a named tuple, is written), or objects with those keys (older stores)."""
+    return tuple(Match(**m) if isinstance(m, dict) else Match(*m) for m in json.loads(stored))

@@ -115,7 +115,7 @@ ledger = Table(
     Column("status", String(16), nullable=False),  # selected | considered
     Column("position", Integer, nullable=True),  # order in the digest, for selected papers
     Column("score", Float, nullable=False),
-    Column("matches", Text, nullable=False),  # JSON list of Match
+    Column("matches", Text, nullable=False),  # JSON: a list of Match (as lists)
     Column("section", String(64), nullable=True),  # the interest it was chosen for (v2)
     Index("ix_ledger_digest", "digest_id"),
 )
