@@ -14,7 +14,7 @@ from datetime import date, timedelta
 from digest.config import SubscriberSettings
 from digest.models import StoredPaper
 from digest.rank import Corpus, Profile, Ranking, rank
-from digest.rank.score import Request, rank_many
+from digest.rank.score import Request, prepare, rank_many
 from digest.store import Store
 
 log = logging.getLogger("digest")
@@ -57,11 +57,16 @@ class Ranker:
         background = {p.uid: p for p in store.recent_papers(since, BACKGROUND_LIMIT)}
         background.update({p.uid: p for p in pool})
         self._corpus = Corpus(sorted(background.values(), key=lambda p: p.uid))
+        self._profiles: dict[int, tuple[SubscriberSettings, Profile]] = {}
+        self._covered: dict[int, Sequence[StoredPaper]] = {}  # lists known to be in it
 
     def corpus_for(self, candidates: Sequence[StoredPaper]) -> Corpus:
+        if self._covered.get(id(candidates)) is candidates:  # a list many readers share
+            return self._corpus
         missing = [p for p in candidates if p not in self._corpus]
         if missing:  # candidates older than the background (after long downtime)
             self._corpus = Corpus([*self._corpus.papers, *missing])
+        self._covered[id(candidates)] = candidates
         return self._corpus
 
     def liked(self, subscriber: SubscriberSettings) -> tuple[list[StoredPaper], list[str]]:
@@ -82,7 +87,21 @@ class Ranker:
         for warning in warnings:
             log.warning("%s: %s", subscriber.name, warning)
         corpus = self.corpus_for(candidates)
-        return rank(profile_of(subscriber), corpus, candidates, liked), warnings
+        return rank(self.profile(subscriber), corpus, candidates, liked), warnings
+
+    def prepare(self, owed: Sequence[tuple[SubscriberSettings, Sequence[StoredPaper]]]) -> None:
+        """Analyse, once, every term these subscribers use (see rank.score.prepare)."""
+        for _subscriber, candidates in owed:
+            self.corpus_for(candidates)
+        requests = [Request(self.profile(s), candidates) for s, candidates in owed]
+        prepare(requests, self._corpus)
+
+    def profile(self, subscriber: SubscriberSettings) -> Profile:
+        """The subscriber's Profile (made once per run)."""
+        found = self._profiles.get(id(subscriber))
+        if found is None or found[0] is not subscriber:
+            found = self._profiles[id(subscriber)] = (subscriber, profile_of(subscriber))
+        return found[1]
 
     def rank_many(
         self, owed: Sequence[tuple[SubscriberSettings, Sequence[StoredPaper]]]
@@ -95,7 +114,7 @@ class Ranker:
             for warning in warnings:
                 log.warning("%s: %s", subscriber.name, warning)
             self.corpus_for(candidates)
-            requests.append(Request(profile_of(subscriber), candidates, liked))
+            requests.append(Request(self.profile(subscriber), candidates, liked))
             notes.append(warnings)
         rankings = rank_many(requests, self._corpus)
         return list(zip(rankings, notes, strict=True))

@@ -144,6 +144,9 @@ class Corpus:
             found = self._tables[key] = TermTable(self, candidates, weights)
         return found
 
+    def tables(self) -> list[TermTable]:
+        return list(self._tables.values())
+
     # --- term statistics ------------------------------------------------------------------
 
     def stats(self, term: Term) -> TermStats:

@@ -10,17 +10,35 @@ from digest.rank.text import Token, tokens
 
 
 class _Analysed:
-    """A text's tokens, with where each word and each stem occurs."""
+    """A text's tokens, with where each word and each stem occurs, and the spans found
+    so far for each term (the same abstract is marked for many readers)."""
 
-    __slots__ = ("stems", "tokens", "words")
+    __slots__ = ("spans", "stems", "tokens", "words")
 
     def __init__(self, text: str) -> None:
         self.tokens: list[Token] = tokens(text)
         self.words: dict[str, list[int]] = {}
         self.stems: dict[str, list[int]] = {}
+        self.spans: dict[str, tuple[tuple[int, int], ...]] = {}
         for i, token in enumerate(self.tokens):
             self.words.setdefault(token.word, []).append(i)
             self.stems.setdefault(token.stem, []).append(i)
+
+    def spans_of(self, spec: str) -> tuple[tuple[int, int], ...]:
+        """Character spans where the term ``spec`` matches."""
+        found = self.spans.get(spec)
+        if found is None:
+            term = _term(spec)
+            last = len(term.keys) - 1 if term else 0
+            found = self.spans[spec] = (
+                tuple(
+                    (self.tokens[s].start, self.tokens[s + last].end)
+                    for s in self.phrase_starts(term)
+                )
+                if term
+                else ()
+            )
+        return found
 
     def positions(self, term: Term, k: int) -> list[int]:
         """Where the term's ``k``-th key occurs (the comparisons ranking uses)."""
@@ -40,7 +58,7 @@ class _Analysed:
         return starts
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=16384)
 def _analysed(text: str) -> _Analysed:
     # The same abstract is highlighted for many readers: analyse it once.
     return _Analysed(text)
@@ -53,17 +71,9 @@ def highlight_spans(text: str, terms: Iterable[str]) -> list[tuple[int, int]]:
     what was scored.
     """
     analysed = _analysed(text)
-    found = analysed.tokens
-    spans: list[tuple[int, int]] = []
-    for spec in set(terms):
-        term = _term(spec)
-        if term is None:
-            continue
-        n = len(term.keys)
-        for start in analysed.phrase_starts(term):
-            spans.append((found[start].start, found[start + n - 1].end))
+    spans = sorted(span for spec in set(terms) for span in analysed.spans_of(spec))
     merged: list[tuple[int, int]] = []
-    for start, end in sorted(spans):
+    for start, end in spans:
         if merged and start <= merged[-1][1]:
             merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
         else:

@@ -13,7 +13,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from itertools import pairwise
+from itertools import pairwise, repeat
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -147,7 +147,7 @@ def keyword_matches(
         np.array(KINDS, dtype=object)[strongest].tolist(),
         words.tolist(),
     )
-    matches = list(map(Match._make, zip(*columns, strict=True)))
+    matches = list(map(tuple.__new__, repeat(Match), zip(*columns, strict=True)))
     bounds = np.searchsorted(pair[first], np.arange(len(interests) + 1)).tolist()
     return [matches[a:b] for a, b in pairwise(bounds)]
 

@@ -139,6 +139,28 @@ def rank_many(
     return results
 
 
+def prepare(
+    requests: Sequence[Request], corpus: Corpus, weights: Weights = DEFAULT_WEIGHTS
+) -> None:
+    """Analyse every term the requests use, in one go, before they are ranked: batches
+    then find their terms ready (and worker processes forked after this share them)."""
+    for request in requests:
+        if not request.candidates:
+            continue
+        table = corpus.table(request.candidates, weights)
+        profile = request.profile
+        for interest in profile.interests:
+            for keyword in interest.keywords:
+                for part in keyword_parts(keyword, weights):
+                    table.add(part.term)
+            for term in (*interest.exclude, *interest.require):
+                table.add(term)
+        for term in (*profile.exclude, *profile.require):
+            table.add(term)
+    for table in {id(t): t for t in corpus.tables()}.values():
+        table.matrices()
+
+
 @dataclass(slots=True)
 class _Choice:
     """One reader's scores, and which of their interests each candidate belongs to."""

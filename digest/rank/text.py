@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 
 import snowballstemmer
 
@@ -48,8 +48,7 @@ def words(text: str) -> list[str]:
     return _WORD.findall(fold(text))
 
 
-@dataclass(frozen=True, slots=True)
-class Token:
+class Token(NamedTuple):
     word: str  # folded
     stem: str
     start: int  # character offsets in the original text
@@ -58,6 +57,12 @@ class Token:
 
 def tokens(text: str) -> list[Token]:
     """Tokens with their positions in ``text``, for highlighting."""
+    if text.isascii():  # folding ASCII is lowercasing, and keeps every offset
+        return [
+            Token(word, stem(word), match.start(), match.end())
+            for match in _WORD.finditer(text.lower())
+            for word in (match.group(),)
+        ]
     found = []
     for match in _WORD.finditer(text):
         word = fold(match.group())
