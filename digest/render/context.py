@@ -12,10 +12,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import lru_cache
 from urllib.parse import urlencode
 
 from digest.ids import pdf_url
-from digest.models import Digest, Scored
+from digest.models import Digest, Paper, Scored
 
 _SAFE_URL = re.compile(r"^https?://[^\s<>\"'`\\]+$", re.IGNORECASE)
 
@@ -45,10 +46,9 @@ class Reason:
 
 
 @dataclass(frozen=True, slots=True)
-class PaperView:
-    """One paper as the templates show it."""
+class PaperFacts:
+    """What the templates show of a paper whatever the reader: built once per paper."""
 
-    number: int  # 1-based position in the digest
     ref: str  # arXiv id, or "title:..." for papers known only by title
     arxiv_id: str | None
     title: str
@@ -65,6 +65,17 @@ class PaperView:
     github_repo: str | None
     github_stars: int | None
     project_page: str | None
+    authors_short: str  # at most three names, then "et al." with the total
+    meta: str  # authors · first three categories · date · ▲ upvotes · ★ stars
+
+
+@dataclass(frozen=True, slots=True)
+class PaperView:
+    """One paper as the templates show it: its facts (also as attributes: ``p.title``,
+    ``p.link``, ``p.authors_short``, ``p.meta``...) and why this reader got it."""
+
+    number: int  # 1-based position in the digest
+    facts: PaperFacts
     score: float
     reasons: tuple[Reason, ...]  # why it was chosen, strongest first
     terms: tuple[str, ...]  # matched keyword terms, for highlighting
@@ -75,14 +86,11 @@ class PaperView:
         """One line: "linear attention (title, abstract) · mamba (abstract)"."""
         return " · ".join(f"{r.label} ({r.detail})" for r in self.reasons)
 
-    @property
-    def authors_short(self) -> str:
-        """At most three names, then "et al." with the total."""
-        if not self.authors:
-            return f"{self.author_total} authors" if self.author_total else ""
-        if len(self.authors) <= 3:
-            return ", ".join(self.authors)
-        return f"{', '.join(self.authors[:3])} et al. ({self.author_total} authors)"
+    def __getattr__(self, name: str) -> object:
+        """The paper's facts read as the view's own: ``p.title``, ``p.link``..."""
+        if name.startswith("_"):  # copy and pickle probe for these; facts has none
+            raise AttributeError(name)
+        return getattr(self.facts, name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,34 +199,52 @@ def _shorten(text: str, limit: int) -> str:
 
 
 def paper_view(number: int, item: Scored) -> PaperView:
-    paper = item.paper.paper
+    return PaperView(
+        number=number,
+        facts=paper_facts(item.paper.paper),
+        score=item.score,
+        reasons=reasons_of(item),
+        terms=highlight_terms(item),
+        section=item.section,
+    )
+
+
+@lru_cache(maxsize=8192)  # a paper in many readers' digests is looked at once
+def paper_facts(paper: Paper) -> PaperFacts:
     hf_link = paper.url if paper.url and "huggingface.co" in paper.url else None
     link, label = safe_url(paper.link), f"arXiv {paper.arxiv_id}"
     if not paper.arxiv_id:
         label = "Source" if link else "Find on arXiv"
-    link = link or title_search_url(paper.title)
-    return PaperView(
-        number=number,
+    authors, total = paper.authors, paper.author_total
+    if not authors:
+        short = f"{total} authors" if total else ""
+    elif len(authors) <= 3:
+        short = ", ".join(authors)
+    else:
+        short = f"{', '.join(authors[:3])} et al. ({total} authors)"
+    meta = [short, ", ".join(paper.categories[:3])]
+    meta.append(paper.published.strftime("%d %b %Y") if paper.published else "")
+    meta.append(f"▲ {paper.upvotes}" if paper.upvotes else "")
+    meta.append(f"★ {paper.github_stars}" if paper.github_stars else "")
+    return PaperFacts(
         ref=paper.ref,
         arxiv_id=paper.arxiv_id,
         title=paper.title,
         abstract=paper.abstract,
-        link=link,
+        link=link or title_search_url(paper.title),
         link_label=label,
         pdf_link=safe_url(paper.pdf_url or (pdf_url(paper.arxiv_id) if paper.arxiv_id else None)),
         hf_link=safe_url(hf_link),
-        authors=paper.authors,
-        author_total=paper.author_total,
+        authors=authors,
+        author_total=total,
         categories=paper.categories,
         published=paper.published,
         upvotes=paper.upvotes,
         github_repo=safe_url(paper.github_repo),
         github_stars=paper.github_stars,
         project_page=safe_url(paper.project_page),
-        score=item.score,
-        reasons=reasons_of(item),
-        terms=highlight_terms(item),
-        section=item.section,
+        authors_short=short,
+        meta=" · ".join(part for part in meta if part),
     )
 
 

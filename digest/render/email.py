@@ -14,13 +14,14 @@ import email
 import hashlib
 from dataclasses import dataclass, replace
 from datetime import datetime
-from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, parseaddr
+from functools import lru_cache
 from urllib.parse import quote
 
 import css_inline
+import numpy as np
 from jinja2 import Environment
 
 from digest.config import EmailSettings
@@ -79,29 +80,30 @@ def subject_line(template: str, view: DigestView) -> str:
 
 @dataclass(frozen=True, slots=True)
 class RenderedEmail:
-    """A finished email: its headers (made by the stdlib) and its two bodies.
+    """A finished email: its headers and its two bodies.
 
     ``as_bytes`` lays out the multipart/alternative itself, a fixed shape: the bodies are
     encoded in one call each (quoted-printable text, base64 HTML), where the stdlib's
     generator re-encodes a long body line by line and costs more than rendering it. The
     boundary starts with "=_", which neither encoding can produce, so it never occurs in a
-    body. ``message()`` reads the bytes back with the stdlib parser.
+    body. Headers are checked, encoded and folded by the stdlib's SMTP policy. ``message()``
+    reads the bytes back with the stdlib parser.
     """
 
-    headers: EmailMessage  # headers only, no body
+    headers: tuple[tuple[str, str], ...]  # (name, value), in order
     text: str
     html: str
 
     def __getitem__(self, name: str) -> str | None:
-        return self.headers[name]
+        found = [value for key, value in self.headers if key.lower() == name.lower()]
+        return found[0] if found else None
 
     def as_bytes(self) -> bytes:
         text = binascii.b2a_qp(_lines(self.text).encode(), istext=True).replace(b"\n", b"\r\n")
         # Text is encoded in canonical form, CRLF line breaks (RFC 2045), like the stdlib.
-        html = base64.encodebytes(_lines(self.html).replace("\n", "\r\n").encode())
-        html = html.replace(b"\n", b"\r\n")
+        html = _base64_lines(_lines(self.html).replace("\n", "\r\n").encode())
         boundary = b"=_" + hashlib.sha256(text + html).hexdigest()[:40].encode()
-        head = b"".join(SMTP.fold_binary(name, value) for name, value in self.headers.items())
+        head = b"".join(header_line(name, value) for name, value in self.headers)
         return b"".join(
             (
                 head,
@@ -125,6 +127,18 @@ class RenderedEmail:
         return parsed
 
 
+def _base64_lines(data: bytes) -> bytes:
+    """Base64 in lines of 76 characters, each ending in CRLF (RFC 2045), laid out as rows
+    of an array rather than line by line."""
+    encoded = np.frombuffer(base64.b64encode(data), dtype=np.uint8)
+    full, rest = divmod(len(encoded), 76)
+    rows = np.empty((full, 78), dtype=np.uint8)
+    rows[:, :76] = encoded[: full * 76].reshape(full, 76)
+    rows[:, 76:] = (13, 10)
+    tail = encoded[full * 76 :].tobytes() + b"\r\n" if rest else b""
+    return rows.tobytes() + tail
+
+
 def _lines(text: str) -> str:
     """Line breaks as "\\n" only, whatever the input used (a lone CR counts as one)."""
     return text.replace("\r\n", "\n").replace("\r", "\n")
@@ -139,25 +153,34 @@ def build_message(
     now: datetime,
 ) -> RenderedEmail:
     view, html = fit_to_size(env, view)
-    message = EmailMessage(policy=SMTP)
-    message["From"] = settings.from_address
-    message["To"] = str(Address(addr_spec=to))
-    if settings.reply_to:
-        message["Reply-To"] = settings.reply_to
-    message["Subject"] = subject_line(settings.subject, view)
-    message["Date"] = format_datetime(now)
     domain = _domain(settings.from_address)
-    message["Message-ID"] = message_id(view.subscriber, view, domain)
-    message["Auto-Submitted"] = "auto-generated"
-    message["List-Id"] = settings.list_id or f"Paper digest <paper-digest.{domain}>"
+    headers = [("From", settings.from_address), ("To", to)]
+    if settings.reply_to:
+        headers.append(("Reply-To", settings.reply_to))
+    headers += [
+        ("Subject", subject_line(settings.subject, view)),
+        ("Date", format_datetime(now)),
+        ("Message-ID", message_id(view.subscriber, view, domain)),
+        ("Auto-Submitted", "auto-generated"),
+        ("List-Id", settings.list_id or f"Paper digest <paper-digest.{domain}>"),
+    ]
     request = quote(f"unsubscribe {view.subscriber}")
     unsubscribe = [f"<mailto:{_unsubscribe_address(settings)}?subject={request}>"]
     if settings.unsubscribe_url:
         one_click = settings.unsubscribe_url.format(subscriber=quote(view.subscriber, safe=""))
         unsubscribe.insert(0, f"<{one_click}>")
-        message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-    message["List-Unsubscribe"] = ", ".join(unsubscribe)
-    return RenderedEmail(message, render_text(env, view), html)
+        headers.append(("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"))
+    headers.append(("List-Unsubscribe", ", ".join(unsubscribe)))
+    for name, value in headers:
+        header_line(name, value)  # a value the policy refuses fails here, not at sending
+    return RenderedEmail(tuple(headers), render_text(env, view), html)
+
+
+@lru_cache(maxsize=4096)  # most headers are the same in every email of a run
+def header_line(name: str, value: str) -> bytes:
+    """One header as it goes on the wire: parsed (so a line break or a malformed address
+    is refused), encoded and folded by the stdlib's SMTP policy."""
+    return SMTP.fold_binary(*SMTP.header_store_parse(name, value))
 
 
 def _unsubscribe_address(settings: EmailSettings) -> str:

@@ -58,14 +58,25 @@ def make_environment(user_templates: Path | None = None) -> Environment:
 
 def highlight(text: str, terms: Iterable[str]) -> Markup:
     """Escape ``text`` and wrap every matched term in ``<mark>``."""
-    out: list[str] = []
+    return Markup(_highlighted(str(text), tuple(terms)))  # noqa: S704 - escaped below
+
+
+_OPEN, _CLOSE = "\x02", "\x03"  # control characters: never shown, so safe as markers
+
+
+@lru_cache(maxsize=16384)  # readers who share a keyword often get the same paper marked alike
+def _highlighted(text: str, terms: tuple[str, ...]) -> str:
+    """The escaped text with its marks: the span edges are marked with two control
+    characters, the whole text is escaped in one call, and the markers become tags."""
+    text = text.replace(_OPEN, "").replace(_CLOSE, "")
+    pieces: list[str] = []
     position = 0
     for start, end in highlight_spans(text, terms):
-        out.append(str(escape(text[position:start])))
-        out.append(f"<mark>{escape(text[start:end])}</mark>")
+        pieces += [text[position:start], _OPEN, text[start:end], _CLOSE]
         position = end
-    out.append(str(escape(text[position:])))
-    return Markup("".join(out))  # noqa: S704 - every piece above is escaped
+    pieces.append(text[position:])
+    escaped = str(escape("".join(pieces)))
+    return escaped.replace(_OPEN, "<mark>").replace(_CLOSE, "</mark>")
 
 
 _MARKDOWN_INLINE = re.compile(r"([\\`*_\[\]])")
