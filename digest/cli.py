@@ -126,6 +126,7 @@ def run(
                 dry_run=dry_run,
                 only=only or None,
                 progress=progress,
+                detail=as_json,
             )
     except DigestError as exc:
         fail(exc)

@@ -492,6 +492,13 @@ class ScheduleSettings(_Settings):
         return value
 
 
+class RunSettings(_Settings):
+    workers: Annotated[int, Field(ge=1, le=64)] | Literal["auto"] = Field(
+        "auto",
+        description="Processes serving the subscribers of a run in parallel, or auto.",
+    )
+
+
 class ServeSettings(_Settings):
     host: str = Field("127.0.0.1", description="Address `digest serve` listens on.")
     port: int = Field(8080, ge=1, le=65535, description="Port `digest serve` listens on.")
@@ -503,6 +510,7 @@ class Config(_Settings):
         None, description="Folder of templates that override the built-in ones by file name."
     )
     store: StoreSettings = Field(default_factory=StoreSettings)  # type: ignore[arg-type]
+    run: RunSettings = Field(default_factory=RunSettings)  # type: ignore[arg-type]
     output: OutputSettings = Field(default_factory=OutputSettings)  # type: ignore[arg-type]
     email: EmailSettings = Field(default_factory=EmailSettings)  # type: ignore[arg-type]
     http: HttpSettings = Field(default_factory=HttpSettings)  # type: ignore[arg-type]

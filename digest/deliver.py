@@ -44,6 +44,7 @@ def serve_subscriber(
     *,
     run_id: int | None = None,
     ranked: tuple[Ranking, list[str]] | None = None,
+    detail: bool = True,
 ) -> SubscriberReport:
     """Rank (unless ``ranked`` already is), record and deliver one subscriber's digest;
     never raises."""
@@ -55,7 +56,7 @@ def serve_subscriber(
         ranking, entry.warnings = ranked
         entry.candidates = len(work.candidates)
         entry.selected = len(ranking.selected)
-        entry.papers = paper_summaries(ranking)
+        entry.papers = paper_summaries(ranking) if detail else []
         todo: dict[int, tuple[Digest | None, list[str]]] = {}
         for pending in work.unconfirmed:
             todo.setdefault(pending.digest_id, (None, []))[1].append(pending.channel)
@@ -125,14 +126,16 @@ def _deliver_one(
         where = channel.deliver(digest, subscriber, context)
     except Exception as exc:  # a channel failure stays pending; the others go on
         reason = str(exc) if isinstance(exc, DigestError | OSError) else repr(exc)
-        store.mark_failed(digest.digest_id or 0, name, reason)
+        with timings.measure("record"):
+            store.mark_failed(digest.digest_id or 0, name, reason)
         entry.deliveries.append(DeliveryReport(digest.slug, name, "failed", reason))
         errors.append(f"{name} delivery of {digest.slug} failed: {reason}")
         log.error("%s: %s delivery of %s failed: %s", subscriber.name, name, digest.slug, reason)
         return False
     finally:
         timings.add(f"deliver:{name}", time.perf_counter() - started)
-    store.mark_delivered(digest.digest_id or 0, name, context.now)
+    with timings.measure("record"):
+        store.mark_delivered(digest.digest_id or 0, name, context.now)
     entry.deliveries.append(DeliveryReport(digest.slug, name, "delivered", where))
     log.info(
         "%s: %s delivered %s (%d papers) to %s",
@@ -146,17 +149,15 @@ def _deliver_one(
 
 
 def paper_summaries(ranking: Ranking) -> list[dict[str, object]]:
-    """The selected papers as the JSON report lists them, in digest order."""
+    """The selected papers as the JSON report lists them, in digest order (matches are
+    kept as they are, and written out as objects by RunReport.to_json)."""
     return [
         {
             "id": item.paper.paper.ref,
             "title": item.paper.paper.title,
             "score": item.score,
             "section": item.section,
-            "matched": [
-                {"term": m.term, "field": m.field, "count": m.count, "points": m.points}
-                for m in item.matches
-            ],
+            "matched": item.matches,
         }
         for item in ranking.selected
     ]

@@ -20,12 +20,17 @@ subscribers are taken over.
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import replace
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
+from functools import partial
 from pathlib import Path
+
+from jinja2 import Environment
 
 from digest.channels import Channel, DeliveryContext, build_channels, close_channels
 from digest.config import Config, SubscriberSettings
@@ -38,6 +43,7 @@ from digest.render.environment import make_environment
 from digest.report import RunReport, SourceReport, SubscriberReport, Timings
 from digest.sources import FetchContext, Source, build_sources
 from digest.store import Store
+from digest.workers import ServeBatch, serve_in_workers, worker_count
 
 log = logging.getLogger("digest")
 
@@ -89,16 +95,19 @@ def run_once(
     http: Http | None = None,
     channels: dict[str, Channel] | None = None,
     progress: Progress = silent,
+    detail: bool = True,
 ) -> RunReport:
     """Run one digest: ingest, then diff, rank, render and deliver for every subscriber.
 
     Raises DigestError only when the run cannot start (store unusable, lock held);
     failures of single sources, subscribers or channels are in the report instead.
-    ``http`` and ``progress`` default to the real HTTP layer and silence.
+    ``http`` and ``progress`` default to the real HTTP layer and silence. ``detail``:
+    keep each subscriber's chosen papers and their matches in the report (what ``--json``
+    prints); a large run without it keeps only the counts.
     """
     started = clock()
     today = today or digest_date(config, started)
-    report = RunReport(date=today, dry_run=dry_run)
+    report = RunReport(date=today, dry_run=dry_run, detail=detail)
     own_http = http is None
     http = http or make_http(config)
     with open_store(config, dry_run=dry_run) as store:
@@ -115,11 +124,16 @@ def run_once(
                     report,
                 )
             chosen = [s for s in config.subscribers if not only or s.name in only]
-            channels = channels or build_channels(config, dry_run=dry_run)
-            try:
-                serve_all(config, chosen, today, store, channels, clock, report, progress)
-            finally:
-                close_channels(channels)
+            # Given channels (a test's) or a dry run's savepoint stay in this process.
+            workers = 1 if channels or dry_run else worker_count(config.run.workers, len(chosen))
+            if workers > 1:  # each worker process opens its own channels
+                serve_all(config, chosen, today, store, None, clock, report, progress, workers)
+            else:
+                channels = channels or build_channels(config, dry_run=dry_run)
+                try:
+                    serve_all(config, chosen, today, store, channels, clock, report, progress)
+                finally:
+                    close_channels(channels)
         except BaseException as exc:
             report.error = f"run aborted: {exc!r}"
             store.finish_run(report.run_id, "failed", report.summary_json(), clock())
@@ -176,17 +190,15 @@ def serve_all(
     subscribers: Sequence[SubscriberSettings],
     today: date,
     store: Store,
-    channels: dict[str, Channel],
+    channels: dict[str, Channel] | None,
     clock: Clock,
     report: RunReport,
     progress: Progress,
+    workers: int = 1,
 ) -> None:
-    """Every subscriber's digest, each claimed by this worker before it is served.
-
-    Subscribers are ranked a batch at a time (readers owed the same papers are scored
-    together), then recorded and delivered one by one. On PostgreSQL another worker may
-    hold a subscriber: it is left for later, and tried again once the others are done.
-    """
+    """Every subscriber's digest: read what each is owed, analyse the papers once, then
+    serve them here, on ``channels``, or in ``workers`` processes that open their own
+    channels (``channels`` None; see digest.workers)."""
     with report.timings.measure("diff"):
         work = owed_work(store, subscribers, today)
     pool = sorted(
@@ -194,50 +206,177 @@ def serve_all(
     )
     with report.timings.measure("rank"):
         ranker = Ranker(store, today, pool)
-    context = DeliveryContext(
-        config=config, env=make_environment(templates_of(config)), store=store, now=clock()
+        ranker.prepare([(s, work[s.name].candidates) for s in subscribers])
+    now = clock()
+    env = make_environment(templates_of(config))
+    served = Served(config, today, work, ranker, env, now, report.run_id, report.detail)
+    with few_collections():
+        _serve(served, subscribers, store, channels, config, report, progress, workers)
+
+
+@contextmanager
+def few_collections() -> Iterator[None]:
+    """Serving makes millions of small objects (matches, views) that die within a digest;
+    with the default thresholds the garbage collector would rescan the run's long-lived
+    data (papers, the analysed corpus) thousands of times. Freeze what exists now (which
+    also keeps forked workers from copying its pages) and collect young objects less
+    often; both are undone afterwards, for long-lived processes (schedule, serve)."""
+    thresholds = gc.get_threshold()
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
+        gc.unfreeze()
+
+
+def _serve(
+    served: Served,
+    subscribers: Sequence[SubscriberSettings],
+    store: Store,
+    channels: dict[str, Channel] | None,
+    config: Config,
+    report: RunReport,
+    progress: Progress,
+    workers: int,
+) -> None:
+    if channels is None:
+        batches = [subscribers[k : k + BATCH] for k in range(0, len(subscribers), BATCH)]
+        target = config.store.database_url or config.resolve(config.store.path)
+        for found, timings in serve_in_workers(
+            max(workers, 1), batches, partial(served.session, target), progress
+        ):
+            report.subscribers.update(found)
+            for stage, seconds in timings.items():
+                report.timings.add(stage, seconds)
+        order = {s.name: k for k, s in enumerate(subscribers)}
+        report.subscribers = dict(
+            sorted(report.subscribers.items(), key=lambda item: order.get(item[0], -1))
+        )
+        return
+    context = DeliveryContext(config=config, env=served.env, store=store, now=served.now)
+    served.serve(
+        subscribers,
+        store,
+        channels,
+        context,
+        report.subscribers.__setitem__,
+        report.timings,
+        progress,
     )
-    waiting = list(subscribers)
-    deadline = time.monotonic() + CLAIM_PATIENCE
-    while waiting:
-        held: list[SubscriberSettings] = []
-        for start in range(0, len(waiting), BATCH):
-            batch = waiting[start : start + BATCH]
-            ranked = rank_batch(ranker, batch, work, report.timings)
-            for number, subscriber in enumerate(batch, start=start + 1):
-                progress(f"digests: {number} of {len(waiting)} ({subscriber.name})")
-                with store.claim(subscriber.name) as mine:
-                    if not mine:
-                        held.append(subscriber)
-                        continue
-                    todo, ranking = work[subscriber.name], ranked.get(subscriber.name)
-                    if store.postgres:  # another worker may have served it since we read
-                        fresh = owed_work(store, [subscriber], today)[subscriber.name]
-                        if [p.uid for p in fresh.candidates] != [p.uid for p in todo.candidates]:
-                            ranking = None  # rank what it is owed now
-                        todo = fresh
-                    report.subscribers[subscriber.name] = serve_subscriber(
-                        subscriber,
-                        todo,
-                        today,
-                        store,
-                        channels,
-                        context,
-                        ranker,
-                        report.timings,
-                        run_id=report.run_id,
-                        ranked=ranking,
-                    )
-        waiting = held
-        if waiting:
-            if time.monotonic() > deadline:
-                for subscriber in waiting:
-                    report.subscribers[subscriber.name] = SubscriberReport(
-                        error="another worker held this subscriber too long; served next run"
-                    )
-                return
-            time.sleep(0.5)
-            work.update(owed_work(store, waiting, today))
+
+
+@dataclass(frozen=True)
+class Served:
+    """What serving subscribers needs, read once: in this process or in each worker."""
+
+    config: Config
+    today: date
+    work: dict[str, Work]
+    ranker: Ranker
+    env: Environment
+    now: datetime
+    run_id: int | None
+    detail: bool = True  # keep each subscriber's papers in its report
+
+    @contextmanager
+    def session(self, target: str | Path) -> Iterator[ServeBatch]:
+        """In a worker process: its own store connection and channels, for its batches."""
+        with Store.open(target) as store:
+            channels = build_channels(self.config)
+            self.ranker.store = store  # this process's copy of the ranker
+            context = DeliveryContext(config=self.config, env=self.env, store=store, now=self.now)
+
+            def serve(
+                batch: Sequence[SubscriberSettings],
+                report: Callable[[str, SubscriberReport], None],
+            ) -> Timings:
+                timings = Timings()
+                self.serve(batch, store, channels, context, report, timings, silent)
+                return timings
+
+            try:
+                yield serve
+            finally:
+                close_channels(channels)
+
+    def serve(
+        self,
+        subscribers: Sequence[SubscriberSettings],
+        store: Store,
+        channels: dict[str, Channel],
+        context: DeliveryContext,
+        report: Callable[[str, SubscriberReport], None],
+        timings: Timings,
+        progress: Progress,
+    ) -> None:
+        """Rank a batch at a time, then record and deliver each subscriber it has claimed.
+
+        On PostgreSQL another worker may hold a subscriber: it is left for later, and tried
+        again once the others are done.
+        """
+        waiting = list(subscribers)
+        deadline = time.monotonic() + CLAIM_PATIENCE
+        while waiting:
+            held: list[SubscriberSettings] = []
+            for start in range(0, len(waiting), BATCH):
+                batch = waiting[start : start + BATCH]
+                ranked = rank_batch(self.ranker, batch, self.work, timings)
+                for number, subscriber in enumerate(batch, start=start + 1):
+                    progress(f"digests: {number} of {len(waiting)} ({subscriber.name})")
+                    with store.claim(subscriber.name) as mine:
+                        if not mine:
+                            held.append(subscriber)
+                            continue
+                        report(
+                            subscriber.name,
+                            self.serve_one(subscriber, store, channels, context, timings, ranked),
+                        )
+            waiting = held
+            if waiting:
+                if time.monotonic() > deadline:
+                    for subscriber in waiting:
+                        report(
+                            subscriber.name,
+                            SubscriberReport(
+                                error="another worker held this subscriber too long; "
+                                "served next run"
+                            ),
+                        )
+                    return
+                time.sleep(0.5)
+                self.work.update(owed_work(store, waiting, self.today))
+
+    def serve_one(
+        self,
+        subscriber: SubscriberSettings,
+        store: Store,
+        channels: dict[str, Channel],
+        context: DeliveryContext,
+        timings: Timings,
+        ranked: dict[str, tuple[Ranking, list[str]]],
+    ) -> SubscriberReport:
+        todo, ranking = self.work[subscriber.name], ranked.get(subscriber.name)
+        if store.postgres:  # another worker may have served it since we read
+            fresh = owed_work(store, [subscriber], self.today)[subscriber.name]
+            if [p.uid for p in fresh.candidates] != [p.uid for p in todo.candidates]:
+                ranking = None  # rank what it is owed now
+            todo = fresh
+        return serve_subscriber(
+            subscriber,
+            todo,
+            self.today,
+            store,
+            channels,
+            context,
+            self.ranker,
+            timings,
+            run_id=self.run_id,
+            ranked=ranking,
+            detail=self.detail,
+        )
 
 
 def rank_batch(

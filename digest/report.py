@@ -25,6 +25,17 @@ class Timings(dict[str, float]):
             self.add(stage, time.perf_counter() - started)
 
 
+def _paper_json(paper: dict[str, Any]) -> dict[str, Any]:
+    """A selected paper for the JSON report: its matches as objects."""
+    return {
+        **paper,
+        "matched": [
+            {"term": m.term, "field": m.field, "count": m.count, "points": m.points}
+            for m in paper.get("matched", ())
+        ],
+    }
+
+
 @dataclass(slots=True)
 class SourceReport:
     papers: int = 0  # listings read
@@ -58,6 +69,7 @@ class SubscriberReport:
 class RunReport:
     date: date
     dry_run: bool = False
+    detail: bool = True  # whether subscribers' reports list their papers
     run_id: int | None = None
     error: str | None = None
     sources: dict[str, SourceReport] = field(default_factory=dict)
@@ -99,7 +111,7 @@ class RunReport:
                         }
                         for d in sub.deliveries
                     ],
-                    **({"papers": sub.papers} if papers else {}),
+                    **({"papers": [_paper_json(p) for p in sub.papers]} if papers else {}),
                 }
                 for name, sub in self.subscribers.items()
             },

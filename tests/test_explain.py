@@ -81,7 +81,7 @@ def test_explain_reproduces_the_breakdown_the_digest_showed(make_config, seeds, 
         assert recorded["status"] == "selected" and recorded["position"] == position
         assert recorded["score"] == paper["score"]
         assert [(m["term"], m["field"], m["points"]) for m in recorded["matches"]] == [
-            (m["term"], m["field"], m["points"]) for m in paper["matched"]
+            (m.term, m.field, m.points) for m in paper["matched"]
         ]
         # Scored again now, with the same background: the very same breakdown.
         assert explained["now"]["score"] == paper["score"]

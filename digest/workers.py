@@ -1,0 +1,145 @@
+"""Serving a run's subscribers in several processes, one per CPU core.
+
+After the run has ingested and read what everyone is owed, it forks ``count`` worker
+processes. They share, copy-on-write, everything read so far (the analysed corpus, each
+subscriber's candidates). Each opens its own store connection and channels (its own SMTP
+connection), then asks for batches of subscribers one at a time, serves each exactly as a
+single process would, and sends back each subscriber's report as soon as it is served.
+
+Each worker talks to the run over a pipe of its own, and writes to it synchronously: a
+report sent is a report received, even if the worker is killed the next instant, and a
+dead worker is seen as the end of its pipe. It leaves its subscriber as a crash leaves a
+run (a recorded digest is delivered by the next run, an unrecorded one stays owed); the
+subscribers of its batch it had not reported are reported as failed, and the other
+workers go on with the remaining batches.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from multiprocessing.connection import Connection, wait
+from typing import Literal
+
+from digest.config import SubscriberSettings
+from digest.report import SubscriberReport, Timings
+
+log = logging.getLogger("digest")
+
+SUBSCRIBERS_PER_WORKER = 500  # below this, a second process costs more than it saves
+
+Reports = dict[str, SubscriberReport]
+Report = Callable[[str, SubscriberReport], None]
+ServeBatch = Callable[[Sequence[SubscriberSettings], Report], Timings]
+Session = Callable[[], AbstractContextManager[ServeBatch]]
+Batches = Sequence[Sequence[SubscriberSettings]]
+
+
+def worker_count(setting: int | Literal["auto"], subscribers: int) -> int:
+    """How many processes serve ``subscribers``: the setting, or one per core for "auto"
+    (at most one per SUBSCRIBERS_PER_WORKER subscribers). One where fork is unavailable."""
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return 1
+    if setting != "auto":
+        return setting
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(cores or 1, subscribers // SUBSCRIBERS_PER_WORKER))
+
+
+def serve_in_workers(
+    count: int, batches: Batches, session: Session, progress: Callable[[str], None]
+) -> Iterator[tuple[Reports, Timings]]:
+    """Serve ``batches`` in ``count`` forked processes; yield reports and stage timings
+    as they come. ``session`` runs in each worker: it opens what the worker needs (store,
+    channels) and gives the function that serves one batch."""
+    context = multiprocessing.get_context("fork")
+    workers: dict[Connection, tuple[multiprocessing.process.BaseProcess, list[int]]] = {}
+    for k in range(count):
+        ours, theirs = context.Pipe()
+        process = context.Process(
+            target=_work, args=(theirs, batches, session), name=f"digest-worker-{k + 1}"
+        )
+        process.start()
+        theirs.close()  # so that the worker's death ends the pipe
+        workers[ours] = (process, [])  # the batch it serves, if any
+    queue = list(range(len(batches)))
+    queue.reverse()
+    reported: set[str] = set()
+    broken: list[str] = []
+    try:
+        while workers:
+            for pipe in wait(list(workers)):
+                process, serving = workers[pipe]
+                try:
+                    kind, payload = pipe.recv()  # type: ignore[misc]
+                except (EOFError, OSError):  # the worker is gone
+                    process.join()
+                    del workers[pipe]
+                    if serving:
+                        reason = (
+                            f"the worker process serving it died (exit code {process.exitcode}); "
+                            "its digest is finished on the next run"
+                        )
+                        yield _failed(batches[serving[0]], reported, reason), Timings()
+                    continue
+                if kind == "report":
+                    name, entry = payload
+                    reported.add(name)
+                    yield {name: entry}, Timings()
+                    progress(f"digests: {len(reported)} served, in {count} worker processes")
+                elif kind == "next":  # done with its batch (its timings), ready for another
+                    if serving:
+                        yield {}, payload
+                    serving[:] = [queue.pop()] if queue else []
+                    pipe.send(serving[0] if serving else None)
+                elif kind == "failed":  # its batch raised (a bug): the reports say so
+                    reason = f"unexpected error: {payload}"
+                    yield _failed(batches[serving[0]], reported, reason), Timings()
+                    serving.clear()
+                else:  # "broken": it could not open the store or its channels
+                    broken.append(str(payload))
+        if queue:  # no worker was left to serve these
+            reason = "not served: " + ("; ".join(dict.fromkeys(broken)) or "no worker was left")
+            for number in queue:
+                yield _failed(batches[number], reported, reason), Timings()
+    finally:
+        for process, _serving in workers.values():
+            process.kill()
+            process.join()
+
+
+def _failed(batch: Sequence[SubscriberSettings], reported: set[str], reason: str) -> Reports:
+    missing = {s.name: SubscriberReport(error=reason) for s in batch if s.name not in reported}
+    if missing:
+        log.error("%d subscribers: %s", len(missing), reason)
+    return missing
+
+
+def _work(pipe: Connection, batches: Batches, session: Session) -> None:
+    """A worker process: ask for a batch, serve it, until there is none left."""
+
+    def report(name: str, entry: SubscriberReport) -> None:
+        pipe.send(("report", (name, entry)))
+
+    try:
+        with session() as serve:
+            timings: Timings | None = None
+            while True:
+                pipe.send(("next", timings))
+                number = pipe.recv()
+                if number is None:
+                    return
+                try:
+                    timings = serve(batches[number], report)
+                except Exception as exc:  # the reports of a batch that raised say why
+                    log.exception("a batch of %d subscribers failed", len(batches[number]))
+                    pipe.send(("failed", repr(exc)))
+                    timings = None
+    except Exception as exc:  # could not open the store or channels: others may still
+        log.exception("a worker process could not start")
+        pipe.send(("broken", f"a worker could not start: {exc}"))
+    finally:
+        pipe.close()
