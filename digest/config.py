@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+from collections import Counter
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -538,8 +539,8 @@ class Config(_Settings):
     @model_validator(mode="after")
     def _unique_names(self) -> Config:
         for what, items in (("sources", self.sources), ("subscribers", self.subscribers)):
-            names = [item.name for item in items]
-            duplicates = sorted({name for name in names if names.count(name) > 1})
+            counts = Counter(item.name for item in items)
+            duplicates = sorted(name for name, count in counts.items() if count > 1)
             if duplicates:
                 raise ValueError(f"{what} names must be unique; repeated: {', '.join(duplicates)}")
         known = {source.name for source in self.sources}

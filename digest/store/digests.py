@@ -24,7 +24,7 @@ from sqlalchemy import and_, bindparam, case, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from digest.models import Digest, FeedItem, Match, Scored, StoredPaper
-from digest.store.base import StoreBase
+from digest.store.base import CHUNK, StoreBase
 from digest.store.schema import deliveries, digests, ledger, papers, subscribers
 
 
@@ -157,13 +157,16 @@ class DigestsMixin(StoreBase):
             pool = self.papers_after(lowest or 0, today)
         floor = min((p.uid for p in pool), default=0) - 1
         offered: dict[str, set[int]] = {}
-        rows = self.conn.execute(
-            select(ledger.c.subscriber, ledger.c.paper_id).where(
-                ledger.c.paper_id > floor, ledger.c.subscriber.in_(list(owed))
+        names = list(owed)
+        for start in range(0, len(names), CHUNK):  # a database caps the parameters of a query
+            rows = self.conn.execute(
+                select(ledger.c.subscriber, ledger.c.paper_id).where(
+                    ledger.c.paper_id > floor,
+                    ledger.c.subscriber.in_(names[start : start + CHUNK]),
+                )
             )
-        )
-        for name, uid in rows:
-            offered.setdefault(name, set()).add(uid)
+            for name, uid in rows:
+                offered.setdefault(name, set()).add(uid)
         return Pending(pool, offered)
 
     def pending_papers(
@@ -268,6 +271,7 @@ class DigestsMixin(StoreBase):
     def pending_deliveries_of(self, names: Sequence[str]) -> dict[str, list[PendingDelivery]]:
         """Unconfirmed deliveries of many subscribers, in one query."""
         found: dict[str, list[PendingDelivery]] = {}
+        wanted = set(names)
         rows = self.conn.execute(
             select(
                 digests.c.subscriber,
@@ -279,11 +283,14 @@ class DigestsMixin(StoreBase):
                 deliveries.c.last_error,
             )
             .join(digests, digests.c.id == deliveries.c.digest_id)
-            .where(deliveries.c.status != "done", digests.c.subscriber.in_(list(names)))
+            # Few deliveries are ever unfinished: found by the status index, whatever the
+            # number of subscribers asked about (filtered here).
+            .where(deliveries.c.status.in_(("pending", "failed")))
             .order_by(digests.c.digest_date, digests.c.seq, deliveries.c.channel)
         )
         for name, *rest in rows:
-            found.setdefault(name, []).append(PendingDelivery(*rest))
+            if name in wanted:
+                found.setdefault(name, []).append(PendingDelivery(*rest))
         return found
 
     def load_digest(self, digest_id: int) -> Digest:

@@ -216,13 +216,16 @@ class PapersMixin(StoreBase):
     def papers_after(self, after: int, until: date, since: date | None = None) -> list[StoredPaper]:
         """Papers with a row id above ``after``, first seen by ``until`` (and from ``since``),
         in row-id order: what readers are owed since their last digest."""
-        query = (
-            select(papers.c.id, papers.c.data, papers.c.first_seen)
-            .where(papers.c.id > after, papers.c.first_seen <= until)
-            .order_by(papers.c.id)
+        query = select(papers.c.id, papers.c.data, papers.c.first_seen).where(
+            papers.c.first_seen <= until
         )
         if since is not None:
+            # By date only, so that the date index is used (not a scan of every id above
+            # ``after`` in id order, which is all of them for a new reader); sorted here.
             query = query.where(papers.c.first_seen >= since)
+            rows = sorted(self.conn.execute(query), key=lambda row: row.id)
+            return [self._stored(r.id, r.data, r.first_seen) for r in rows if r.id > after]
+        query = query.where(papers.c.id > after).order_by(papers.c.id)
         return [self._stored(row.id, row.data, row.first_seen) for row in self.conn.execute(query)]
 
     def recent_papers(self, since: date, limit: int) -> list[StoredPaper]:
