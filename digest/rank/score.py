@@ -229,31 +229,51 @@ class _Batch:
     def rank(self) -> list[Ranking]:
         choices = [self._choose(s, request) for s, request in enumerate(self.requests)]
         # Explain every chosen paper of every reader in one go.
-        pairs = [
-            (s, i, self.first_row[s] + int(choice.best[i]))
-            for s, choice in enumerate(choices)
-            for i in choice.order.tolist()
-            if choice.keyworded[i]
+        chosen = [
+            (
+                choice.order.tolist(),
+                choice.best[choice.order].tolist(),
+                choice.keyworded[choice.order].tolist(),
+            )
+            for choice in choices
         ]
-        explained = keyword_matches(
-            self.table,
-            self.parts,
-            np.array([row for _s, _i, row in pairs], dtype=np.int64),
-            np.array([i for _s, i, _row in pairs], dtype=np.int64),
-            self.weights,
-        )
-        matches_of = iter(explained)  # in the order of ``pairs``
+        rows = [
+            self.first_row[s] + best
+            for s, (_order, bests, keyworded) in enumerate(chosen)
+            for best, has in zip(bests, keyworded, strict=True)
+            if has
+        ]
+        columns = [
+            i
+            for order, _bests, keyworded in chosen
+            for i, has in zip(order, keyworded, strict=True)
+            if has
+        ]
+        explained = iter(
+            keyword_matches(
+                self.table,
+                self.parts,
+                np.array(rows, dtype=np.int64),
+                np.array(columns, dtype=np.int64),
+                self.weights,
+            )
+        )  # in the order of the chosen papers that have keyword points
         rankings = []
-        for request, choice in zip(self.requests, choices, strict=True):
-            chosen = [
-                _scored(
-                    self.table, request, choice, i, next(matches_of) if choice.keyworded[i] else []
-                )
-                for i in choice.order.tolist()
-            ]
+        for request, choice, (order, bests, keyworded) in zip(
+            self.requests, choices, chosen, strict=True
+        ):
+            names = [interest.name for interest in request.profile.interests]
+            signals = _has_signals(request)
+            papers = []
+            for i, best, has in zip(order, bests, keyworded, strict=True):
+                matches = next(explained) if has else []
+                if signals:
+                    matches = matches + _signal_matches(self.table, request, choice, i)
+                score = round(sum(m.points for m in matches), 4)
+                papers.append(Scored(request.candidates[i], score, tuple(matches), names[best]))
             rankings.append(
                 Ranking(
-                    _by_section(chosen),
+                    _by_section(papers),
                     request.candidates,
                     choice.scores,
                     choice.eligible,
@@ -355,21 +375,31 @@ class _Explainer:
 def _scored(
     table: TermTable, request: Request, choice: _Choice, i: int, matches: list[Match]
 ) -> Scored:
-    profile = request.profile
-    if profile.authors or profile.categories or profile.popularity_weight > 0 or request.liked:
-        matches = matches + signal_matches(
-            profile,
-            table,
-            request.candidates[i],
-            int(table.rows[i]),
-            table.weights,
-            float(choice.similarity[i]),
-            int(choice.closest[i]),
-            request.liked,
-        )
+    if _has_signals(request):
+        matches = matches + _signal_matches(table, request, choice, i)
     score = round(sum(m.points for m in matches), 4)
-    section = profile.interests[int(choice.best[i])].name
+    section = request.profile.interests[int(choice.best[i])].name
     return Scored(request.candidates[i], score, tuple(matches), section)
+
+
+def _has_signals(request: Request) -> bool:
+    profile = request.profile
+    return bool(
+        profile.authors or profile.categories or profile.popularity_weight > 0 or request.liked
+    )
+
+
+def _signal_matches(table: TermTable, request: Request, choice: _Choice, i: int) -> list[Match]:
+    return signal_matches(
+        request.profile,
+        table,
+        request.candidates[i],
+        int(table.rows[i]),
+        table.weights,
+        float(choice.similarity[i]),
+        int(choice.closest[i]),
+        request.liked,
+    )
 
 
 def _mask(found: set[int], position: np.ndarray, n: int) -> np.ndarray:
