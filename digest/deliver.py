@@ -30,6 +30,7 @@ class Work:
 
     candidates: list[StoredPaper]
     unconfirmed: list[PendingDelivery] = field(default_factory=list)
+    watermark: int | None = None  # how far its digests reached when this was read
 
 
 def serve_subscriber(
@@ -176,6 +177,7 @@ def owed_work(
         s.name: Work(
             pending.for_subscriber(s.name, owed[s.name], today, s.backfill_days),
             unconfirmed.get(s.name, []),
+            owed[s.name].watermark,
         )
         for s in subscribers
     }

@@ -360,10 +360,13 @@ class Served:
     ) -> SubscriberReport:
         todo, ranking = self.work[subscriber.name], ranked.get(subscriber.name)
         if store.postgres:  # another worker may have served it since we read
-            fresh = owed_work(store, [subscriber], self.today)[subscriber.name]
-            if [p.uid for p in fresh.candidates] != [p.uid for p in todo.candidates]:
-                ranking = None  # rank what it is owed now
-            todo = fresh
+            if store.watermark_of(subscriber.name) != todo.watermark:
+                fresh = owed_work(store, [subscriber], self.today)[subscriber.name]
+                if [p.uid for p in fresh.candidates] != [p.uid for p in todo.candidates]:
+                    ranking = None  # rank what it is owed now
+                todo = fresh
+            elif todo.unconfirmed:  # deliveries another worker may have finished
+                todo = replace(todo, unconfirmed=store.pending_deliveries(subscriber.name))
         return serve_subscriber(
             subscriber,
             todo,

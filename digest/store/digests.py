@@ -131,6 +131,12 @@ class DigestsMixin(StoreBase):
             )
         return {name: Owed(known[name], marks.get(name)) for name in names}
 
+    def watermark_of(self, subscriber: str) -> int | None:
+        """How far the subscriber's digests reach (None before the first)."""
+        return self.conn.execute(
+            select(func.max(digests.c.watermark)).where(digests.c.subscriber == subscriber)
+        ).scalar()
+
     def register_subscriber(self, name: str, today: date) -> date:
         """Record a subscriber on its first run; return the date it was first seen."""
         return self.register_subscribers([name], today)[name].joined
