@@ -206,7 +206,7 @@ def serve_all(
     )
     with report.timings.measure("rank"):
         ranker = Ranker(store, today, pool)
-        ranker.prepare([(s, work[s.name].candidates) for s in subscribers])
+        ranker.prepare([(s, work[s.name].candidates) for s in subscribers], processes=workers)
     now = clock()
     env = make_environment(templates_of(config))
     served = Served(config, today, work, ranker, env, now, report.run_id, report.detail)
@@ -245,12 +245,14 @@ def _serve(
     if channels is None:
         batches = [subscribers[k : k + BATCH] for k in range(0, len(subscribers), BATCH)]
         target = config.store.database_url or config.resolve(config.store.path)
-        for found, timings in serve_in_workers(
+        report.worker_timings = [Timings() for _ in range(max(workers, 1))]
+        for found, timings, worker in serve_in_workers(
             max(workers, 1), batches, partial(served.session, target), progress
         ):
             report.subscribers.update(found)
             for stage, seconds in timings.items():
                 report.timings.add(stage, seconds)
+                report.worker_timings[worker].add(stage, seconds)
         order = {s.name: k for k, s in enumerate(subscribers)}
         report.subscribers = dict(
             sorted(report.subscribers.items(), key=lambda item: order.get(item[0], -1))

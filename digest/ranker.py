@@ -14,8 +14,9 @@ from datetime import date, timedelta
 from digest.config import SubscriberSettings
 from digest.models import StoredPaper
 from digest.rank import Corpus, Profile, Ranking, rank
-from digest.rank.score import Request, prepare, rank_many
+from digest.rank.score import Request, rank_many, terms_of
 from digest.store import Store
+from digest.workers import map_in_processes
 
 log = logging.getLogger("digest")
 
@@ -89,12 +90,20 @@ class Ranker:
         corpus = self.corpus_for(candidates)
         return rank(self.profile(subscriber), corpus, candidates, liked), warnings
 
-    def prepare(self, owed: Sequence[tuple[SubscriberSettings, Sequence[StoredPaper]]]) -> None:
-        """Analyse, once, every term these subscribers use (see rank.score.prepare)."""
+    def prepare(
+        self, owed: Sequence[tuple[SubscriberSettings, Sequence[StoredPaper]]], processes: int = 1
+    ) -> None:
+        """Analyse every term these subscribers use, once, spread over ``processes``
+        (forked: they share the corpus), so that worker processes forked afterwards
+        find them all analysed."""
         for _subscriber, candidates in owed:
             self.corpus_for(candidates)
+        corpus = self._corpus
         requests = [Request(self.profile(s), candidates) for s, candidates in owed]
-        prepare(requests, self._corpus)
+        todo = corpus.missing(terms_of(requests))
+        corpus.remember(
+            todo, map_in_processes(processes, lambda share: [corpus.stats(t) for t in share], todo)
+        )
 
     def profile(self, subscriber: SubscriberSettings) -> Profile:
         """The subscriber's Profile (made once per run)."""

@@ -22,7 +22,7 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from multiprocessing.connection import Connection, wait
-from typing import Literal
+from typing import Literal, TypeVar
 
 from digest.config import SubscriberSettings
 from digest.report import SubscriberReport, Timings
@@ -36,6 +36,8 @@ Report = Callable[[str, SubscriberReport], None]
 ServeBatch = Callable[[Sequence[SubscriberSettings], Report], Timings]
 Session = Callable[[], AbstractContextManager[ServeBatch]]
 Batches = Sequence[Sequence[SubscriberSettings]]
+Item = TypeVar("Item")
+Result = TypeVar("Result")
 
 
 def worker_count(setting: int | Literal["auto"], subscribers: int) -> int:
@@ -51,12 +53,14 @@ def worker_count(setting: int | Literal["auto"], subscribers: int) -> int:
 
 def serve_in_workers(
     count: int, batches: Batches, session: Session, progress: Callable[[str], None]
-) -> Iterator[tuple[Reports, Timings]]:
+) -> Iterator[tuple[Reports, Timings, int]]:
     """Serve ``batches`` in ``count`` forked processes; yield reports and stage timings
-    as they come. ``session`` runs in each worker: it opens what the worker needs (store,
-    channels) and gives the function that serves one batch."""
+    as they come, with the number of the worker they come from (-1: none). ``session``
+    runs in each worker: it opens what the worker needs (store, channels) and gives the
+    function that serves one batch."""
     context = multiprocessing.get_context("fork")
     workers: dict[Connection, tuple[multiprocessing.process.BaseProcess, list[int]]] = {}
+    number_of: dict[Connection, int] = {}
     for k in range(count):
         ours, theirs = context.Pipe()
         process = context.Process(
@@ -65,6 +69,7 @@ def serve_in_workers(
         process.start()
         theirs.close()  # so that the worker's death ends the pipe
         workers[ours] = (process, [])  # the batch it serves, if any
+        number_of[ours] = k
     queue = list(range(len(batches)))
     queue.reverse()
     reported: set[str] = set()
@@ -73,6 +78,7 @@ def serve_in_workers(
         while workers:
             for pipe in wait(list(workers)):
                 process, serving = workers[pipe]
+                worker = number_of[pipe]
                 try:
                     kind, payload = pipe.recv()  # type: ignore[misc]
                 except (EOFError, OSError):  # the worker is gone
@@ -83,28 +89,28 @@ def serve_in_workers(
                             f"the worker process serving it died (exit code {process.exitcode}); "
                             "its digest is finished on the next run"
                         )
-                        yield _failed(batches[serving[0]], reported, reason), Timings()
+                        yield _failed(batches[serving[0]], reported, reason), Timings(), worker
                     continue
                 if kind == "report":
                     name, entry = payload
                     reported.add(name)
-                    yield {name: entry}, Timings()
+                    yield {name: entry}, Timings(), worker
                     progress(f"digests: {len(reported)} served, in {count} worker processes")
                 elif kind == "next":  # done with its batch (its timings), ready for another
                     if serving:
-                        yield {}, payload
+                        yield {}, payload, worker
                     serving[:] = [queue.pop()] if queue else []
                     pipe.send(serving[0] if serving else None)
                 elif kind == "failed":  # its batch raised (a bug): the reports say so
                     reason = f"unexpected error: {payload}"
-                    yield _failed(batches[serving[0]], reported, reason), Timings()
+                    yield _failed(batches[serving[0]], reported, reason), Timings(), worker
                     serving.clear()
                 else:  # "broken": it could not open the store or its channels
                     broken.append(str(payload))
         if queue:  # no worker was left to serve these
             reason = "not served: " + ("; ".join(dict.fromkeys(broken)) or "no worker was left")
             for number in queue:
-                yield _failed(batches[number], reported, reason), Timings()
+                yield _failed(batches[number], reported, reason), Timings(), -1
     finally:
         for process, _serving in workers.values():
             process.kill()
@@ -141,5 +147,49 @@ def _work(pipe: Connection, batches: Batches, session: Session) -> None:
     except Exception as exc:  # could not open the store or channels: others may still
         log.exception("a worker process could not start")
         pipe.send(("broken", f"a worker could not start: {exc}"))
+    finally:
+        pipe.close()
+
+
+def map_in_processes(
+    count: int, function: Callable[[Sequence[Item]], list[Result]], items: Sequence[Item]
+) -> list[Result]:
+    """``function`` over ``items``, split in ``count`` shares computed by forked processes
+    that see everything this process has; the results in the order of ``items``. For
+    pure, heavy work (analysing terms): a share whose process fails is computed here."""
+    if (
+        count <= 1
+        or len(items) < 2 * count
+        or "fork" not in multiprocessing.get_all_start_methods()
+    ):
+        return function(items)
+    context = multiprocessing.get_context("fork")
+    shares = [items[k::count] for k in range(count)]
+    running = []
+    for share in shares:
+        ours, theirs = context.Pipe(duplex=False)
+        process = context.Process(target=_map_share, args=(theirs, function, share))
+        process.start()
+        theirs.close()
+        running.append((ours, process))
+    results: list[list[Result]] = []
+    for (pipe, process), share in zip(running, shares, strict=True):
+        try:
+            results.append(pipe.recv())
+        except (EOFError, OSError):
+            log.warning("a helper process died; its share is computed here")
+            results.append(function(share))
+        process.join()
+    merged: list[Result] = [None] * len(items)  # type: ignore[list-item]
+    for k, found in enumerate(results):
+        merged[k::count] = found
+    return merged
+
+
+def _map_share(
+    pipe: Connection, function: Callable[[Sequence[Item]], list[Result]], share: Sequence[Item]
+) -> None:
+    try:
+        pipe.send(function(share))
     finally:
         pipe.close()

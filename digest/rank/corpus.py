@@ -144,9 +144,6 @@ class Corpus:
             found = self._tables[key] = TermTable(self, candidates, weights)
         return found
 
-    def tables(self) -> list[TermTable]:
-        return list(self._tables.values())
-
     # --- term statistics ------------------------------------------------------------------
 
     def stats(self, term: Term) -> TermStats:
@@ -156,6 +153,15 @@ class Corpus:
         if found is None:
             found = self._stats[key] = self._compute_stats(term)
         return found
+
+    def missing(self, terms: Sequence[Term]) -> list[Term]:
+        """The terms whose statistics are not known yet."""
+        return [term for term in terms if term.identity not in self._stats]
+
+    def remember(self, terms: Sequence[Term], found: Sequence[TermStats]) -> None:
+        """Statistics of ``terms`` computed elsewhere (by a copy of this corpus)."""
+        for term, stats in zip(terms, found, strict=True):
+            self._stats[term.identity] = stats
 
     def idf(self, term: Term) -> float:
         """BM25's inverse document frequency of ``term`` over the corpus, always above 0."""

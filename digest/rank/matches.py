@@ -11,47 +11,28 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
-from functools import lru_cache
 from itertools import pairwise, repeat
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from digest.models import Match, StoredPaper
-from digest.rank.profile import Interest, Profile, Term
+from digest.rank.parts import KINDS
+from digest.rank.profile import Interest, Profile
 from digest.rank.table import TermTable
 
 if TYPE_CHECKING:
     from digest.rank.score import Weights
 
-KINDS = ("phrase", "near", "word")  # strongest first
 _FIELDS = ("title", "abstract")
 LIKED_THRESHOLD = 0.05  # cosine similarity below this is noise, not a reason
 
 
-@dataclass(frozen=True, slots=True)
-class Part:
-    """One way a keyword scores: its phrase, its words near each other, or one word."""
-
-    term: Term  # what is matched
-    kind: int  # index into KINDS
-    weight: float
-    via: str  # for a single word: the word
-
-
-@lru_cache(maxsize=65536)
-def keyword_parts(keyword: Term, weights: Weights) -> tuple[Part, ...]:
-    return tuple(
-        Part(term, KINDS.index(kind), keyword.weight * weights.part(keyword, kind),
-             term.text if kind == "word" else "")
-        for kind, term in keyword.parts()
-    )  # fmt: skip
-
-
 class InterestParts:
     """The parts of many interests, flattened: interest ``r`` owns parts
-    ``ptr[r]:ptr[r+1]``, each with its term row, weight, kind, keyword and word."""
+    ``ptr[r]:ptr[r+1]``, each with its term row, weight, kind, keyword and word. A word
+    part also has its bit among its keyword's words, and the keyword its number in the
+    table, so that which words of a keyword matched is named once per run."""
 
     def __init__(self) -> None:
         self.ptr = [0]
@@ -60,25 +41,29 @@ class InterestParts:
         self.kind: list[int] = []
         self.keyword: list[int] = []  # index into keyword_text, one per interest and text
         self.via: list[str] = []
+        self.bit: list[int] = []  # 1 << (its place among the keyword's words), 0 if none
+        self.known: list[int] = []  # the keyword's number in the table
         self.keyword_text: list[str] = []
 
     @property
     def rows(self) -> int:
         return len(self.ptr) - 1
 
-    def add_interest(self, interest: Interest, table: TermTable, weights: Weights) -> None:
+    def add_interest(self, interest: Interest, table: TermTable) -> None:
         seen: dict[str, int] = {}
         for keyword in interest.keywords:
             number = seen.get(keyword.text)
             if number is None:
                 number = seen[keyword.text] = len(self.keyword_text)
                 self.keyword_text.append(keyword.text)
-            for part in keyword_parts(keyword, weights):
-                self.term.append(table.add(part.term))
-                self.weight.append(part.weight)
-                self.kind.append(part.kind)
-                self.keyword.append(number)
-                self.via.append(part.via)
+            parts = table.parts_of(keyword)
+            self.term += parts.terms
+            self.weight += parts.weights
+            self.kind += parts.kinds
+            self.keyword += [number] * len(parts.terms)
+            self.via += parts.via
+            self.bit += parts.bits
+            self.known += [parts.number] * len(parts.terms)
         self.ptr.append(len(self.term))
 
     def arrays(self) -> tuple[np.ndarray, ...]:
@@ -97,10 +82,11 @@ def keyword_matches(
     interests: np.ndarray,
     columns: np.ndarray,
     weights: Weights,
-) -> list[list[Match]]:
-    """For each pair (interest row, candidate): one Match per keyword and field."""
+) -> tuple[list[list[Match]], list[float]]:
+    """For each pair (interest row, candidate): one Match per keyword and field, and the
+    sum of their points (added in the same order as ``sum`` would)."""
     if not len(interests) or not parts.term:
-        return [[] for _ in range(len(interests))]
+        return [[] for _ in range(len(interests))], [0.0] * len(interests)
     ptr, part_term, part_weight, part_kind, part_keyword = parts.arrays()
     # Every part of each pair's interest, then the ones whose term occurs in the paper.
     starts, sizes = ptr[interests], ptr[interests + 1] - ptr[interests]
@@ -109,7 +95,7 @@ def keyword_matches(
     hit, entry = table.lookup(part_term[part], columns[pair])
     pair, part, entry = pair[hit], part[hit], entry[hit]
     if not len(pair):
-        return [[] for _ in range(len(interests))]
+        return [[] for _ in range(len(interests))], [0.0] * len(interests)
     title, abstract = table.title[entry], table.abstract[entry]
     k1 = weights.k1
     share = part_weight[part] * table.idf[part_term[part]] * (k1 + 1) / (title + abstract + k1)
@@ -132,24 +118,29 @@ def keyword_matches(
     # One Match per group, its columns built as whole lists.
     strongest = kind[first]
     words = np.array(parts.via, dtype=object)[part[first]]  # right for a group of one word
-    several = np.flatnonzero((strongest == 2) & (np.diff(np.append(first, len(pair))) > 1))
-    ends = np.append(first[1:], len(pair))
-    via = np.array(parts.via, dtype=object)
-    for g in several.tolist():  # several words matched alone: name them all
-        words[g] = " ".join(dict.fromkeys(via[part[first[g] : ends[g]]].tolist()))
+    sizes = np.diff(np.append(first, len(pair)))
+    several = np.flatnonzero((strongest == 2) & (sizes > 1))
+    if len(several):  # several words matched alone: name them all (once per run)
+        bits = np.bitwise_or.reduceat(np.array(parts.bit, dtype=np.int64)[part], first)
+        codes = np.array(parts.known, dtype=np.int64)[part[first[several]]] * 64 + bits[several]
+        unique, inverse = np.unique(codes, return_inverse=True)
+        named = np.array([table.words_of(int(c) // 64, int(c) % 64) for c in unique], dtype=object)
+        words[several] = named[inverse]
     words[strongest != 2] = ""
     number = np.where(strongest == 2, np.maximum.reduceat(count, first), count[first])
+    rounded = np.round(np.add.reduceat(points, first), 4)
     columns = (
         np.array(parts.keyword_text, dtype=object)[keyword[first]].tolist(),
         np.array(_FIELDS, dtype=object)[field[first]].tolist(),
         number.astype(np.int64).tolist(),
-        np.round(np.add.reduceat(points, first), 4).tolist(),
+        rounded.tolist(),
         np.array(KINDS, dtype=object)[strongest].tolist(),
         words.tolist(),
     )
     matches = list(map(tuple.__new__, repeat(Match), zip(*columns, strict=True)))
     bounds = np.searchsorted(pair[first], np.arange(len(interests) + 1)).tolist()
-    return [matches[a:b] for a, b in pairwise(bounds)]
+    totals = np.bincount(pair[first], weights=rounded, minlength=len(interests)).tolist()
+    return [matches[a:b] for a, b in pairwise(bounds)], totals
 
 
 def signal_matches(

@@ -25,14 +25,8 @@ from scipy import sparse
 
 from digest.models import Match, Scored, StoredPaper
 from digest.rank.corpus import Corpus
-from digest.rank.matches import (
-    KINDS,
-    LIKED_THRESHOLD,
-    InterestParts,
-    keyword_matches,
-    keyword_parts,
-    signal_matches,
-)
+from digest.rank.matches import LIKED_THRESHOLD, InterestParts, keyword_matches, signal_matches
+from digest.rank.parts import KINDS, keyword_parts
 from digest.rank.profile import Profile, Term
 from digest.rank.similar import liked_similarity
 from digest.rank.table import TermTable
@@ -139,26 +133,26 @@ def rank_many(
     return results
 
 
-def prepare(
-    requests: Sequence[Request], corpus: Corpus, weights: Weights = DEFAULT_WEIGHTS
-) -> None:
-    """Analyse every term the requests use, in one go, before they are ranked: batches
-    then find their terms ready (and worker processes forked after this share them)."""
+def terms_of(requests: Sequence[Request], weights: Weights = DEFAULT_WEIGHTS) -> list[Term]:
+    """Every distinct term the requests' profiles are scored by (keyword parts, terms to
+    exclude or require): what to analyse before ranking them."""
+    # By identity: readers' profiles share the very Term objects of a keyword (parsing is
+    # cached), and every object here stays alive while this runs.
+    keywords: dict[int, Term] = {}
+    others: dict[int, Term] = {}
     for request in requests:
-        if not request.candidates:
-            continue
-        table = corpus.table(request.candidates, weights)
         profile = request.profile
         for interest in profile.interests:
-            for keyword in interest.keywords:
-                for part in keyword_parts(keyword, weights):
-                    table.add(part.term)
-            for term in (*interest.exclude, *interest.require):
-                table.add(term)
-        for term in (*profile.exclude, *profile.require):
-            table.add(term)
-    for table in {id(t): t for t in corpus.tables()}.values():
-        table.matrices()
+            keywords.update((id(k), k) for k in interest.keywords)
+            others.update((id(t), t) for t in (*interest.exclude, *interest.require))
+        others.update((id(t), t) for t in (*profile.exclude, *profile.require))
+    found: dict[tuple[str, tuple[str, ...], int], Term] = {}
+    for keyword in keywords.values():  # readers share keywords: parts listed once
+        for part in keyword_parts(keyword, weights):
+            found.setdefault(part.term.identity, part.term)
+    for term in others.values():
+        found.setdefault(term.identity, term)
+    return list(found.values())
 
 
 @dataclass(slots=True)
@@ -179,36 +173,30 @@ class _Batch:
 
     def __init__(self, table: TermTable, requests: Sequence[Request]) -> None:
         self.table = table
-        self.weights = weights = table.weights
+        self.weights = table.weights
         self.requests = requests
         self.parts = InterestParts()
         self.first_row: list[int] = []  # each reader's first interest row
-        strong: list[tuple[int, int]] = []  # (row, term) of phrases and near parts
         exclude: list[tuple[int, int]] = []
         require: list[tuple[int, int]] = []
         for s, request in enumerate(requests):
             self.first_row.append(self.parts.rows)
             for interest in request.profile.interests:
-                row = self.parts.rows
-                self.parts.add_interest(interest, table, weights)
-                strong += [
-                    (row, table.add(part.term))
-                    for keyword in interest.keywords
-                    for part in keyword_parts(keyword, weights)
-                    if KINDS[part.kind] != "word"
-                ]
+                self.parts.add_interest(interest, table)
                 for term in (*interest.exclude, *interest.require):
                     table.add(term)
             exclude += [(s, table.add(term)) for term in request.profile.exclude]
             require += [(s, table.add(term)) for term in request.profile.require]
         self.first_row.append(self.parts.rows)
         points, presence = table.matrices()
-        ptr, terms, part_weights, _kind, _keyword = self.parts.arrays()
+        ptr, terms, part_weights, kinds, _keyword = self.parts.arrays()
         rows = np.repeat(np.arange(self.parts.rows), np.diff(ptr))
         self.totals = (self._matrix(rows, terms, part_weights) @ points).toarray()
-        self.strong = self._hits(strong, self.parts.rows, presence)
-        self.excluded = self._hits(exclude, len(requests), presence)
-        self.required = self._hits(require, len(requests), presence)
+        # A phrase or its words near each other, not single words, make a paper relevant.
+        strong = kinds != KINDS.index("word")
+        self.strong = self._hits(rows[strong], terms[strong], self.parts.rows, presence)
+        self.excluded = self._hits(*_columns(exclude), len(requests), presence)
+        self.required = self._hits(*_columns(require), len(requests), presence)
 
     def _matrix(
         self, rows: object, terms: object, values: object, height: int = 0
@@ -217,13 +205,12 @@ class _Batch:
         return sparse.csr_matrix((values, (rows, terms)), shape=shape)
 
     def _hits(
-        self, pairs: list[tuple[int, int]], height: int, presence: sparse.csr_matrix
+        self, rows: Sequence[int], terms: Sequence[int], height: int, presence: sparse.csr_matrix
     ) -> np.ndarray:
         """row x candidate: whether the candidate holds any of the row's terms."""
-        if not pairs:
+        if not len(rows):
             return np.zeros((height, self.table.n), dtype=bool)
-        rows, terms = zip(*pairs, strict=True)
-        wanted = self._matrix(rows, terms, np.ones(len(pairs)), height)
+        wanted = self._matrix(rows, terms, np.ones(len(rows)), height)
         return (wanted @ presence).toarray() > 0
 
     def rank(self) -> list[Ranking]:
@@ -249,27 +236,29 @@ class _Batch:
             for i, has in zip(order, keyworded, strict=True)
             if has
         ]
-        explained = iter(
-            keyword_matches(
-                self.table,
-                self.parts,
-                np.array(rows, dtype=np.int64),
-                np.array(columns, dtype=np.int64),
-                self.weights,
-            )
-        )  # in the order of the chosen papers that have keyword points
+        found, totals = keyword_matches(
+            self.table,
+            self.parts,
+            np.array(rows, dtype=np.int64),
+            np.array(columns, dtype=np.int64),
+            self.weights,
+        )
+        explained = iter(zip(found, totals, strict=True))  # chosen papers with keyword points
         rankings = []
-        for request, choice, (order, bests, keyworded) in zip(
+        for request, choice, (order, bests, keyword) in zip(
             self.requests, choices, chosen, strict=True
         ):
             names = [interest.name for interest in request.profile.interests]
             signals = _has_signals(request)
             papers = []
-            for i, best, has in zip(order, bests, keyworded, strict=True):
-                matches = next(explained) if has else []
+            for i, best, has in zip(order, bests, keyword, strict=True):
+                matches, total = next(explained) if has else ([], 0.0)
                 if signals:
-                    matches = matches + _signal_matches(self.table, request, choice, i)
-                score = round(sum(m.points for m in matches), 4)
+                    extra = _signal_matches(self.table, request, choice, i)
+                    matches = matches + extra
+                    for match in extra:  # added in order, as sum() over all matches would
+                        total += match.points
+                score = round(total, 4)
                 papers.append(Scored(request.candidates[i], score, tuple(matches), names[best]))
             rankings.append(
                 Ranking(
@@ -342,6 +331,11 @@ class _Batch:
             eligible &= (relevant | signalled) & (scores > max(profile.min_score, 0.0))
 
         chosen = np.flatnonzero(eligible)
+        if len(chosen) > profile.max_papers:  # only those that can make the cut are sorted
+            cut = np.partition(scores[chosen], len(chosen) - profile.max_papers)[
+                len(chosen) - profile.max_papers
+            ]
+            chosen = chosen[scores[chosen] >= cut]
         uids = table.corpus.uids[table.rows[chosen]]
         order = chosen[np.lexsort((uids, -scores[chosen]))][: profile.max_papers]
         # An interest whose exclusions or requirements blocked a paper gives it nothing.
@@ -357,9 +351,9 @@ class _Explainer:
     def __call__(self, indices: list[int]) -> list[Scored]:
         parts = InterestParts()  # this reader's interests alone: rows 0, 1, ...
         for interest in self.request.profile.interests:
-            parts.add_interest(interest, self.table, self.table.weights)
+            parts.add_interest(interest, self.table)
         keyworded = [i for i in indices if self.choice.keyworded[i]]
-        explained = keyword_matches(
+        explained, _totals = keyword_matches(
             self.table,
             parts,
             self.choice.best[keyworded].astype(np.int64),
@@ -400,6 +394,10 @@ def _signal_matches(table: TermTable, request: Request, choice: _Choice, i: int)
         int(choice.closest[i]),
         request.liked,
     )
+
+
+def _columns(pairs: list[tuple[int, int]]) -> tuple[list[int], list[int]]:
+    return [row for row, _term in pairs], [term for _row, term in pairs]
 
 
 def _mask(found: set[int], position: np.ndarray, n: int) -> np.ndarray:

@@ -13,17 +13,31 @@ by many readers are analysed once.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy import sparse
 
 from digest.models import StoredPaper
+from digest.rank.parts import keyword_parts
 from digest.rank.profile import Term
 
 if TYPE_CHECKING:
     from digest.rank.corpus import Corpus
     from digest.rank.score import Weights
+
+
+@dataclass(frozen=True, slots=True)
+class KeywordParts:
+    """A keyword's parts as columns: term rows, weights, kinds, words and their bits."""
+
+    number: int  # the keyword's number in its table
+    terms: list[int]
+    weights: list[float]
+    kinds: list[int]
+    via: list[str]
+    bits: list[int]
 
 
 class TermTable:
@@ -39,13 +53,14 @@ class TermTable:
         self.position[self.rows] = np.arange(self.n)
         self.index: dict[tuple[str, tuple[str, ...], int], int] = {}
         self._pending: list[Term] = []
-        self._parts: list[tuple[np.ndarray, ...]] = []  # per term: cols, title, abstract, ...
         self._idf: list[float] = []
         self.ptr = np.zeros(1, dtype=np.int64)
         self.cols = self.keys = np.zeros(0, dtype=np.int64)
         self.title = self.abstract = self.title_count = self.abstract_count = np.zeros(0)
         self.idf = np.zeros(0)
         self._matrices: tuple[sparse.csr_matrix, sparse.csr_matrix] | None = None
+        self._keywords: dict[Term, KeywordParts] = {}
+        self._words: list[list[str]] = []  # each keyword's words, by its number
 
     def __len__(self) -> int:
         return len(self.index)
@@ -57,6 +72,28 @@ class TermTable:
             found = self.index[term.identity] = len(self.index)
             self._pending.append(term)
         return found
+
+    def parts_of(self, keyword: Term) -> KeywordParts:
+        """A keyword's parts (see rank.parts) as rows of this table, with their weights,
+        kinds and words: worked out once per keyword of a run, not once per reader."""
+        found = self._keywords.get(keyword)
+        if found is None:
+            parts = keyword_parts(keyword, self.weights)
+            words = [part.via for part in parts if part.via]
+            found = self._keywords[keyword] = KeywordParts(
+                number=len(self._words),
+                terms=[self.add(part.term) for part in parts],
+                weights=[part.weight for part in parts],
+                kinds=[part.kind for part in parts],
+                via=[part.via for part in parts],
+                bits=[1 << words.index(part.via) if part.via else 0 for part in parts],
+            )
+            self._words.append(words)
+        return found
+
+    def words_of(self, number: int, bits: int) -> str:
+        """The words of keyword ``number`` whose bits are set, in the keyword's order."""
+        return " ".join(w for i, w in enumerate(self._words[number]) if bits >> i & 1)
 
     def columns(self, term: Term) -> np.ndarray:
         """The candidates ``term`` occurs in."""
@@ -72,22 +109,25 @@ class TermTable:
         return hit
 
     def build(self) -> None:
-        """Bring the flat arrays up to date with every registered term."""
+        """Bring the flat arrays up to date with the terms registered since the last build
+        (appended: the terms already there are not analysed or copied again)."""
         if not self._pending:
             return
-        for term in self._pending:
-            self._parts.append(self._analyse(term))
-            self._idf.append(self.corpus.idf(term))
+        new = [self._analyse(term) for term in self._pending]
+        self._idf += [self.corpus.idf(term) for term in self._pending]
         self._pending = []
-        per_term = list(zip(*self._parts, strict=True))
-        sizes = np.array([len(cols) for cols in per_term[0]], dtype=np.int64)
-        self.ptr = np.concatenate(([0], np.cumsum(sizes)))
+        sizes = np.array([len(parts[0]) for parts in new], dtype=np.int64)
+        first = len(self.ptr) - 1
+        self.ptr = np.concatenate((self.ptr, self.ptr[-1] + np.cumsum(sizes)))
+        added = [np.concatenate(arrays) for arrays in zip(*new, strict=True)]
+        current = (self.cols, self.title, self.abstract, self.title_count, self.abstract_count)
         self.cols, self.title, self.abstract, self.title_count, self.abstract_count = (
-            np.concatenate(arrays) for arrays in per_term
+            np.concatenate((old, more)) for old, more in zip(current, added, strict=True)
         )
         self.idf = np.array(self._idf)
-        term_of = np.repeat(np.arange(len(sizes), dtype=np.int64), sizes)
-        self.keys = term_of * max(self.n, 1) + self.cols  # ascending: term-major, then column
+        term_of = np.repeat(np.arange(first, first + len(sizes), dtype=np.int64), sizes)
+        # Ascending: term-major, then column.
+        self.keys = np.concatenate((self.keys, term_of * max(self.n, 1) + added[0]))
         self._matrices = None
 
     def matrices(self) -> tuple[sparse.csr_matrix, sparse.csr_matrix]:
