@@ -11,7 +11,8 @@ from typing import Any
 
 
 class Timings(dict[str, float]):
-    """Seconds spent per stage of a run, added up over subscribers (in the JSON report)."""
+    """Seconds spent per stage of a run, added up over subscribers (in the JSON report);
+    with worker processes, added up over them too (each one's are in worker_timings)."""
 
     def add(self, stage: str, seconds: float) -> None:
         self[stage] = self.get(stage, 0.0) + seconds
@@ -75,6 +76,7 @@ class RunReport:
     sources: dict[str, SourceReport] = field(default_factory=dict)
     subscribers: dict[str, SubscriberReport] = field(default_factory=dict)
     timings: Timings = field(default_factory=Timings)
+    worker_timings: list[Timings] = field(default_factory=list)  # per worker process
 
     @property
     def ok(self) -> bool:
@@ -117,5 +119,9 @@ class RunReport:
             },
         }
         data["timings"] = {stage: round(seconds, 4) for stage, seconds in self.timings.items()}
+        data["worker_timings"] = [
+            {stage: round(seconds, 4) for stage, seconds in timings.items()}
+            for timings in self.worker_timings
+        ]
         data["ok"] = self.ok
         return data
