@@ -1,0 +1,344 @@
+"""A full daily run at scale, timed per stage, with a naive baseline measured in the same run.
+
+    python benchmarks/scale.py --papers 2000 --subscribers 10000 [--store-papers 3000000] [--json]
+    python benchmarks/scale.py --subscribers 1000 --postgres postgresql://... --runs 2
+
+Builds a synthetic, arXiv-like workload (benchmarks/workload.py) in a temporary folder:
+today's papers as a Hugging Face daily_papers file, a config with the subscribers, and
+optionally a store already holding ``--store-papers`` older papers. Then it runs one
+`digest run` (ingest, diff, rank, record, render, write the files) in this process and
+reports wall time per stage, papers/s, subscribers/s and peak memory. With ``--runs N``
+it starts N `digest run` processes at once on the same store instead (on PostgreSQL:
+they share the subscribers). Either way it then checks, in the store and the output
+folder, that every subscriber got exactly one digest and every delivered email exists once.
+
+The naive baseline, on the same papers and profiles: per (subscriber, paper) pair, a
+regular-expression count of every keyword in title and abstract (no shared index), and a
+Jinja render of the email with a fresh environment each time (no compiled-template cache).
+It runs on a sample of subscribers (``--naive-sample``) and the speed-ups are per
+subscriber, measured in this same process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from contextlib import contextmanager
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader
+from sqlalchemy import create_engine, func, select, text
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from workload import Workload
+
+from digest.config import Config, load_config
+from digest.models import Digest
+from digest.pipeline import open_store, run_once
+from digest.render.context import digest_view
+from digest.render.environment import builtin_templates, highlight, markdown_escape, one_line
+from digest.store.schema import deliveries, digests
+from digest.workers import worker_count
+
+TODAY = date(2026, 11, 23)
+NOW = datetime(2026, 11, 23, 6, 30, tzinfo=UTC)
+
+
+def naive_rank(profile: dict, papers: list) -> list[tuple[float, int]]:
+    """Per pair, a regex count of each keyword: what a simple digest tool does."""
+    keywords = [str(k).strip('"').split("^")[0] for k in profile["keywords"]]
+    patterns = [re.compile(rf"\b{re.escape(k)}\b", re.IGNORECASE) for k in keywords]
+    excludes = [
+        re.compile(rf"\b{re.escape(k)}\b", re.IGNORECASE) for k in profile.get("exclude", [])
+    ]
+    scored = []
+    for stored in papers:
+        title, abstract = stored.paper.title, stored.paper.abstract
+        if any(p.search(title) or p.search(abstract) for p in excludes):
+            continue
+        score = sum(3 * len(p.findall(title)) + len(p.findall(abstract)) for p in patterns)
+        if score:
+            scored.append((score, stored.uid))
+    scored.sort(key=lambda s: (-s[0], s[1]))
+    return scored[:20]
+
+
+def naive_render(digest: Digest) -> str:
+    """The email's HTML with a new Jinja environment every time: nothing compiled is reused."""
+    env = Environment(loader=FileSystemLoader(builtin_templates()), autoescape=True, cache_size=0)
+    env.filters.update(highlight=highlight, md=markdown_escape, oneline=one_line)
+    view = digest_view(digest, generated_at=datetime.now(UTC))
+    return env.get_template("email.html.j2").render(digest=view)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--papers", type=int, default=2000, help="new papers today")
+    parser.add_argument("--subscribers", type=int, default=1000)
+    parser.add_argument("--store-papers", type=int, default=0, help="older papers already stored")
+    parser.add_argument(
+        "--channels", default="email", help="comma-separated channels per subscriber"
+    )
+    parser.add_argument(
+        "--workers", default="auto", help='worker processes per run: a number, or "auto"'
+    )
+    parser.add_argument(
+        "--postgres",
+        default=None,
+        help="a PostgreSQL URL: the store is a scratch database made beside it (and dropped)",
+    )
+    parser.add_argument(
+        "--runs", type=int, default=1, help="`digest run` processes started at once"
+    )
+    parser.add_argument(
+        "--naive-sample", type=int, default=100, help="subscribers the baseline runs for"
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--keep", type=Path, default=None, help="run in this folder and keep it")
+    args = parser.parse_args(argv)
+
+    folder = args.keep or Path(tempfile.mkdtemp(prefix="digest-scale-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    with scratch_database(args.postgres) as store_url:
+        result = measure(args, folder, store_url)
+    if not args.keep:
+        shutil.rmtree(folder, ignore_errors=True)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for key, value in result.items():
+            print(f"{key:>32}: {value}")
+    return 0 if result["ok"] and result["exactly_once"] else 1
+
+
+def measure(args: argparse.Namespace, folder: Path, store_url: str | None) -> dict[str, Any]:
+    workload = Workload()
+    (folder / "inbox").mkdir(exist_ok=True)
+    (folder / "inbox" / "daily.json").write_bytes(workload.daily_papers_json(args.papers, TODAY))
+    (folder / "config.toml").write_text(
+        workload.config_toml(
+            args.subscribers,
+            args.channels.split(","),
+            workers=args.workers if args.workers == "auto" else int(args.workers),
+            store_url=store_url,
+        )
+    )
+    if args.store_papers:
+        workload.fill_store(store_url or folder / "digest.db", args.store_papers, TODAY)
+
+    started = time.perf_counter()
+    config = load_config(folder / "config.toml")
+    config_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    with MemorySampler() as memory:
+        if args.runs == 1:
+            report = run_once(
+                config,
+                today=TODAY,
+                clock=lambda: NOW,
+                detail=False,  # as `digest run` without --json: counts, not every match
+            )
+            reports = [report.to_json(papers=False)]
+        else:
+            reports = run_processes(folder / "config.toml", args.runs)
+    run_seconds = time.perf_counter() - started
+    stages: dict[str, float] = {}
+    for found in reports:
+        for stage, seconds in found["timings"].items():
+            stages[stage] = round(stages.get(stage, 0.0) + seconds, 3)
+    # Each stage's wall time in one run: the run's own part, plus its slowest worker's.
+    walls = []
+    for found in reports:
+        per_worker = found.get("worker_timings") or [{}]
+        walls.append(
+            {
+                stage: round(
+                    seconds
+                    - sum(w.get(stage, 0.0) for w in per_worker)
+                    + max(w.get(stage, 0.0) for w in per_worker),
+                    3,
+                )
+                for stage, seconds in found["timings"].items()
+            }
+        )
+    served = [
+        {name for name, sub in found["subscribers"].items() if sub["candidates"]}
+        for found in reports
+    ]
+    workers = worker_count(config.run.workers, len(config.subscribers))
+
+    # The naive baseline, on a sample of the same subscribers and the same papers.
+    sample = config.subscribers[: args.naive_sample]
+    profiles = [workload_profile(s) for s in sample]
+    with open_store(config) as store:
+        todays = store.papers_after(args.store_papers, TODAY)
+        ids = store.conn.execute(
+            select(digests.c.id).where(digests.c.subscriber.in_([s.name for s in sample]))
+        )
+        sampled = [store.load_digest(row.id) for row in ids]
+    started = time.perf_counter()
+    for profile in profiles:
+        naive_rank(profile, todays)
+    naive_rank_per_subscriber = (time.perf_counter() - started) / len(profiles)
+    started = time.perf_counter()
+    for digest in sampled:
+        naive_render(digest)
+    naive_render_per_subscriber = (time.perf_counter() - started) / max(len(sampled), 1)
+    ours_rank_per_subscriber = stages.get("rank", 0.0) / args.subscribers
+    ours_email_per_subscriber = stages.get("deliver:email", 0.0) / args.subscribers
+
+    return {
+        "papers": args.papers,
+        "subscribers": args.subscribers,
+        "store_papers": args.store_papers,
+        "store": "postgresql" if store_url else "sqlite",
+        "runs": args.runs,
+        "workers": workers,
+        "channels": args.channels.split(","),
+        # Seconds per stage, added up over runs and worker processes (work, not wall time).
+        "stages": stages,
+        # Seconds per stage as the clock sees them, per run (workers run side by side).
+        "stages_wall": walls[0] if len(walls) == 1 else walls,
+        "total_s": round(run_seconds, 3),
+        "config_load_s": round(config_seconds, 3),
+        # Memory of the runs and their workers together, sampled: their proportional set
+        # sizes (a page workers share with the run counts once), at the peak.
+        "peak_rss_mb": round(memory.peak_mb, 1),
+        "max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "papers_per_s": round(args.papers / max(stages.get("ingest", 1e-9), 1e-9), 1),
+        "subscribers_per_s": round(args.subscribers / run_seconds, 1),
+        "ranking_speedup_vs_naive": round(
+            naive_rank_per_subscriber / max(ours_rank_per_subscriber, 1e-9), 1
+        ),
+        "email_speedup_vs_naive_render": round(
+            naive_render_per_subscriber / max(ours_email_per_subscriber, 1e-9), 1
+        ),
+        "naive_sample": len(profiles),
+        "served_per_run": [len(s) for s in served],
+        "served_by_two_runs": len(set.intersection(*served)) if len(served) > 1 else 0,
+        "delivered_papers": sum(
+            sub["delivered"] for found in reports for sub in found["subscribers"].values()
+        ),
+        "exactly_once": exactly_once(config, folder),
+        "ok": all(found["ok"] for found in reports),
+    }
+
+
+def run_processes(config: Path, runs: int) -> list[dict[str, Any]]:
+    """``runs`` real `digest run` processes, started together; their JSON reports."""
+    command = [sys.executable, "-m", "digest", "run", "--config", str(config)]
+    command += ["--date", TODAY.isoformat(), "--json"]
+    processes = [
+        subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        for _ in range(runs)
+    ]
+    return [json.loads(process.communicate()[0]) for process in processes]
+
+
+def exactly_once(config: Config, folder: Path) -> bool:
+    """Every subscriber has one digest, and each delivered email is one file."""
+    with open_store(config) as store:
+        made = dict(
+            store.conn.execute(
+                select(digests.c.subscriber, func.count()).group_by(digests.c.subscriber)
+            ).all()
+        )
+        sent = store.conn.execute(
+            select(func.count()).where(
+                deliveries.c.channel == "email", deliveries.c.status == "done"
+            )
+        ).scalar()
+    files = sum(1 for _ in (folder / "out" / "email").rglob("*.eml"))
+    return set(made.values()) == {1} and len(made) == len(config.subscribers) and files == sent
+
+
+@contextmanager
+def scratch_database(url: str | None):  # type: ignore[no-untyped-def]
+    """A new, empty PostgreSQL database beside ``url`` for the run, dropped afterwards."""
+    if not url:
+        yield None
+        return
+    name = f"digest_scale_{os.getpid()}"
+    admin = create_engine(
+        url.replace("postgresql://", "postgresql+psycopg://", 1), isolation_level="AUTOCOMMIT"
+    )
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield f"{url.rpartition('/')[0]}/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+class MemorySampler:
+    """Samples, a few times a second, the proportional set size (Linux's PSS) of this
+    process and all its descendants, and keeps the largest sum: the memory the runs
+    really take, with pages shared by forked workers counted once."""
+
+    def __init__(self, interval: float = 0.2) -> None:
+        self.interval = interval
+        self.peak_mb = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def __enter__(self) -> MemorySampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _sample(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.peak_mb = max(self.peak_mb, self._total_mb())
+
+    @staticmethod
+    def _total_mb() -> float:
+        parents: dict[int, int] = {}
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            parents[int(stat.parent.name)] = int(fields[1])
+        family, grew = {os.getpid()}, True
+        while grew:
+            more = {pid for pid, parent in parents.items() if parent in family} - family
+            family |= more
+            grew = bool(more)
+        total_kb = 0
+        for pid in family:
+            try:
+                rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
+            except OSError:
+                continue
+            total_kb += sum(
+                int(line.split()[1]) for line in rollup.splitlines() if line.startswith("Pss:")
+            )
+        return total_kb / 1024
+
+
+def workload_profile(subscriber) -> dict:  # type: ignore[no-untyped-def]
+    keywords = [k if isinstance(k, str) else k.term for k in subscriber.keywords]
+    for interest in subscriber.interests:
+        keywords += [k if isinstance(k, str) else k.term for k in interest.keywords]
+    return {"keywords": keywords, "exclude": list(subscriber.exclude)}
+
+
+if __name__ == "__main__":
+    sys.exit(main())
