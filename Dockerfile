@@ -15,7 +15,7 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY digest ./digest
 COPY templates ./templates
-RUN pip install --no-cache-dir --prefix=/install .
+RUN pip install --no-cache-dir --prefix=/install '.[postgres]'
 
 FROM python:3.11-slim
 COPY --from=build /install /usr/local

@@ -3,6 +3,7 @@ digests and deliveries, dry runs, migrations."""
 
 from __future__ import annotations
 
+import sys
 from datetime import UTC, date, datetime
 
 import pytest
@@ -95,6 +96,13 @@ def test_older_stores_are_migrated_and_keep_their_data(tmp_path):
         assert owed(store, "alice", D1) == []
         new = store.upsert_papers([paper("New", "2301.00003")], D1, NOW).uids
         assert owed(store, "alice", D1) == new
+
+
+def test_postgresql_without_its_driver_says_what_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # as if it were not installed
+    with pytest.raises(StoreError, match=r"pip install 'paper-digest\[postgres\]'") as failed:
+        Store.open("postgresql://digest:secret@db.example.org/digest")
+    assert "secret" not in str(failed.value)
 
 
 def test_an_unwritable_place_is_a_clear_error(tmp_path):

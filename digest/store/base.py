@@ -81,7 +81,13 @@ class StoreBase:
         """Open (creating if needed) the store: a SQLite path or a postgresql:// URL."""
         if isinstance(target, str) and target.startswith(("postgresql://", "postgresql+")):
             url = target.replace("postgresql://", "postgresql+psycopg://", 1)
-            engine = create_engine(url, pool_pre_ping=True)
+            try:
+                engine = create_engine(url, pool_pre_ping=True)
+            except ModuleNotFoundError:
+                raise StoreError(
+                    f"{_redacted(target)}: PostgreSQL support is not installed; "
+                    "install it with: pip install 'paper-digest[postgres]'"
+                ) from None
             return cls(engine, _redacted(target), dry_run=dry_run)
         path = Path(target)
         try:
