@@ -304,6 +304,23 @@ def test_a_keyword_matched_only_by_its_words_names_them():
     assert (title.kind, title.via) == ("word", "attention")
 
 
+def test_a_long_keyword_names_the_words_that_matched_alone():
+    keyword = "alpha beta gamma delta epsilon zeta theta iota"  # its last words: bits 6, 7
+    pool = papers(
+        ("Iota results", "Theta is studied first; much later, iota again, and nothing else."),
+        ("Other", ""),
+    )
+    ranking = rank(Profile.build([keyword], max_papers=1), Corpus(pool), pool[:2])
+    [abstract] = [m for m in ranking.considered[0].matches if m.field == "abstract"]
+    assert (abstract.kind, abstract.via) == ("word", "theta iota")
+
+
+def test_a_keyword_has_at_most_sixteen_words():
+    with pytest.raises(TermSyntaxError, match="at most 16 words"):
+        parse_term(" ".join(f"w{i}" for i in range(17)))
+    assert len(parse_term(" ".join(f"w{i}" for i in range(16))).words) == 16
+
+
 def test_ranking_is_deterministic():
     pool = papers(("mamba z", ""), ("mamba a", ""), ("mamba m", ""))
     first = ranked(Profile.build(["mamba"]), pool)

@@ -18,7 +18,7 @@ import numpy as np
 
 from digest.models import Match, StoredPaper
 from digest.rank.parts import KINDS
-from digest.rank.profile import Interest, Profile
+from digest.rank.profile import MAX_WORDS, Interest, Profile
 from digest.rank.table import TermTable
 
 if TYPE_CHECKING:
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 _FIELDS = ("title", "abstract")
 LIKED_THRESHOLD = 0.05  # cosine similarity below this is noise, not a reason
+WORD_BITS = (1 << MAX_WORDS) - 1
 
 
 class InterestParts:
@@ -122,10 +123,11 @@ def keyword_matches(
     several = np.flatnonzero((strongest == 2) & (sizes > 1))
     if len(several):  # several words matched alone: name them all (once per run)
         bits = np.bitwise_or.reduceat(np.array(parts.bit, dtype=np.int64)[part], first)
-        codes = np.array(parts.known, dtype=np.int64)[part[first[several]]] * 64 + bits[several]
+        known = np.array(parts.known, dtype=np.int64)[part[first[several]]]
+        codes = (known << MAX_WORDS) | bits[several]
         unique, inverse = np.unique(codes, return_inverse=True)
-        named = np.array([table.words_of(int(c) // 64, int(c) % 64) for c in unique], dtype=object)
-        words[several] = named[inverse]
+        named = [table.words_of(int(c) >> MAX_WORDS, int(c) & WORD_BITS) for c in unique]
+        words[several] = np.array(named, dtype=object)[inverse]
     words[strongest != 2] = ""
     number = np.where(strongest == 2, np.maximum.reduceat(count, first), count[first])
     rounded = np.round(np.add.reduceat(points, first), 4)

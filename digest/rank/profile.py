@@ -22,6 +22,7 @@ from digest.rank.text import STOP_WORDS, fold, stem, words
 Mode = Literal["stem", "exact", "prefix"]
 _WEIGHT = re.compile(r"\^(\d+(?:\.\d+)?)$")
 PROXIMITY_WINDOW = 4  # per word: "token pruning" matches both words within 8 tokens
+MAX_WORDS = 16  # a keyword, not a sentence (explanations name matched words as bits)
 
 
 class TermSyntaxError(ValueError):
@@ -120,6 +121,11 @@ def _parse(spec: str | Mapping[str, Any]) -> Term:
         raise TermSyntaxError(f"{spec!r}: a wildcard needs at least 3 letters before the *")
     if not found:
         raise TermSyntaxError(f"{spec!r} has no words to match")
+    if len(found) > MAX_WORDS:
+        raise TermSyntaxError(
+            f"{spec!r} has {len(found)} words; a keyword has at most {MAX_WORDS} words "
+            "(split it into several keywords)"
+        )
     if weight <= 0:
         raise TermSyntaxError(f"{spec!r}: the weight must be above 0")
     return Term(text=text, words=found, mode=mode, weight=weight)
