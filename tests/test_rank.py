@@ -343,7 +343,7 @@ def test_highlight_spans_mark_exactly_what_matched():
 # --- many readers at once ------------------------------------------------------------------
 
 
-def test_ranking_many_readers_together_gives_each_the_same_as_alone():
+def test_ranking_many_readers_together_gives_each_the_same_as_alone(monkeypatch):
     """Readers owed the same papers are scored in one batch; every feature of a profile
     must come out exactly as when the reader is ranked alone."""
     pool = papers(
@@ -393,3 +393,13 @@ def test_ranking_many_readers_together_gives_each_the_same_as_alone():
         assert list(batch.scores) == list(one.scores)
         assert batch.considered == one.considered
     assert [len(r.selected) for r in together] == [3, 2, 1, 3, 2, 0, 5, 0]
+    # Explanations look their points up densely when that fits in memory, by binary
+    # search when it would not: both give the same.
+    monkeypatch.setattr("digest.rank.table.GRID_CELLS", 0)
+    fresh = Corpus(pool)  # nothing looked up yet
+    searched = rank_many([Request(profile, pool[:5]) for profile in profiles], fresh)
+    for one, other in zip(together, searched, strict=True):
+        assert [(s.paper.uid, s.score, s.matches) for s in other.selected] == [
+            (s.paper.uid, s.score, s.matches) for s in one.selected
+        ]
+        assert [s.matches for s in other.considered] == [s.matches for s in one.considered]

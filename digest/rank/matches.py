@@ -93,7 +93,7 @@ def keyword_matches(
     starts, sizes = ptr[interests], ptr[interests + 1] - ptr[interests]
     pair = np.repeat(np.arange(len(interests)), sizes)
     part = np.arange(int(sizes.sum())) - np.repeat(np.cumsum(sizes) - sizes - starts, sizes)
-    hit, entry = table.lookup(part_term[part], columns[pair])
+    hit, entry = table.lookup(part_term[part], columns[pair], among=np.unique(part_term))
     pair, part, entry = pair[hit], part[hit], entry[hit]
     if not len(pair):
         return [[] for _ in range(len(interests))], [0.0] * len(interests)
@@ -110,7 +110,8 @@ def keyword_matches(
     part = np.concatenate((part[in_title], part[in_abstract]))
     keyword, kind = part_keyword[part], part_kind[part]
     # Group by (pair, keyword, field), the strongest way first in each group.
-    order = np.lexsort((kind, field, keyword, pair))
+    key = ((pair * (int(keyword.max()) + 1) + keyword) * 2 + field) * len(KINDS) + kind
+    order = np.argsort(key, kind="stable")
     pair, keyword, field, kind = pair[order], keyword[order], field[order], kind[order]
     count, points, part = count[order], points[order], part[order]
     new = np.ones(len(pair), dtype=bool)

@@ -42,6 +42,15 @@ class Term:
     keys: tuple[str, ...] = field(init=False, compare=False, repr=False)
     # Terms that match the same tokens share counts (across readers, too).
     identity: tuple[str, tuple[str, ...], int] = field(init=False, compare=False, repr=False)
+    # Terms are dictionary keys in every reader's ranking: hashed once, not per lookup.
+    _hash: int = field(init=False, compare=False, repr=False)
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __reduce__(self) -> tuple[type[Term], tuple[object, ...]]:
+        # Rebuilt from its fields: a string's hash differs from one process to another.
+        return Term, (self.text, self.words, self.mode, self.weight, self.window)
 
     def __post_init__(self) -> None:
         if self.mode == "stem":
@@ -52,6 +61,9 @@ class Term:
             keys = self.words
         object.__setattr__(self, "keys", keys)
         object.__setattr__(self, "identity", (self.mode, keys, self.window))
+        object.__setattr__(
+            self, "_hash", hash((self.text, self.words, self.mode, self.weight, self.window))
+        )
 
     def parts(self) -> list[tuple[str, Term]]:
         """What a keyword is scored by, as (kind, term) (see ``_parts``; cached)."""

@@ -188,15 +188,15 @@ class _Batch:
             exclude += [(s, table.add(term)) for term in request.profile.exclude]
             require += [(s, table.add(term)) for term in request.profile.require]
         self.first_row.append(self.parts.rows)
-        points, presence = table.matrices()
+        points = table.matrix()
         ptr, terms, part_weights, kinds, _keyword = self.parts.arrays()
         rows = np.repeat(np.arange(self.parts.rows), np.diff(ptr))
         self.totals = (self._matrix(rows, terms, part_weights) @ points).toarray()
         # A phrase or its words near each other, not single words, make a paper relevant.
         strong = kinds != KINDS.index("word")
-        self.strong = self._hits(rows[strong], terms[strong], self.parts.rows, presence)
-        self.excluded = self._hits(*_columns(exclude), len(requests), presence)
-        self.required = self._hits(*_columns(require), len(requests), presence)
+        self.strong = self._hits(rows[strong], terms[strong], self.parts.rows, points)
+        self.excluded = self._hits(*_columns(exclude), len(requests), points)
+        self.required = self._hits(*_columns(require), len(requests), points)
 
     def _matrix(
         self, rows: object, terms: object, values: object, height: int = 0
@@ -205,13 +205,14 @@ class _Batch:
         return sparse.csr_matrix((values, (rows, terms)), shape=shape)
 
     def _hits(
-        self, rows: Sequence[int], terms: Sequence[int], height: int, presence: sparse.csr_matrix
+        self, rows: Sequence[int], terms: Sequence[int], height: int, points: sparse.csr_matrix
     ) -> np.ndarray:
-        """row x candidate: whether the candidate holds any of the row's terms."""
+        """row x candidate: whether the candidate holds any of the row's terms (where a
+        term occurs, its points are above zero)."""
         if not len(rows):
             return np.zeros((height, self.table.n), dtype=bool)
         wanted = self._matrix(rows, terms, np.ones(len(rows)), height)
-        return (wanted @ presence).toarray() > 0
+        return (wanted @ points).toarray() > 0
 
     def rank(self) -> list[Ranking]:
         choices = [self._choose(s, request) for s, request in enumerate(self.requests)]

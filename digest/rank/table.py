@@ -28,6 +28,9 @@ if TYPE_CHECKING:
     from digest.rank.score import Weights
 
 
+GRID_CELLS = 20_000_000  # dense lookups up to 80 MB at a time
+
+
 @dataclass(frozen=True, slots=True)
 class KeywordParts:
     """A keyword's parts as columns: term rows, weights, kinds, words and their bits."""
@@ -57,10 +60,12 @@ class TermTable:
         self.ptr = np.zeros(1, dtype=np.int64)
         self.cols = self.keys = np.zeros(0, dtype=np.int64)
         self.title = self.abstract = self.title_count = self.abstract_count = np.zeros(0)
+        self.points = np.zeros(0)  # BM25F points of each entry, at weight 1
         self.idf = np.zeros(0)
-        self._matrices: tuple[sparse.csr_matrix, sparse.csr_matrix] | None = None
+        self._matrix: sparse.csr_matrix | None = None
         self._keywords: dict[Term, KeywordParts] = {}
         self._words: list[list[str]] = []  # each keyword's words, by its number
+        self._named: dict[tuple[int, int], str] = {}  # (keyword, bits): the words named
 
     def __len__(self) -> int:
         return len(self.index)
@@ -93,7 +98,12 @@ class TermTable:
 
     def words_of(self, number: int, bits: int) -> str:
         """The words of keyword ``number`` whose bits are set, in the keyword's order."""
-        return " ".join(w for i, w in enumerate(self._words[number]) if bits >> i & 1)
+        key = (number, bits)
+        found = self._named.get(key)
+        if found is None:
+            words = self._words[number]
+            found = self._named[key] = " ".join(w for i, w in enumerate(words) if bits >> i & 1)
+        return found
 
     def columns(self, term: Term) -> np.ndarray:
         """The candidates ``term`` occurs in."""
@@ -126,33 +136,56 @@ class TermTable:
         )
         self.idf = np.array(self._idf)
         term_of = np.repeat(np.arange(first, first + len(sizes), dtype=np.int64), sizes)
+        combined = added[1] + added[2]
+        k1 = self.weights.k1
+        points = self.idf[term_of] * combined * (k1 + 1) / (combined + k1)
+        self.points = np.concatenate((self.points, points))
         # Ascending: term-major, then column.
         self.keys = np.concatenate((self.keys, term_of * max(self.n, 1) + added[0]))
-        self._matrices = None
+        self._matrix = None
 
-    def matrices(self) -> tuple[sparse.csr_matrix, sparse.csr_matrix]:
-        """(points, presence), term x candidate: BM25F points of each term at weight 1."""
+    def matrix(self) -> sparse.csr_matrix:
+        """Term x candidate: the BM25F points of each term at weight 1, above zero
+        wherever the term occurs (IDF always is), so it also says where terms occur."""
         self.build()
-        if self._matrices is None:
-            k1 = self.weights.k1
-            combined = self.title + self.abstract
-            term_of = np.repeat(np.arange(len(self.index)), np.diff(self.ptr))
-            points = self.idf[term_of] * combined * (k1 + 1) / (combined + k1)
+        if self._matrix is None:
             shape = (len(self.index), self.n)
-            self._matrices = (
-                sparse.csr_matrix((points, self.cols, self.ptr), shape=shape),
-                sparse.csr_matrix((np.ones(len(self.cols)), self.cols, self.ptr), shape=shape),
-            )
-        return self._matrices
+            self._matrix = sparse.csr_matrix((self.points, self.cols, self.ptr), shape=shape)
+        return self._matrix
 
-    def lookup(self, terms: np.ndarray, columns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """For pairs (term row, candidate): which occur, and their entry in the arrays."""
+    def lookup(
+        self, terms: np.ndarray, columns: np.ndarray, among: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """For pairs (term row, candidate): which occur, and their entry in the arrays.
+
+        ``among``: the distinct terms of ``terms``, when the caller knows them. If their
+        rows over all candidates are small enough to lay out densely, each pair is then
+        found by plain indexing instead of a binary search over every entry.
+        """
         self.build()
         if not len(self.keys):
             return np.zeros(len(terms), dtype=bool), np.zeros(len(terms), dtype=np.int64)
+        if among is not None and len(among) * self.n <= GRID_CELLS:
+            slot = np.zeros(len(self.index), dtype=np.int64)
+            slot[among] = np.arange(len(among))
+            entry = self._grid(among)[slot[terms], columns]
+            return entry >= 0, np.maximum(entry, 0)
         wanted = terms * max(self.n, 1) + columns
         at = np.minimum(np.searchsorted(self.keys, wanted), len(self.keys) - 1)
         return self.keys[at] == wanted, at
+
+    def _grid(self, terms: np.ndarray) -> np.ndarray:
+        """len(terms) x candidates: each pair's entry in the arrays, -1 where it has none."""
+        grid = np.full(
+            (len(terms), self.n), -1, dtype=np.int32 if len(self.cols) < 2**31 else np.int64
+        )
+        sizes = self.ptr[terms + 1] - self.ptr[terms]
+        owner = np.repeat(np.arange(len(terms)), sizes)
+        entry = np.arange(int(sizes.sum())) + np.repeat(
+            self.ptr[terms] - np.cumsum(sizes) + sizes, sizes
+        )
+        grid[owner, self.cols[entry]] = entry
+        return grid
 
     def _analyse(self, term: Term) -> tuple[np.ndarray, ...]:
         """The term's candidates (ascending) and its weighted, length-normalised frequency
