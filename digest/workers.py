@@ -16,6 +16,7 @@ workers go on with the remaining batches.
 
 from __future__ import annotations
 
+import gc
 import logging
 import multiprocessing
 import os
@@ -154,9 +155,10 @@ def _work(pipe: Connection, batches: Batches, session: Session) -> None:
 def map_in_processes(
     count: int, function: Callable[[Sequence[Item]], list[Result]], items: Sequence[Item]
 ) -> list[Result]:
-    """``function`` over ``items``, split in ``count`` shares computed by forked processes
-    that see everything this process has; the results in the order of ``items``. For
-    pure, heavy work (analysing terms): a share whose process fails is computed here."""
+    """``function`` over ``items``, split in ``count`` shares: one computed here, the
+    others by forked processes that see everything this process has; the results in the
+    order of ``items``. For pure, heavy work (analysing terms): a share whose process
+    fails is computed here too."""
     if (
         count <= 1
         or len(items) < 2 * count
@@ -166,14 +168,14 @@ def map_in_processes(
     context = multiprocessing.get_context("fork")
     shares = [items[k::count] for k in range(count)]
     running = []
-    for share in shares:
+    for share in shares[1:]:
         ours, theirs = context.Pipe(duplex=False)
         process = context.Process(target=_map_share, args=(theirs, function, share))
         process.start()
         theirs.close()
         running.append((ours, process))
-    results: list[list[Result]] = []
-    for (pipe, process), share in zip(running, shares, strict=True):
+    results: list[list[Result]] = [function(shares[0])]
+    for (pipe, process), share in zip(running, shares[1:], strict=True):
         try:
             results.append(pipe.recv())
         except (EOFError, OSError):
@@ -189,6 +191,8 @@ def map_in_processes(
 def _map_share(
     pipe: Connection, function: Callable[[Sequence[Item]], list[Result]], share: Sequence[Item]
 ) -> None:
+    # A collection would walk (and so copy) every page of the parent's objects.
+    gc.disable()
     try:
         pipe.send(function(share))
     finally:

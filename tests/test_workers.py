@@ -25,6 +25,7 @@ from digest.config import load_config
 from digest.pipeline import run_once
 from digest.store import Store
 from digest.store.schema import deliveries, digests
+from digest.workers import map_in_processes
 
 TOPICS = [
     [], ["agent"], ["diffusion"], ["reasoning"], ["video"], ["language model"], ["benchmark"],
@@ -241,3 +242,19 @@ def test_a_crashed_run_on_postgresql_is_taken_over(postgres_config):
     with Store.open(load_config(postgres_config).store.database_url) as store:
         statuses = [run["status"] for run in store.last_runs()]
     assert "interrupted" in statuses  # the dead run is seen as such
+
+
+def test_work_spread_over_processes_comes_back_in_order_even_if_a_helper_dies():
+    parent = os.getpid()
+
+    def square(share: list[int]) -> list[tuple[int, int]]:
+        if os.getpid() != parent and 5 in share:
+            os._exit(1)  # this helper dies before answering
+        return [(x * x, os.getpid()) for x in share]
+
+    found = map_in_processes(3, square, list(range(12)))
+    assert [value for value, _pid in found] == [x * x for x in range(12)]
+    by = {x: pid for x, (_value, pid) in enumerate(found)}
+    assert by[0] == by[3] == parent  # one share is computed here
+    assert by[1] == by[4] != parent  # one by a helper
+    assert by[2] == by[5] == parent  # and the dead helper's share here again

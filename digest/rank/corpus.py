@@ -206,8 +206,7 @@ class Corpus:
             hit = at < len(following)
             hit[hit] = following[at[hit]] == starts[hit] + k
             starts = starts[hit]
-        rows, counts = np.unique(field.words.row_at[starts], return_counts=True)
-        return rows.astype(np.int64), counts.astype(np.float64)
+        return _runs(field.words.row_at[starts])
 
     # --- who wrote what, where it was filed -----------------------------------------------
 
@@ -276,5 +275,14 @@ def _near_counts(
         follows = (at < len(found)) & (after - anchors < window) & (tokens.row_at[after] == rows)
         precedes = (at > 0) & (anchors - before < window) & (tokens.row_at[before] == rows)
         near &= follows | precedes
-    found_rows, counts = np.unique(rows[near], return_counts=True)
-    return found_rows.astype(np.int64), counts.astype(np.float64)
+    return _runs(rows[near])
+
+
+def _runs(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct values of ascending ``rows`` and how often each occurs (np.unique
+    without its sort: occurrences are found in reading order, so rows come sorted)."""
+    if not len(rows):
+        return rows.astype(np.int64), np.zeros(0)
+    first = np.flatnonzero(np.concatenate(([True], rows[1:] != rows[:-1])))
+    counts = np.diff(np.append(first, len(rows)))
+    return rows[first].astype(np.int64), counts.astype(np.float64)
