@@ -199,28 +199,30 @@ def serve_all(
     """Every subscriber's digest: read what each is owed, analyse the papers once, then
     serve them here, on ``channels``, or in ``workers`` processes that open their own
     channels (``channels`` None; see digest.workers)."""
-    with report.timings.measure("diff"):
-        work = owed_work(store, subscribers, today)
-    pool = sorted(
-        {p.uid: p for w in work.values() for p in w.candidates}.values(), key=lambda p: p.uid
-    )
-    with report.timings.measure("rank"):
-        ranker = Ranker(store, today, pool)
-        ranker.prepare([(s, work[s.name].candidates) for s in subscribers], processes=workers)
-    now = clock()
-    env = make_environment(templates_of(config))
-    served = Served(config, today, work, ranker, env, now, report.run_id, report.detail)
     with few_collections():
+        with report.timings.measure("diff"):
+            work = owed_work(store, subscribers, today)
+        pool = sorted(
+            {p.uid: p for w in work.values() for p in w.candidates}.values(), key=lambda p: p.uid
+        )
+        with report.timings.measure("rank"):
+            ranker = Ranker(store, today, pool)
+            ranker.prepare([(s, work[s.name].candidates) for s in subscribers], workers)
+        now = clock()
+        env = make_environment(templates_of(config))
+        served = Served(config, today, work, ranker, env, now, report.run_id, report.detail)
+        gc.freeze()  # what serving reads (papers, the analysis) is not rescanned, nor copied
         _serve(served, subscribers, store, channels, config, report, progress, workers)
 
 
 @contextmanager
 def few_collections() -> Iterator[None]:
-    """Serving makes millions of small objects (matches, views) that die within a digest;
-    with the default thresholds the garbage collector would rescan the run's long-lived
-    data (papers, the analysed corpus) thousands of times. Freeze what exists now (which
-    also keeps forked workers from copying its pages) and collect young objects less
-    often; both are undone afterwards, for long-lived processes (schedule, serve)."""
+    """Ranking and serving make millions of small objects (terms, matches, views) that
+    die within a digest; with the default thresholds the garbage collector would rescan
+    the run's long-lived data (papers, the analysed corpus) thousands of times. Freeze
+    what exists now (freeze again before forking workers: it also keeps them from copying
+    its pages) and collect young objects less often; both are undone afterwards, for
+    long-lived processes (schedule, serve)."""
     thresholds = gc.get_threshold()
     gc.collect()
     gc.freeze()

@@ -25,7 +25,8 @@ from scipy import sparse
 
 from digest.models import Match, Scored, StoredPaper
 from digest.rank.corpus import Corpus
-from digest.rank.matches import LIKED_THRESHOLD, InterestParts, keyword_matches, signal_matches
+from digest.rank.keywords import InterestParts
+from digest.rank.matches import LIKED_THRESHOLD, keyword_matches, signal_matches
 from digest.rank.parts import KINDS, keyword_parts
 from digest.rank.profile import Profile, Term
 from digest.rank.similar import liked_similarity
@@ -175,26 +176,26 @@ class _Batch:
         self.table = table
         self.weights = table.weights
         self.requests = requests
-        self.parts = InterestParts()
+        self.parts = InterestParts(table.keywords)
         self.first_row: list[int] = []  # each reader's first interest row
         exclude: list[tuple[int, int]] = []
         require: list[tuple[int, int]] = []
         for s, request in enumerate(requests):
             self.first_row.append(self.parts.rows)
             for interest in request.profile.interests:
-                self.parts.add_interest(interest, table)
+                self.parts.add_interest(interest)
                 for term in (*interest.exclude, *interest.require):
                     table.add(term)
             exclude += [(s, table.add(term)) for term in request.profile.exclude]
             require += [(s, table.add(term)) for term in request.profile.require]
         self.first_row.append(self.parts.rows)
         points = table.matrix()
-        ptr, terms, part_weights, kinds, _keyword = self.parts.arrays()
-        rows = np.repeat(np.arange(self.parts.rows), np.diff(ptr))
-        self.totals = (self._matrix(rows, terms, part_weights) @ points).toarray()
+        parts = self.parts.arrays()
+        rows = np.repeat(np.arange(parts.rows), np.diff(parts.ptr))
+        self.totals = (self._matrix(rows, parts.term, parts.weight) @ points).toarray()
         # A phrase or its words near each other, not single words, make a paper relevant.
-        strong = kinds != KINDS.index("word")
-        self.strong = self._hits(rows[strong], terms[strong], self.parts.rows, points)
+        strong = parts.kind != KINDS.index("word")
+        self.strong = self._hits(rows[strong], parts.term[strong], parts.rows, points)
         self.excluded = self._hits(*_columns(exclude), len(requests), points)
         self.required = self._hits(*_columns(require), len(requests), points)
 
@@ -350,9 +351,9 @@ class _Explainer:
         self.table, self.request, self.choice = table, request, choice
 
     def __call__(self, indices: list[int]) -> list[Scored]:
-        parts = InterestParts()  # this reader's interests alone: rows 0, 1, ...
+        parts = InterestParts(self.table.keywords)  # this reader's interests: rows 0, 1, ...
         for interest in self.request.profile.interests:
-            parts.add_interest(interest, self.table)
+            parts.add_interest(interest)
         keyworded = [i for i in indices if self.choice.keyworded[i]]
         explained, _totals = keyword_matches(
             self.table,

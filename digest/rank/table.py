@@ -13,14 +13,13 @@ by many readers are analysed once.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy import sparse
 
 from digest.models import StoredPaper
-from digest.rank.parts import keyword_parts
+from digest.rank.keywords import Keywords, ranges
 from digest.rank.profile import Term
 
 if TYPE_CHECKING:
@@ -29,18 +28,6 @@ if TYPE_CHECKING:
 
 
 GRID_CELLS = 20_000_000  # dense lookups up to 80 MB at a time
-
-
-@dataclass(frozen=True, slots=True)
-class KeywordParts:
-    """A keyword's parts as columns: term rows, weights, kinds, words and their bits."""
-
-    number: int  # the keyword's number in its table
-    terms: list[int]
-    weights: list[float]
-    kinds: list[int]
-    via: list[str]
-    bits: list[int]
 
 
 class TermTable:
@@ -58,14 +45,13 @@ class TermTable:
         self._pending: list[Term] = []
         self._idf: list[float] = []
         self.ptr = np.zeros(1, dtype=np.int64)
-        self.cols = self.keys = np.zeros(0, dtype=np.int64)
+        self.cols = np.zeros(0, dtype=np.int32)  # candidates: indices as scipy keeps them
+        self.keys = np.zeros(0, dtype=np.int64)
         self.title = self.abstract = self.title_count = self.abstract_count = np.zeros(0)
         self.points = np.zeros(0)  # BM25F points of each entry, at weight 1
         self.idf = np.zeros(0)
         self._matrix: sparse.csr_matrix | None = None
-        self._keywords: dict[Term, KeywordParts] = {}
-        self._words: list[list[str]] = []  # each keyword's words, by its number
-        self._named: dict[tuple[int, int], str] = {}  # (keyword, bits): the words named
+        self.keywords = Keywords(self.add, weights)  # the readers' keywords, over these rows
 
     def __len__(self) -> int:
         return len(self.index)
@@ -76,33 +62,6 @@ class TermTable:
         if found is None:
             found = self.index[term.identity] = len(self.index)
             self._pending.append(term)
-        return found
-
-    def parts_of(self, keyword: Term) -> KeywordParts:
-        """A keyword's parts (see rank.parts) as rows of this table, with their weights,
-        kinds and words: worked out once per keyword of a run, not once per reader."""
-        found = self._keywords.get(keyword)
-        if found is None:
-            parts = keyword_parts(keyword, self.weights)
-            words = [part.via for part in parts if part.via]
-            found = self._keywords[keyword] = KeywordParts(
-                number=len(self._words),
-                terms=[self.add(part.term) for part in parts],
-                weights=[part.weight for part in parts],
-                kinds=[part.kind for part in parts],
-                via=[part.via for part in parts],
-                bits=[1 << words.index(part.via) if part.via else 0 for part in parts],
-            )
-            self._words.append(words)
-        return found
-
-    def words_of(self, number: int, bits: int) -> str:
-        """The words of keyword ``number`` whose bits are set, in the keyword's order."""
-        key = (number, bits)
-        found = self._named.get(key)
-        if found is None:
-            words = self._words[number]
-            found = self._named[key] = " ".join(w for i, w in enumerate(words) if bits >> i & 1)
         return found
 
     def columns(self, term: Term) -> np.ndarray:
@@ -150,7 +109,10 @@ class TermTable:
         self.build()
         if self._matrix is None:
             shape = (len(self.index), self.n)
-            self._matrix = sparse.csr_matrix((self.points, self.cols, self.ptr), shape=shape)
+            small = len(self.cols) < 2**31  # scipy's own index type: no copy to make
+            ptr = self.ptr.astype(np.int32) if small else self.ptr
+            cols = self.cols if small else self.cols.astype(np.int64)
+            self._matrix = sparse.csr_matrix((self.points, cols, ptr), shape=shape)
         return self._matrix
 
     def lookup(
@@ -180,11 +142,8 @@ class TermTable:
             (len(terms), self.n), -1, dtype=np.int32 if len(self.cols) < 2**31 else np.int64
         )
         sizes = self.ptr[terms + 1] - self.ptr[terms]
-        owner = np.repeat(np.arange(len(terms)), sizes)
-        entry = np.arange(int(sizes.sum())) + np.repeat(
-            self.ptr[terms] - np.cumsum(sizes) + sizes, sizes
-        )
-        grid[owner, self.cols[entry]] = entry
+        entry = ranges(self.ptr[terms], sizes)
+        grid[np.repeat(np.arange(len(terms)), sizes), self.cols[entry]] = entry
         return grid
 
     def _analyse(self, term: Term) -> tuple[np.ndarray, ...]:
@@ -198,7 +157,7 @@ class TermTable:
         norms = self.corpus.norms(self.weights)
         title_count, abstract_count = stats.title[order], stats.abstract[order]
         return (
-            at[order],
+            at[order].astype(np.int32),
             self.weights.title * title_count / norms["title"][rows],
             self.weights.abstract * abstract_count / norms["abstract"][rows],
             title_count,
