@@ -448,7 +448,8 @@ class Workload:
             for start in range(0, count, batch):
                 papers_rows, key_rows = [], []
                 for number in range(start, min(count, start + batch)):
-                    day = until - timedelta(days=1 + number * 1460 // max(count, 1))
+                    # Four years, oldest first: ids grow with dates, as in a real store.
+                    day = until - timedelta(days=1 + (count - 1 - number) * 1460 // max(count, 1))
                     paper = self._old_paper(number, day)
                     papers_rows.append(
                         {

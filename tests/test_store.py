@@ -225,6 +225,16 @@ def test_after_a_digest_a_reader_is_owed_only_what_came_later(store):
     assert owed(store, "alice", D0) == []  # re-running an earlier day offers nothing new
 
 
+def test_the_ranking_background_is_the_newest_papers_by_date_not_by_id(store):
+    # Listings of older days can arrive after newer ones (a backfill): ids do not follow dates.
+    store.upsert_papers([paper("Newest one"), paper("Newest two")], D2, NOW)
+    store.upsert_papers([paper("From the day before")], D1, NOW)
+    store.upsert_papers([paper("Older")], D0, NOW)
+    titles = [p.paper.title for p in store.recent_papers(D1, 2)]
+    assert titles == ["Newest one", "Newest two"]
+    assert len(store.recent_papers(D0, 10)) == 4
+
+
 def test_new_readers_get_recent_papers_unless_backfilled(store):
     store.upsert_papers([paper("Old news")], D0, NOW)
     fresh = store.upsert_papers([paper("Fresh")], D2, NOW).uids

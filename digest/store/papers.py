@@ -234,10 +234,10 @@ class PapersMixin(StoreBase):
         Ranking uses them as its background: their document frequencies say which words
         are common in the field right now.
         """
-        rows = self.conn.execute(
+        rows = self.conn.execute(  # newest first by the date's index, however ids were given
             select(papers.c.id, papers.c.data, papers.c.first_seen)
             .where(papers.c.first_seen >= since)
-            .order_by(papers.c.id.desc())
+            .order_by(papers.c.first_seen.desc(), papers.c.id.desc())
             .limit(limit)
         )
         return sorted((self._stored(r.id, r.data, r.first_seen) for r in rows), key=lambda p: p.uid)
