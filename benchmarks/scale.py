@@ -137,6 +137,7 @@ def measure(args: argparse.Namespace, folder: Path, store_url: str | None) -> di
     )
     if args.store_papers:
         workload.fill_store(store_url or folder / "digest.db", args.store_papers, TODAY)
+        os.sync()  # the fill's gigabytes reach the disk now, not during the measured run
 
     started = time.perf_counter()
     config = load_config(folder / "config.toml")
