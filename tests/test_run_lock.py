@@ -71,7 +71,10 @@ def test_second_overlapping_run_exits_nonzero_naming_the_lock(make_config, seeds
         assert "Traceback" not in second.stderr
     finally:
         go_on.touch()
-        _out, err = first.communicate(timeout=60)
+        try:
+            _out, err = first.communicate(timeout=60)
+        finally:
+            first.kill()  # never outlives the test, whatever failed
     assert first.returncode == 0, err
 
     # Once the first run is over, the lock is free again and a run goes through.
@@ -100,11 +103,13 @@ def test_lock_is_released_when_its_holder_dies(tmp_path):
         stdout=subprocess.PIPE,
         text=True,
     )
-    assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
-    with pytest.raises(LockedError):
-        RunLock(lock_path).acquire(datetime.now(UTC))
-    holder.kill()
-    holder.wait()
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        with pytest.raises(LockedError):
+            RunLock(lock_path).acquire(datetime.now(UTC))
+    finally:
+        holder.kill()
+        holder.wait()
     lock = RunLock(lock_path)
     lock.acquire(datetime.now(UTC))  # the kernel released the dead holder's lock
     assert lock.held
