@@ -3,7 +3,10 @@
 - ``text``: tokens and stems (shared with highlighting);
 - ``profile``: the keyword language and the Profile value;
 - ``corpus``: the run's papers analysed once into sparse counts, shared by all readers;
+- ``parts``, ``keywords``: the ways a keyword scores, and every reader's keywords as arrays;
+- ``table``: the terms of a batch of readers over their candidates, as sparse matrices;
 - ``score``: BM25F plus authors, categories, popularity and liked-paper similarity;
+- ``matches``: explanations, every point of a score as a Match;
 - ``similar``: TF-IDF similarity to liked papers;
 - ``highlight``: where matched terms occur in a text.
 
