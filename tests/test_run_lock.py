@@ -1,7 +1,9 @@
-"""Acceptance: two overlapping runs; the second exits non-zero naming the lock."""
+"""Acceptance: two overlapping runs; the second exits non-zero naming the lock. Processes
+starting together on a new store all open it."""
 
 from __future__ import annotations
 
+import multiprocessing
 import shutil
 import subprocess
 import sys
@@ -15,7 +17,9 @@ import pytest
 from digest.config import load_config
 from digest.errors import LockedError
 from digest.pipeline import run_once
+from digest.store import Store
 from digest.store.lock import RunLock
+from digest.store.migrations import SCHEMA_VERSION
 
 # The first run stops inside its delivery loop until the test lets it go on.
 PAUSING_RUN = textwrap.dedent(
@@ -129,3 +133,30 @@ def test_run_once_refuses_while_locked_and_records_nothing(make_config, seeds, c
         holder.release()
     report = run_once(config, clock=clock)
     assert report.subscribers["all"].delivered == 38  # nothing was taken by the refused run
+
+
+def _open_at_once(barrier, path: str, results) -> None:
+    barrier.wait()
+    try:
+        with Store.open(path) as store:
+            results.put(("ok", store.schema_version))
+    except Exception as exc:  # reported to the test, which names it
+        results.put(("failed", str(exc)))
+
+
+def test_processes_opening_a_new_store_at_the_same_moment_all_get_it(tmp_path):
+    """Two schedulers started together both create the store: neither may fail on it."""
+    context = multiprocessing.get_context("fork")
+    for attempt in range(12):  # the race is narrow: try it often
+        path = tmp_path / f"new{attempt}" / "digest.db"
+        barrier, results = context.Barrier(2), context.Queue()
+        processes = [
+            context.Process(target=_open_at_once, args=(barrier, str(path), results))
+            for _ in range(2)
+        ]
+        for process in processes:
+            process.start()
+        outcomes = [results.get(timeout=60) for _ in processes]
+        for process in processes:
+            process.join()
+        assert outcomes == [("ok", SCHEMA_VERSION)] * 2, (attempt, outcomes)
