@@ -29,6 +29,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from functools import partial
 from pathlib import Path
+from typing import TypeVar
 
 from jinja2 import Environment
 
@@ -52,6 +53,7 @@ Progress = Callable[[str], None]
 
 CLAIM_PATIENCE = 600.0  # seconds to wait for a subscriber another worker is serving
 BATCH = 512  # subscribers ranked together
+T = TypeVar("T")
 
 
 def utc_now() -> datetime:
@@ -212,7 +214,22 @@ def serve_all(
         env = make_environment(templates_of(config))
         served = Served(config, today, work, ranker, env, now, report.run_id, report.detail)
         gc.freeze()  # what serving reads (papers, the analysis) is not rescanned, nor copied
-        _serve(served, subscribers, store, channels, config, report, progress, workers)
+        order = starting_place(subscribers, report.run_id) if store.postgres else subscribers
+        _serve(served, order, store, channels, config, report, progress, workers)
+    place = {s.name: k for k, s in enumerate(subscribers)}  # the report in config order
+    report.subscribers = dict(
+        sorted(report.subscribers.items(), key=lambda item: place.get(item[0], -1))
+    )
+
+
+def starting_place(subscribers: Sequence[T], run_id: int | None) -> list[T]:
+    """The subscribers in the order this run serves them on a shared store: each run
+    starts at its own place in the list (spread over run ids by the golden ratio), so
+    that runs side by side serve different subscribers rather than queue for the same."""
+    if not subscribers or run_id is None:
+        return list(subscribers)
+    start = int(len(subscribers) * (run_id * 0.6180339887498949 % 1.0))
+    return [*subscribers[start:], *subscribers[:start]]
 
 
 @contextmanager
@@ -255,10 +272,6 @@ def _serve(
             for stage, seconds in timings.items():
                 report.timings.add(stage, seconds)
                 report.worker_timings[worker].add(stage, seconds)
-        order = {s.name: k for k, s in enumerate(subscribers)}
-        report.subscribers = dict(
-            sorted(report.subscribers.items(), key=lambda item: order.get(item[0], -1))
-        )
         return
     context = DeliveryContext(config=config, env=served.env, store=store, now=served.now)
     served.serve(
@@ -327,6 +340,8 @@ class Served:
             held: list[SubscriberSettings] = []
             for start in range(0, len(waiting), BATCH):
                 batch = waiting[start : start + BATCH]
+                if store.postgres:  # not ranking again what another run has served since
+                    self.refresh(batch, store)
                 ranked = rank_batch(self.ranker, batch, self.work, timings)
                 for number, subscriber in enumerate(batch, start=start + 1):
                     progress(f"digests: {number} of {len(waiting)} ({subscriber.name})")
@@ -352,6 +367,14 @@ class Served:
                     return
                 time.sleep(0.5)
                 self.work.update(owed_work(store, waiting, self.today))
+
+    def refresh(self, batch: Sequence[SubscriberSettings], store: Store) -> None:
+        """Re-read what the subscribers of ``batch`` are owed where another run has made
+        a digest for them since this run read it."""
+        marks = store.watermarks_of([s.name for s in batch])
+        moved = [s for s in batch if marks.get(s.name) != self.work[s.name].watermark]
+        if moved:
+            self.work.update(owed_work(store, moved, self.today))
 
     def serve_one(
         self,

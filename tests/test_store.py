@@ -260,6 +260,9 @@ def test_many_readers_at_once(store):
     pending = store.pending_for(standing, D0, {})
     assert [p.uid for p in pending.for_subscriber("alice", standing["alice"], D0, 0)] == uids[3:]
     assert [p.uid for p in pending.for_subscriber("bob", standing["bob"], D0, 0)] == uids
+    # Where each reader's digests reach, read for many at once (bob has none yet).
+    assert store.watermarks_of(["alice", "bob"]) == {"alice": standing["alice"].watermark}
+    assert standing["alice"].watermark == max(uids[:3])
 
 
 def test_a_second_digest_of_a_day_gets_the_next_sequence(store):

@@ -13,6 +13,7 @@ import shutil
 import signal
 import time
 from datetime import UTC, datetime
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -258,3 +259,13 @@ def test_work_spread_over_processes_comes_back_in_order_even_if_a_helper_dies():
     assert by[0] == by[3] == parent  # one share is computed here
     assert by[1] == by[4] != parent  # one by a helper
     assert by[2] == by[5] == parent  # and the dead helper's share here again
+
+
+def test_runs_sharing_a_store_start_at_different_places():
+    readers = [f"reader{i:03d}" for i in range(100)]
+    starts = [pipeline.starting_place(readers, run_id)[0] for run_id in range(1, 6)]
+    assert len(set(starts)) == 5  # five runs side by side begin with five different readers
+    gaps = sorted(readers.index(s) for s in starts)
+    assert min(b - a for a, b in pairwise(gaps)) >= 10  # spread out, not neighbours
+    for run_id in range(1, 6):  # each still serves every reader, once
+        assert sorted(pipeline.starting_place(readers, run_id)) == readers

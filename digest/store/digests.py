@@ -133,9 +133,20 @@ class DigestsMixin(StoreBase):
 
     def watermark_of(self, subscriber: str) -> int | None:
         """How far the subscriber's digests reach (None before the first)."""
-        return self.conn.execute(
-            select(func.max(digests.c.watermark)).where(digests.c.subscriber == subscriber)
-        ).scalar()
+        return self.watermarks_of([subscriber]).get(subscriber)
+
+    def watermarks_of(self, names: Sequence[str]) -> dict[str, int]:
+        """``watermark_of`` for many subscribers at once (those with no digest are left out)."""
+        found: dict[str, int] = {}
+        for start in range(0, len(names), CHUNK):
+            found.update(
+                self.conn.execute(
+                    select(digests.c.subscriber, func.max(digests.c.watermark))
+                    .where(digests.c.subscriber.in_(names[start : start + CHUNK]))
+                    .group_by(digests.c.subscriber)
+                ).all()
+            )
+        return found
 
     def register_subscriber(self, name: str, today: date) -> date:
         """Record a subscriber on its first run; return the date it was first seen."""
