@@ -13,7 +13,7 @@ from datetime import date, timedelta
 
 from digest.config import SubscriberSettings
 from digest.models import StoredPaper
-from digest.rank import Corpus, Profile, Ranking, rank
+from digest.rank import Corpus, Profile, Ranking
 from digest.rank.score import Request, rank_many, terms_of
 from digest.store import Store
 from digest.workers import map_in_processes
@@ -84,11 +84,8 @@ class Ranker:
     def rank(
         self, subscriber: SubscriberSettings, candidates: Sequence[StoredPaper]
     ) -> tuple[Ranking, list[str]]:
-        liked, warnings = self.liked(subscriber)
-        for warning in warnings:
-            log.warning("%s: %s", subscriber.name, warning)
-        corpus = self.corpus_for(candidates)
-        return rank(self.profile(subscriber), corpus, candidates, liked), warnings
+        """One subscriber's ranking, and warnings about its settings (see ``rank_many``)."""
+        return self.rank_many([(subscriber, candidates)])[0]
 
     def prepare(
         self, owed: Sequence[tuple[SubscriberSettings, Sequence[StoredPaper]]], processes: int = 1

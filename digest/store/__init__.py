@@ -1,15 +1,9 @@
 """The state store (SQLite by default, PostgreSQL for several workers): see store.py."""
 
-from digest.store.store import (
-    LedgerEntry,
-    Owed,
-    Pending,
-    PendingDelivery,
-    Store,
-    StoreSummary,
-    SubscriberSummary,
-    UpsertResult,
-)
+from digest.store.digests import LedgerEntry, Owed, Pending, PendingDelivery
+from digest.store.papers import UpsertResult
+from digest.store.runs import StoreSummary, SubscriberSummary
+from digest.store.store import Store
 
 __all__ = [
     "LedgerEntry",

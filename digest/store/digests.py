@@ -270,20 +270,7 @@ class DigestsMixin(StoreBase):
 
     def pending_deliveries(self, subscriber: str) -> list[PendingDelivery]:
         """Deliveries of this subscriber's digests that no channel has confirmed yet."""
-        rows = self.conn.execute(
-            select(
-                deliveries.c.digest_id,
-                digests.c.digest_date,
-                digests.c.seq,
-                deliveries.c.channel,
-                deliveries.c.attempts,
-                deliveries.c.last_error,
-            )
-            .join(digests, digests.c.id == deliveries.c.digest_id)
-            .where(digests.c.subscriber == subscriber, deliveries.c.status != "done")
-            .order_by(digests.c.digest_date, digests.c.seq, deliveries.c.channel)
-        )
-        return [PendingDelivery(*row) for row in rows]
+        return self.pending_deliveries_of([subscriber]).get(subscriber, [])
 
     def pending_deliveries_of(self, names: Sequence[str]) -> dict[str, list[PendingDelivery]]:
         """Unconfirmed deliveries of many subscribers, in one query."""

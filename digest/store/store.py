@@ -12,20 +12,9 @@ code: SQLAlchemy Core, no backend-specific SQL outside ``base.py``.
 
 from __future__ import annotations
 
-from digest.store.digests import DigestsMixin, LedgerEntry, Owed, Pending, PendingDelivery
-from digest.store.papers import PapersMixin, UpsertResult
-from digest.store.runs import RunsMixin, StoreSummary, SubscriberSummary
-
-__all__ = [
-    "LedgerEntry",
-    "Owed",
-    "Pending",
-    "PendingDelivery",
-    "Store",
-    "StoreSummary",
-    "SubscriberSummary",
-    "UpsertResult",
-]
+from digest.store.digests import DigestsMixin
+from digest.store.papers import PapersMixin
+from digest.store.runs import RunsMixin
 
 
 class Store(PapersMixin, DigestsMixin, RunsMixin):
