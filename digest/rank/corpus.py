@@ -40,16 +40,6 @@ class TermStats:
     title: np.ndarray  # float64 counts
     abstract: np.ndarray
 
-    def field(self, name: str) -> np.ndarray:
-        return self.title if name == "title" else self.abstract
-
-    def counts_at(self, row: int) -> dict[str, int]:
-        """The counts in one corpus row (zero where the term does not occur)."""
-        i = int(np.searchsorted(self.rows, row))
-        if i < len(self.rows) and self.rows[i] == row:
-            return {"title": int(self.title[i]), "abstract": int(self.abstract[i])}
-        return {"title": 0, "abstract": 0}
-
 
 class _Field:
     """One field of every paper as token ids: count matrices and a positional index.

@@ -56,9 +56,6 @@ class Weights:
     liked: float = 6.0  # times the cosine similarity to the closest liked paper
     stars_share: float = 0.5  # GitHub stars count half as much as upvotes
 
-    def field(self, name: str) -> float:
-        return self.title if name == "title" else self.abstract
-
     def b(self, name: str) -> float:
         return self.b_title if name == "title" else self.b_abstract
 
