@@ -105,6 +105,14 @@ def test_postgresql_without_its_driver_says_what_to_install(monkeypatch):
     assert "secret" not in str(failed.value)
 
 
+def test_an_unreachable_postgresql_server_is_a_clear_error():
+    with pytest.raises(StoreError) as failed:
+        Store.open("postgresql://digest:secret@127.0.0.1:1/digest")  # nothing listens there
+    assert "127.0.0.1:1/digest: cannot open the store" in failed.value.message
+    assert "`[store] url`" in failed.value.hint and "[store] path" not in failed.value.hint
+    assert "secret" not in str(failed.value)
+
+
 def test_an_unwritable_place_is_a_clear_error(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")

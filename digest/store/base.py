@@ -36,6 +36,10 @@ from digest.store.migrations import SCHEMA_VERSION, current_version, migrate
 CHUNK = 500  # keys per IN (...) query: well under every backend's parameter limit
 _INGEST_LOCK = 7_351_001  # advisory lock ids (PostgreSQL): arbitrary, fixed
 _MIGRATE_LOCK = 7_351_000
+_POSTGRES_HINT = (
+    "check `[store] url` (or the variable `url_env` names), and that the PostgreSQL "
+    "server is running, reachable from here, and accepts that user"
+)
 _RUN_LOCK_BASE = 7_352_000_000
 
 
@@ -75,7 +79,10 @@ class StoreBase:
                     version = migrate(self.conn, location)
             self.schema_version = version
         except OperationalError as exc:
-            raise StoreError(f"{location}: cannot open the store: {exc.orig}") from None
+            raise StoreError(
+                f"{location}: cannot open the store: {exc.orig}",
+                hint=_POSTGRES_HINT if self.postgres else None,
+            ) from None
         self._outer = self.conn.begin() if dry_run else None
 
     @classmethod
