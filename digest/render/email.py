@@ -20,23 +20,21 @@ from email.utils import format_datetime, parseaddr
 from functools import lru_cache
 from urllib.parse import quote
 
-import css_inline
 import numpy as np
 from jinja2 import Environment
 
 from digest.config import EmailSettings
 from digest.render.context import DigestView
+from digest.render.inline import email_html
 
 # Gmail clips messages whose HTML passes about 102 KB; stay clear of it with room to spare.
 MAX_HTML_BYTES = 100_000
 _SUBJECT_LIMIT = 150
 
-_inliner = css_inline.CSSInliner(keep_at_rules=True, load_remote_stylesheets=False)
-
 
 def render_html(env: Environment, view: DigestView) -> str:
     """The HTML part with its stylesheet inlined (media queries kept for dark mode)."""
-    return _inliner.inline(env.get_template("email.html.j2").render(digest=view))
+    return email_html(env).render(digest=view)
 
 
 def render_text(env: Environment, view: DigestView) -> str:

@@ -56,16 +56,18 @@ def make_environment(user_templates: Path | None = None) -> Environment:
     return env
 
 
-def highlight(text: str, terms: Iterable[str]) -> Markup:
-    """Escape ``text`` and wrap every matched term in ``<mark>``."""
-    return Markup(_highlighted(str(text), tuple(terms)))  # noqa: S704 - escaped below
+def highlight(text: str, terms: Iterable[str], style: str = "") -> Markup:
+    """Escape ``text`` and wrap every matched term in ``<mark>`` (with ``style`` where
+    the email's CSS is inlined into its templates)."""
+    opening = f'<mark style="{escape(style)}">' if style else "<mark>"
+    return Markup(_highlighted(str(text), tuple(terms), opening))  # noqa: S704 - escaped below
 
 
 _OPEN, _CLOSE = "\x02", "\x03"  # control characters: never shown, so safe as markers
 
 
 @lru_cache(maxsize=16384)  # readers who share a keyword often get the same paper marked alike
-def _highlighted(text: str, terms: tuple[str, ...]) -> str:
+def _highlighted(text: str, terms: tuple[str, ...], opening: str) -> str:
     """The escaped text with its marks: the span edges are marked with two control
     characters, the whole text is escaped in one call, and the markers become tags."""
     text = text.replace(_OPEN, "").replace(_CLOSE, "")
@@ -76,7 +78,7 @@ def _highlighted(text: str, terms: tuple[str, ...]) -> str:
         position = end
     pieces.append(text[position:])
     escaped = str(escape("".join(pieces)))
-    return escaped.replace(_OPEN, "<mark>").replace(_CLOSE, "</mark>")
+    return escaped.replace(_OPEN, opening).replace(_CLOSE, "</mark>")
 
 
 _MARKDOWN_INLINE = re.compile(r"([\\`*_\[\]])")
