@@ -7,7 +7,7 @@ import sys
 from datetime import UTC, date, datetime
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import inspect, text
 
 from digest.errors import StoreError
 from digest.models import Match, Paper, Scored
@@ -56,7 +56,7 @@ def digest_of(
 
 def test_a_new_store_has_the_current_schema_and_refuses_a_newer_one(store_target):
     with Store.open(store_target) as store:
-        assert store.schema_version == SCHEMA_VERSION == 3
+        assert store.schema_version == SCHEMA_VERSION == 4
         with store.transaction() as conn:
             conn.execute(text("UPDATE meta SET value = '99' WHERE key = 'schema_version'"))
     with pytest.raises(StoreError, match="schema version 99, newer than"):
@@ -71,6 +71,7 @@ def test_older_stores_are_migrated_and_keep_their_data(tmp_path):
         ).uids
         old = digest_of(store, "alice", D0, [uids[0]], uids)
         with store.transaction() as conn:  # make it what version 1 created
+            conn.execute(text("DROP INDEX ix_digests_watermark"))
             conn.execute(text("ALTER TABLE digests DROP COLUMN watermark"))
             conn.execute(text("ALTER TABLE ledger DROP COLUMN section"))
             conn.execute(
@@ -88,7 +89,10 @@ def test_older_stores_are_migrated_and_keep_their_data(tmp_path):
             )
             conn.execute(text("UPDATE meta SET value = '1' WHERE key = 'schema_version'"))
     with Store.open(path) as store:
-        assert store.schema_version == 3
+        assert store.schema_version == 4
+        with Store.open(tmp_path / "new.db") as fresh:
+            assert indexes(store, "digests") == indexes(fresh, "digests")
+            assert "ix_digests_watermark" in indexes(fresh, "digests")
         loaded = store.load_digest(old.digest_id)
         assert [(s.paper.uid, s.section) for s in loaded.papers] == [(uids[0], None)]
         assert loaded.papers[0].matches == (Match("old", "title", 1, 2.5, "phrase", ""),)
@@ -96,6 +100,12 @@ def test_older_stores_are_migrated_and_keep_their_data(tmp_path):
         assert owed(store, "alice", D1) == []
         new = store.upsert_papers([paper("New", "2301.00003")], D1, NOW).uids
         assert owed(store, "alice", D1) == new
+
+
+def indexes(store: Store, table: str) -> dict[str, list[str]]:
+    """A table's indexes: name and columns."""
+    found = inspect(store.conn).get_indexes(table)
+    return {index["name"]: index["column_names"] for index in found}
 
 
 def test_postgresql_without_its_driver_says_what_to_install(monkeypatch):

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, case, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from digest.models import Digest, FeedItem, Match, Scored, StoredPaper
@@ -58,11 +58,27 @@ class Owed:
     watermark: int | None
 
 
-# Statements run once per digest, built once.
+def _highest_watermark(subscriber: Any) -> Any:
+    """A subscriber's highest watermark, as a scalar subquery: one seek in the
+    (subscriber, watermark) index, where an aggregate over its digests would read them all,
+    a year of history being 365 rows a subscriber."""
+    return (
+        select(func.max(digests.c.watermark))
+        .where(digests.c.subscriber == subscriber)
+        .scalar_subquery()
+    )
+
+
+# Statements run once per digest, built once. Two subqueries: each one seek.
 _LAST_DIGEST = select(
-    func.max(digests.c.watermark),
-    func.max(case((digests.c.digest_date == bindparam("day"), digests.c.seq))),
-).where(digests.c.subscriber == bindparam("subscriber"))
+    _highest_watermark(bindparam("subscriber")),
+    select(func.max(digests.c.seq))
+    .where(
+        digests.c.subscriber == bindparam("subscriber"),
+        digests.c.digest_date == bindparam("day"),
+    )
+    .scalar_subquery(),
+)
 _NEW_DIGEST = insert(digests)
 _DELIVERED = (
     update(deliveries)
@@ -124,9 +140,7 @@ class DigestsMixin(StoreBase):
                 )
             marks = dict(
                 conn.execute(
-                    select(digests.c.subscriber, func.max(digests.c.watermark)).group_by(
-                        digests.c.subscriber
-                    )
+                    select(subscribers.c.name, _highest_watermark(subscribers.c.name))
                 ).all()
             )
         return {name: Owed(known[name], marks.get(name)) for name in names}
@@ -139,13 +153,12 @@ class DigestsMixin(StoreBase):
         """``watermark_of`` for many subscribers at once (those with no digest are left out)."""
         found: dict[str, int] = {}
         for start in range(0, len(names), CHUNK):
-            found.update(
-                self.conn.execute(
-                    select(digests.c.subscriber, func.max(digests.c.watermark))
-                    .where(digests.c.subscriber.in_(names[start : start + CHUNK]))
-                    .group_by(digests.c.subscriber)
-                ).all()
+            rows = self.conn.execute(
+                select(subscribers.c.name, _highest_watermark(subscribers.c.name)).where(
+                    subscribers.c.name.in_(names[start : start + CHUNK])
+                )
             )
+            found.update((name, mark) for name, mark in rows if mark is not None)
         return found
 
     def register_subscriber(self, name: str, today: date) -> date:

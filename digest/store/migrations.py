@@ -12,7 +12,7 @@ from collections.abc import Callable
 from sqlalchemy import Connection, insert, inspect, select, text, update
 
 from digest.errors import StoreError
-from digest.store.schema import meta, metadata
+from digest.store.schema import digests, meta, metadata
 
 
 def _v2_ledger_sections(conn: Connection) -> None:
@@ -29,10 +29,15 @@ def _v3_digest_watermarks(conn: Connection) -> None:
     )
 
 
+def _v4_digest_watermark_index(conn: Connection) -> None:
+    next(i for i in digests.indexes if i.name == "ix_digests_watermark").create(conn)
+
+
 # Each step takes the store from version N-1 to N. Version 1 is the first schema.
 MIGRATIONS: dict[int, tuple[str, Callable[[Connection], None]]] = {
     2: ("ledger.section: the interest a paper was chosen for", _v2_ledger_sections),
     3: ("digests.watermark: papers offered without a ledger row each", _v3_digest_watermarks),
+    4: ("ix_digests_watermark: where a subscriber stands, in one seek", _v4_digest_watermark_index),
 }
 SCHEMA_VERSION = max(MIGRATIONS, default=1)
 

@@ -104,6 +104,8 @@ digests = Table(
     # digest or an earlier one (v3): "considered" needs no row per paper.
     Column("watermark", Integer, nullable=True),
     UniqueConstraint("subscriber", "digest_date", "seq", name="uq_digests_day_seq"),
+    # A subscriber's highest watermark is one index seek however long its history (v4).
+    Index("ix_digests_watermark", "subscriber", "watermark"),
 )
 
 ledger = Table(
