@@ -164,6 +164,14 @@ def test_a_selector_across_templates_is_caught_by_the_first_email(tmp_path, capl
         ),
         (
             {
+                "email.html.j2": "<html><head><style>p { color: #111; }</style></head><body>"
+                '{% if digest.count > 999 %}{% include "missing.html.j2" %}{% endif %}'
+                "<p>{{ digest.count }}</p></body></html>"
+            },
+            "missing.html.j2: TemplateNotFound: missing.html.j2",
+        ),
+        (
+            {
                 "email.html.j2": "<html><head><style>p { color: #111; }</style>"
                 "<style>{% if digest.count %}h1 { color: #222; }{% endif %}</style></head>"
                 "<body><p>{{ digest.count }}</p></body></html>"

@@ -35,7 +35,7 @@ from html.parser import HTMLParser
 from weakref import WeakKeyDictionary
 
 import css_inline
-from jinja2 import Environment, FunctionLoader, Template, meta
+from jinja2 import Environment, FunctionLoader, Template, TemplateError, meta
 
 log = logging.getLogger("digest")
 
@@ -183,8 +183,12 @@ def _sources_used_by(env: Environment, root: str) -> dict[str, Source]:
     pending = [root]
     while pending:
         name = pending.pop()
-        sources[name] = env.loader.get_source(env, name)
-        for used in meta.find_referenced_templates(env.parse(sources[name][0])):
+        try:  # a template that is missing or broken fails when (if) the plain one renders it
+            sources[name] = env.loader.get_source(env, name)
+            used_names = list(meta.find_referenced_templates(env.parse(sources[name][0])))
+        except TemplateError as error:
+            raise NotInlinable(f"{name}: {type(error).__name__}: {error}") from error
+        for used in used_names:
             if used is None:
                 raise NotInlinable(f"{name} chooses a template at render time")
             if used not in sources and used not in pending:
