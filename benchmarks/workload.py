@@ -21,12 +21,12 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import insert
+from sqlalchemy import func, insert, select
 
 from digest.models import Paper
 from digest.store import Store
 from digest.store.papers import keys_of
-from digest.store.schema import paper_keys, papers
+from digest.store.schema import deliveries, digests, ledger, paper_keys, papers, subscribers
 
 TOPICS = [
     "linear attention", "state space model", "mixture of experts", "diffusion model", "video generation",
@@ -466,11 +466,90 @@ class Workload:
                 conn.execute(insert(papers), papers_rows)
                 conn.execute(insert(paper_keys), key_rows)
 
+    def fill_history(
+        self, store: Path | str, readers: int, days: int, until: date, batch: int = 50_000
+    ) -> None:
+        """Give readers 1 to ``readers`` a digest on each of the ``days`` before ``until``,
+        as a deployment that has run that long holds them: the digest with its watermark
+        (the highest paper stored by its day), three chosen papers of that day in the
+        ledger, and its email delivered. Needs the papers of ``fill_store``."""
+        now = datetime.now(UTC)
+        first = until - timedelta(days=days)
+        names = [f"reader{number:05d}" for number in range(1, readers + 1)]
+        with Store.open(store) as opened, opened.transaction() as conn:
+            conn.execute(insert(subscribers), [{"name": n, "created_on": first} for n in names])
+            highest = dict(
+                conn.execute(
+                    select(papers.c.first_seen, func.max(papers.c.id))
+                    .where(papers.c.first_seen < until)
+                    .group_by(papers.c.first_seen)
+                ).all()
+            )
+            mark = max((uid for day, uid in highest.items() if day < first), default=0)
+            rows: dict[str, list[dict]] = {"digests": [], "ledger": [], "deliveries": []}
+            digest_id = 0
+            for day in dates(first, days):
+                previous, mark = mark, max(mark, highest.get(day, 0))
+                for number, name in enumerate(names):
+                    digest_id += 1
+                    span = mark - previous  # the papers of the day, by id
+                    chosen = (
+                        {previous + 1 + (number * 7 + k * 613) % span for k in range(3)}
+                        if span
+                        else set()
+                    )
+                    rows["digests"].append(
+                        {
+                            "id": digest_id,
+                            "subscriber": name,
+                            "digest_date": day,
+                            "seq": 1,
+                            "candidates": span,
+                            "run_id": None,
+                            "created_at": now,
+                            "watermark": mark,
+                        }
+                    )
+                    rows["ledger"] += [
+                        {
+                            "subscriber": name,
+                            "paper_id": uid,
+                            "digest_id": digest_id,
+                            "status": "selected",
+                            "position": position,
+                            "score": 1.0,
+                            "matches": "[]",
+                            "section": None,
+                        }
+                        for position, uid in enumerate(sorted(chosen))
+                    ]
+                    rows["deliveries"].append(
+                        {
+                            "digest_id": digest_id,
+                            "channel": "email",
+                            "status": "done",
+                            "attempts": 1,
+                            "last_error": None,
+                            "delivered_at": now,
+                        }
+                    )
+                if len(rows["digests"]) >= batch:
+                    _insert_rows(conn, rows)
+            _insert_rows(conn, rows)
+
     def _old_paper(self, number: int, day: date) -> Paper:
         # Cheaper than paper(): old papers only need realistic keys and a modest body.
         title = " ".join(self.random.choices(WORDS, k=8)) + f" {number}"
         arxiv_id = f"{1500 + number // 100_000}.{number % 100_000:05d}"  # never today's ids
         return Paper(title=title, abstract="An older paper.", arxiv_id=arxiv_id, published=day)
+
+
+def _insert_rows(conn, rows: dict[str, list[dict]]) -> None:  # type: ignore[no-untyped-def]
+    """Insert and empty the rows gathered per table, parents first."""
+    for table in (digests, ledger, deliveries):
+        if rows[table.name]:
+            conn.execute(insert(table), rows[table.name])
+        rows[table.name] = []
 
 
 def dates(start: date, days: int) -> Iterator[date]:
