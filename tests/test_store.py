@@ -12,6 +12,7 @@ from sqlalchemy import inspect, text
 from digest.errors import StoreError
 from digest.models import Match, Paper, Scored
 from digest.store import Store
+from digest.store.base import WAL_CHECKPOINT_PAGES
 from digest.store.migrations import SCHEMA_VERSION
 
 NOW = datetime(2026, 3, 13, 7, 0, tzinfo=UTC)
@@ -106,6 +107,23 @@ def indexes(store: Store, table: str) -> dict[str, list[str]]:
     """A table's indexes: name and columns."""
     found = inspect(store.conn).get_indexes(table)
     return {index["name"]: index["column_names"] for index in found}
+
+
+def test_a_sqlite_store_is_set_up_for_a_writer_beside_readers_and_large_histories(tmp_path):
+    with Store.open(tmp_path / "s.db") as store:
+        setting = {
+            name: store.conn.exec_driver_sql(f"PRAGMA {name}").scalar()
+            for name in ("journal_mode", "synchronous", "foreign_keys", "wal_autocheckpoint")
+        }
+    # WAL, synced at checkpoints (NORMAL is 1), and checkpoints ten times rarer than
+    # SQLite's default, which cost a large store most of its recording time.
+    assert setting == {
+        "journal_mode": "wal",
+        "synchronous": 1,
+        "foreign_keys": 1,
+        "wal_autocheckpoint": WAL_CHECKPOINT_PAGES,
+    }
+    assert WAL_CHECKPOINT_PAGES == 10_000
 
 
 def test_postgresql_without_its_driver_says_what_to_install(monkeypatch):
