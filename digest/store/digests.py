@@ -69,6 +69,21 @@ def _highest_watermark(subscriber: Any) -> Any:
     )
 
 
+def _standing(conn: Any, names: Sequence[str]) -> dict[str, Owed]:
+    """Where each registered subscriber of ``names`` stands: a seek each, in IN queries."""
+    found: dict[str, Owed] = {}
+    for start in range(0, len(names), CHUNK):
+        rows = conn.execute(
+            select(
+                subscribers.c.name,
+                subscribers.c.created_on,
+                _highest_watermark(subscribers.c.name),
+            ).where(subscribers.c.name.in_(names[start : start + CHUNK]))
+        )
+        found.update((name, Owed(joined, mark)) for name, joined, mark in rows)
+    return found
+
+
 # Statements run once per digest, built once. Two subqueries: each one seek.
 _LAST_DIGEST = select(
     _highest_watermark(bindparam("subscriber")),
@@ -130,20 +145,13 @@ class DigestsMixin(StoreBase):
     def register_subscribers(self, names: Sequence[str], today: date) -> dict[str, Owed]:
         """Record subscribers on their first run; return where each one stands."""
         with self.transaction() as conn:
-            known = dict(conn.execute(select(subscribers.c.name, subscribers.c.created_on)).all())
-            new = [{"name": n, "created_on": today} for n in names if n not in known]
-            if new:
+            standing = _standing(conn, names)
+            new = [{"name": n, "created_on": today} for n in names if n not in standing]
+            if new:  # another process may register them first: its dates are kept
                 dialect = postgresql if self.postgres else sqlite
                 conn.execute(dialect.insert(subscribers).on_conflict_do_nothing(), new)
-                known.update(
-                    dict(conn.execute(select(subscribers.c.name, subscribers.c.created_on)).all())
-                )
-            marks = dict(
-                conn.execute(
-                    select(subscribers.c.name, _highest_watermark(subscribers.c.name))
-                ).all()
-            )
-        return {name: Owed(known[name], marks.get(name)) for name in names}
+                standing.update(_standing(conn, [row["name"] for row in new]))
+        return {name: standing[name] for name in names}
 
     def watermark_of(self, subscriber: str) -> int | None:
         """How far the subscriber's digests reach (None before the first)."""
@@ -151,15 +159,11 @@ class DigestsMixin(StoreBase):
 
     def watermarks_of(self, names: Sequence[str]) -> dict[str, int]:
         """``watermark_of`` for many subscribers at once (those with no digest are left out)."""
-        found: dict[str, int] = {}
-        for start in range(0, len(names), CHUNK):
-            rows = self.conn.execute(
-                select(subscribers.c.name, _highest_watermark(subscribers.c.name)).where(
-                    subscribers.c.name.in_(names[start : start + CHUNK])
-                )
-            )
-            found.update((name, mark) for name, mark in rows if mark is not None)
-        return found
+        return {
+            name: owed.watermark
+            for name, owed in _standing(self.conn, names).items()
+            if owed.watermark is not None
+        }
 
     def register_subscriber(self, name: str, today: date) -> date:
         """Record a subscriber on its first run; return the date it was first seen."""
