@@ -336,6 +336,11 @@ def state(config_path: Path, as_json: bool) -> None:
             f"  considered {sub.considered_papers:>5}  digests {sub.digests:>4}"
             f"  pending {sub.pending_deliveries}  last {sub.last_digest or '-'}"
         )
+        if sub.unknown_deliveries or sub.unconfirmed_deliveries:
+            click.echo(
+                f"  {'':<16} outcome unknown {sub.unknown_deliveries} (sent once more next run)"
+                f"  unconfirmed {sub.unconfirmed_deliveries} (sent twice, not sent again)"
+            )
     click.echo("last runs:")
     for entry in summary.runs:
         dry = "  (dry run)" if entry["dry_run"] else ""
@@ -367,9 +372,12 @@ def _print_report(report: RunReport, config: Config) -> None:
             if delivery.status == "delivered":
                 click.echo(f"    {delivery.channel:<8} {_relative(delivery.detail)}")
             else:
-                click.secho(f"    {delivery.channel:<8} FAILED: {delivery.detail}", fg="red")
+                status = delivery.status.upper()
+                click.secho(f"    {delivery.channel:<8} {status}: {delivery.detail}", fg="red")
         if sub.error and not sub.deliveries:
             click.secho(f"    error: {sub.error}", fg="red")
+    for line in report.gave_up():
+        click.secho(f"  {line}", fg="red")
     if not any(sub.deliveries for sub in report.subscribers.values()):
         click.echo(f"Nothing new to deliver. Outputs are in {_relative(str(out))}")
 

@@ -12,10 +12,13 @@ import os
 import re
 import tomllib
 from collections import Counter
+from email.utils import parseaddr
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from email_validator import EmailNotValidError, validate_email
+from email_validator.syntax import validate_email_local_part
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -30,7 +33,6 @@ from pydantic import (
 from digest.errors import ConfigError
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-_EMAIL = re.compile(r"^[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+$")
 
 
 def _check_name(value: str) -> str:
@@ -42,13 +44,43 @@ def _check_name(value: str) -> str:
 
 
 def _check_email(value: str) -> str:
-    if not _EMAIL.match(value):
-        raise ValueError(f"expected one email address such as name@example.org, got {value!r}")
+    """A subscriber's address: checked here, when the config is read, because a malformed
+    or unencodable address met only while sending would fail in the middle of an SMTP
+    transaction. Internationalised addresses (jürgen@example.org) are valid; they go out
+    with SMTPUTF8 where the server offers it."""
+    try:
+        validate_email(value, check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise ValueError(
+            f"expected one email address such as name@example.org, got {value!r} ({exc})"
+        ) from None
+    return value
+
+
+def _check_sender(value: str) -> str:
+    """A sending address (From, Reply-To, bounce address), with or without a display name
+    (``Paper digest <digest@example.org>``). ``localhost`` is allowed as its domain: it is
+    what a relay on the same machine accepts, and the default From."""
+    _name, address = parseaddr(value)
+    local, _, domain = address.rpartition("@")
+    try:
+        if not local:
+            raise EmailNotValidError("no address in it")
+        if domain == "localhost":
+            validate_email_local_part(local)
+        else:
+            validate_email(address, check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise ValueError(
+            f"expected an email address such as name@example.org or "
+            f"'Name <name@example.org>', got {value!r} ({exc})"
+        ) from None
     return value
 
 
 Name = Annotated[str, AfterValidator(_check_name)]
 EmailAddress = Annotated[str, AfterValidator(_check_email)]
+SenderAddress = Annotated[str, AfterValidator(_check_sender)]
 CHANNELS = ("email", "feed", "page", "markdown")
 ANNOUNCE_TYPES = ("new", "cross", "replace", "replace-cross")
 
@@ -116,12 +148,12 @@ class OutputSettings(_Settings):
 
 
 class EmailSettings(_Settings):
-    from_address: str = Field(
+    from_address: SenderAddress = Field(
         "paper-digest <paper-digest@localhost>",
         alias="from",
         description="The From header of every digest email.",
     )
-    reply_to: str | None = Field(None, description="Optional Reply-To header.")
+    reply_to: SenderAddress | None = Field(None, description="Optional Reply-To header.")
     subject: str = Field(
         "Paper digest for {date}: {count} new",
         description="Subject line; {date}, {count} and {subscriber} are filled in.",
@@ -156,7 +188,15 @@ class EmailSettings(_Settings):
     retry_backoff: float = Field(
         5.0, ge=0, le=600, description="First wait before a retry, in seconds; doubles."
     )
-    envelope_from: str | None = Field(
+    failure_budget_seconds: float = Field(
+        300.0,
+        gt=0,
+        le=86400,
+        description="Seconds of failures (timeouts, refused connections, 4xx retries and "
+        "their waits) the mail server may cost one run; past it, the run stops trying it "
+        "and the remaining emails stay pending for the next run.",
+    )
+    envelope_from: SenderAddress | None = Field(
         None, description="Bounce address (SMTP MAIL FROM). Default: the From address."
     )
     maildir: Path = Field(
@@ -165,7 +205,7 @@ class EmailSettings(_Settings):
     list_id: str | None = Field(
         None, description="List-Id header value. Default: derived from the From domain."
     )
-    unsubscribe_mailto: str | None = Field(
+    unsubscribe_mailto: SenderAddress | None = Field(
         None,
         description="Address for List-Unsubscribe requests. Default: reply_to, else from.",
     )
@@ -236,6 +276,14 @@ class HttpSettings(_Settings):
         "makes the source fail for this run.",
     )
     max_response_mb: float = Field(50.0, gt=0, le=1024, description="Larger responses are refused.")
+    failure_budget_seconds: float = Field(
+        300.0,
+        gt=0,
+        le=86400,
+        description="Seconds of failures (timeouts, refused connections, retried 429 and "
+        "5xx answers and their waits) one host may cost a run; past it, the run stops "
+        "asking that host, and its sources catch up on the next run.",
+    )
     contact: str | None = Field(
         None,
         description="An email address or URL put in the User-Agent, as arXiv asks of "

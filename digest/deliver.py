@@ -14,7 +14,7 @@ from datetime import date
 
 from digest.channels import Channel, DeliveryContext
 from digest.config import SubscriberSettings
-from digest.errors import DigestError
+from digest.errors import DeliveryDeferred, DeliveryUnknown, DigestError
 from digest.models import Digest, StoredPaper
 from digest.rank import Ranking
 from digest.ranker import Ranker
@@ -125,6 +125,13 @@ def _deliver_one(
         if channel is None:
             raise DigestError(f"no channel named {name!r}")
         where = channel.deliver(digest, subscriber, context)
+    except (DeliveryUnknown, DeliveryDeferred) as exc:
+        with timings.measure("record"):
+            status = _record_unfinished(store, digest.digest_id or 0, name, exc)
+        entry.deliveries.append(DeliveryReport(digest.slug, name, status, exc.message))
+        errors.append(f"{name} delivery of {digest.slug} {status}: {exc}")
+        log.error("%s: %s delivery of %s %s: %s", subscriber.name, name, digest.slug, status, exc)
+        return False
     except Exception as exc:  # a channel failure stays pending; the others go on
         reason = str(exc) if isinstance(exc, DigestError | OSError) else repr(exc)
         with timings.measure("record"):
@@ -147,6 +154,17 @@ def _deliver_one(
         where,
     )
     return True
+
+
+def _record_unfinished(
+    store: Store, digest_id: int, channel: str, exc: DeliveryUnknown | DeliveryDeferred
+) -> str:
+    """Record a delivery that neither failed nor succeeded; return its status for the
+    report. A copy sent without confirmation is "unknown" (or, the second time,
+    "unconfirmed"); a delivery the channel did not even try stays as it was, pending."""
+    if isinstance(exc, DeliveryUnknown):
+        return store.mark_unknown(digest_id, channel, exc.message)
+    return "pending"
 
 
 def paper_summaries(ranking: Ranking) -> list[dict[str, object]]:

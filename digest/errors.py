@@ -10,6 +10,8 @@ Every error a user can cause or meet derives from :class:`DigestError`; the CLI 
     ├── StoreError         the state store cannot be opened or is from a newer version
     │   └── LockedError    another run holds the store's run lock
     └── DeliveryError      a channel refused a digest (file system, mail server)
+        ├── DeliveryUnknown   the message went out but no confirmation came back
+        └── DeliveryDeferred  the channel gave up on its server for this run
 
 Anything else that escapes is a bug: the CLI logs it with a traceback.
 """
@@ -66,3 +68,18 @@ class DeliveryError(DigestError):
     """A channel did not accept a digest. Nothing is recorded as delivered."""
 
     hint = "the digest stays pending and is delivered again on the next run"
+
+
+class DeliveryUnknown(DeliveryError):
+    """The whole message reached the server, which then gave no answer (the connection
+    dropped, or the reply came too late). It may have been delivered: sending it again at
+    once could mean a copy for every retry, so it is recorded as "unknown" instead."""
+
+    hint = "not sent again in this run; the next run sends it once more, with the same Message-ID"
+
+
+class DeliveryDeferred(DeliveryError):
+    """The channel stopped trying its server for the rest of the run: its failures cost
+    more than the run's failure budget. The digest was not tried and stays pending."""
+
+    hint = "the digest stays pending and is delivered on the next run"

@@ -51,7 +51,10 @@ class SourceReport:
 class DeliveryReport:
     digest: str  # the digest's slug, e.g. 2026-03-14
     channel: str
-    status: str  # delivered | failed
+    # delivered | failed | unknown (sent, not confirmed; sent once more next run) |
+    # unconfirmed (the resend unknown too; not sent again) | pending (not tried: the
+    # channel gave up on its server for this run)
+    status: str
     detail: str  # where it went, or why it failed
 
 
@@ -77,6 +80,9 @@ class RunReport:
     subscribers: dict[str, SubscriberReport] = field(default_factory=dict)
     timings: Timings = field(default_factory=Timings)
     worker_timings: list[Timings] = field(default_factory=list)  # per worker process
+    # Servers the run stopped asking, a line each, e.g. "http: gave up on export.arxiv.org
+    # after 62 s of failures; 3 requests not made" (the email ones come from deliveries).
+    breakers: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -85,6 +91,23 @@ class RunReport:
             and all(s.error is None for s in self.sources.values())
             and all(s.error is None for s in self.subscribers.values())
         )
+
+    def gave_up(self) -> list[str]:
+        """What the run stopped trying, a line each: the hosts of ``breakers``, and each
+        channel's server with the number of digests it left pending ("email: gave up on
+        smtp.example.org:587 after 62 s of failures; 37 digests left pending"). With
+        worker processes, each gives up on its own, and has its own line."""
+        left: dict[tuple[str, str], int] = {}
+        for sub in self.subscribers.values():
+            for delivery in sub.deliveries:
+                if delivery.status == "pending":
+                    key = (delivery.channel, delivery.detail)
+                    left[key] = left.get(key, 0) + 1
+        lines = [
+            f"{channel}: {why}; {count} digest{'s' if count != 1 else ''} left pending"
+            for (channel, why), count in left.items()
+        ]
+        return [*self.breakers, *lines]
 
     def summary_json(self) -> dict[str, Any]:
         """The report without the papers: what the store keeps of each run."""
@@ -123,5 +146,6 @@ class RunReport:
             {stage: round(seconds, 4) for stage, seconds in timings.items()}
             for timings in self.worker_timings
         ]
+        data["gave_up"] = self.gave_up()
         data["ok"] = self.ok
         return data

@@ -57,7 +57,7 @@ def digest_of(
 
 def test_a_new_store_has_the_current_schema_and_refuses_a_newer_one(store_target):
     with Store.open(store_target) as store:
-        assert store.schema_version == SCHEMA_VERSION == 4
+        assert store.schema_version == SCHEMA_VERSION == 5
         with store.transaction() as conn:
             conn.execute(text("UPDATE meta SET value = '99' WHERE key = 'schema_version'"))
     with pytest.raises(StoreError, match="schema version 99, newer than"):
@@ -75,6 +75,7 @@ def test_older_stores_are_migrated_and_keep_their_data(tmp_path):
             conn.execute(text("DROP INDEX ix_digests_watermark"))
             conn.execute(text("ALTER TABLE digests DROP COLUMN watermark"))
             conn.execute(text("ALTER TABLE ledger DROP COLUMN section"))
+            conn.execute(text("ALTER TABLE deliveries DROP COLUMN unknown_sends"))
             conn.execute(
                 text(
                     "INSERT INTO ledger (subscriber, paper_id, digest_id, status, score, matches) "
@@ -90,10 +91,13 @@ def test_older_stores_are_migrated_and_keep_their_data(tmp_path):
             )
             conn.execute(text("UPDATE meta SET value = '1' WHERE key = 'schema_version'"))
     with Store.open(path) as store:
-        assert store.schema_version == 4
+        assert store.schema_version == 5
         with Store.open(tmp_path / "new.db") as fresh:
             assert indexes(store, "digests") == indexes(fresh, "digests")
+            assert columns(store, "deliveries") == columns(fresh, "deliveries")
             assert "ix_digests_watermark" in indexes(fresh, "digests")
+        # An old pending delivery has had no copy sent without confirmation.
+        assert store.mark_unknown(old.digest_id, "email", "no answer") == "unknown"
         loaded = store.load_digest(old.digest_id)
         assert [(s.paper.uid, s.section) for s in loaded.papers] == [(uids[0], None)]
         assert loaded.papers[0].matches == (Match("old", "title", 1, 2.5, "phrase", ""),)
@@ -101,6 +105,10 @@ def test_older_stores_are_migrated_and_keep_their_data(tmp_path):
         assert owed(store, "alice", D1) == []
         new = store.upsert_papers([paper("New", "2301.00003")], D1, NOW).uids
         assert owed(store, "alice", D1) == new
+
+
+def columns(store: Store, table: str) -> list[str]:
+    return [column["name"] for column in inspect(store.conn).get_columns(table)]
 
 
 def indexes(store: Store, table: str) -> dict[str, list[str]]:

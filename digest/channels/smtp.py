@@ -3,12 +3,25 @@
 A digest counts as sent only when the server answered 250 to its DATA. What the server
 says decides what happens next:
 
-- 4xx (and a dropped connection or a timeout): temporary. Retried with backoff within
-  the run, then left pending for the next run.
+- 4xx, a dropped connection or a timeout *before* the message's final "." was sent:
+  temporary. Retried with backoff within the run, then left pending for the next run.
+- No answer *after* the final "." (the connection dropped, or the 250 came after the
+  timeout): the server may well have the message. It is not sent again in this run; the
+  delivery is recorded as "unknown" and the next run sends it once more, with the same
+  Message-ID (see DeliveryUnknown and the store's ``mark_unknown``).
 - 5xx: permanent for this run. The digest is marked failed with the server's own reason
   and the run goes on with the next subscriber; the next run tries again.
 - A server that cannot be reached or refuses the login fails every email of the run at
   once (no retry storm) and says why.
+- A server that fails slowly (hangs, keeps saying 4xx) may cost the run at most
+  ``failure_budget_seconds`` of failures; then the run stops trying it and the remaining
+  digests stay pending (DeliveryDeferred).
+
+The transaction is driven command by command (MAIL, RCPT, DATA), not through
+``sendmail``, so that where it failed is known; after any failure inside it the
+connection is reset (RSET) or dropped, so the next reader starts clean. Addresses that
+need it (``jürgen@example.org``) go out with SMTPUTF8; a server without it fails that
+reader only.
 
 The password comes from the environment variable named by ``password_env`` and appears
 in no log, report or error message.
@@ -19,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import smtplib
 import ssl
 import time
@@ -26,21 +40,50 @@ from collections.abc import Callable
 from email.utils import parseaddr
 from pathlib import Path
 
+from email_validator import EmailNotValidError, validate_email
+
+from digest.breaker import FailureBudget
 from digest.channels.base import DeliveryContext
 from digest.config import EmailSettings, SubscriberSettings
-from digest.errors import DeliveryError
+from digest.errors import DeliveryDeferred, DeliveryError, DeliveryUnknown
 from digest.models import Digest
 from digest.render.email import RenderedEmail
 
 log = logging.getLogger("digest")
 
+_LINE_BREAK = re.compile(rb"\r\n|\n|\r")
+_LEADING_DOT = re.compile(rb"^\.", re.MULTILINE)
+
 
 class _Temporary(Exception):
-    """A failure worth retrying: 4xx, a dropped connection, a timeout."""
+    """A failure worth retrying: 4xx, a dropped connection, a timeout (before the "." )."""
 
 
 class _Unreachable(_Temporary):
     """The server could not be reached at all; if it persists, the run stops trying."""
+
+
+class _Unanswered(Exception):
+    """The whole message was sent and no reply came: the server may have it."""
+
+
+def wire_address(address: str) -> str:
+    """The form of ``address`` for MAIL FROM / RCPT TO: ASCII when it can be (an
+    internationalised domain in its xn-- form), else UTF-8, which needs SMTPUTF8."""
+    try:
+        found = validate_email(address, check_deliverability=False, globally_deliverable=False)
+    except EmailNotValidError:
+        return address  # checked when the config was read; the server has the last word
+    return found.ascii_email or found.normalized
+
+
+def dot_stuffed(body: bytes) -> bytes:
+    """The message as DATA sends it: CRLF line breaks, a leading "." doubled (RFC 5321
+    4.5.2), and the final "." line that ends it."""
+    lines = _LEADING_DOT.sub(b"..", _LINE_BREAK.sub(b"\r\n", body))
+    if not lines.endswith(b"\r\n"):
+        lines += b"\r\n"
+    return lines + b".\r\n"
 
 
 class SmtpChannel:
@@ -52,10 +95,13 @@ class SmtpChannel:
         config_folder: Path,
         *,
         sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
         self.folder = config_folder
         self.sleep = sleep
+        self.clock = clock
+        self.budget = FailureBudget(settings.failure_budget_seconds)
         self._connection: smtplib.SMTP | None = None
         self._down: str | None = None  # set once the server proved unreachable this run
 
@@ -76,12 +122,25 @@ class SmtpChannel:
             raise DeliveryError(self._down)
         attempts = self.settings.retries + 1
         for attempt in range(1, attempts + 1):
+            self._within_budget()
+            started = self.clock()
             try:
                 return self._send_once(message, recipient)
+            except _Unanswered as exc:
+                self._drop_connection()
+                self.budget.charge(self.server, self.clock() - started)
+                raise DeliveryUnknown(
+                    f"{self.server} was sent the whole message for {recipient} but did not "
+                    f"confirm it: {exc}"
+                ) from None
+            except DeliveryError:
+                self._reset()
+                raise
             except _Temporary as exc:
                 reason = str(exc)
                 unreachable = isinstance(exc, _Unreachable)
                 self._drop_connection()
+                self.budget.charge(self.server, self.clock() - started)
             if attempt == attempts:
                 if unreachable:
                     self._fail(
@@ -93,7 +152,10 @@ class SmtpChannel:
                     f"(temporary; tried {attempts} times)",
                     hint="the digest stays pending and is sent on the next run",
                 )
-            delay = self.settings.retry_backoff * 2 ** (attempt - 1)
+            self._within_budget()
+            delay = min(
+                self.settings.retry_backoff * 2 ** (attempt - 1), self.budget.left(self.server)
+            )
             log.warning(
                 "SMTP %s: %s; retry %d of %d in %.0fs",
                 self.server,
@@ -103,32 +165,70 @@ class SmtpChannel:
                 delay,
             )
             self.sleep(delay)
+            self.budget.charge(self.server, delay)
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def _within_budget(self) -> None:
+        """Raise DeliveryDeferred once the server's failures have cost the run its budget."""
+        if self.budget.exhausted(self.server):
+            verdict = self.budget.refuse(self.server)
+            raise DeliveryDeferred(
+                f"{verdict} ([email] failure_budget_seconds = "
+                f"{self.settings.failure_budget_seconds:g})"
+            )
+
     def _send_once(self, message: RenderedEmail, recipient: str) -> str:
+        """One SMTP transaction. Failures before the final "." raise _Temporary (or
+        DeliveryError for a permanent refusal); no answer after it raises _Unanswered."""
         connection = self._connect()
-        envelope = parseaddr(self.settings.envelope_from or self.settings.from_address)[1]
+        envelope = wire_address(
+            parseaddr(self.settings.envelope_from or self.settings.from_address)[1]
+        )
+        to = wire_address(recipient)
         try:
-            refused = connection.sendmail(envelope, [recipient], message.as_bytes())
-        except smtplib.SMTPRecipientsRefused as exc:
-            code, text = exc.recipients.get(recipient, (0, b"refused"))
-            raise self._classify(code, text, f"refused the recipient {recipient}") from None
-        except smtplib.SMTPSenderRefused as exc:
-            raise self._classify(
-                exc.smtp_code, exc.smtp_error, f"refused the sender {envelope}"
-            ) from None
-        except smtplib.SMTPDataError as exc:
-            raise self._classify(exc.smtp_code, exc.smtp_error, "refused the message") from None
-        except (smtplib.SMTPServerDisconnected, TimeoutError, ConnectionError) as exc:
+            connection.ehlo_or_helo_if_needed()  # done by hand for tls; extensions known after
+            options = self._mail_options(connection, envelope, to)
+            code, text = connection.mail(envelope, options)
+            if code != 250:
+                raise self._classify(code, text, f"refused the sender {envelope}")
+            code, text = connection.rcpt(to)
+            if code not in (250, 251):
+                raise self._classify(code, text, f"refused the recipient {recipient}")
+            code, text = connection.docmd("DATA")
+            if code != 354:
+                raise self._classify(code, text, "refused the message")
+            connection.send(dot_stuffed(message.as_bytes()))
+        except (smtplib.SMTPServerDisconnected, OSError) as exc:
             raise _Temporary(
                 f"the connection was lost while sending ({exc or type(exc).__name__})"
             ) from None
-        except smtplib.SMTPResponseException as exc:
+        except smtplib.SMTPResponseException as exc:  # EHLO refused
             raise self._classify(exc.smtp_code, exc.smtp_error, "answered") from None
-        if refused:  # some recipients refused, others accepted: with one recipient, a failure
-            code, text = refused.get(recipient, (0, b"refused"))
-            raise self._classify(code, text, f"refused the recipient {recipient}")
+        except UnicodeError as exc:  # an address the connection cannot encode
+            raise DeliveryError(
+                f"{self.server}: cannot send to {recipient}: {exc}",
+                hint="check the subscriber's address",
+            ) from None
+        try:
+            code, text = connection.getreply()
+        except (smtplib.SMTPServerDisconnected, OSError) as exc:
+            raise _Unanswered(f"{exc or type(exc).__name__}") from None
+        if code != 250:
+            raise self._classify(code, text, "refused the message")
         return "accepted"
+
+    def _mail_options(self, connection: smtplib.SMTP, envelope: str, to: str) -> list[str]:
+        """SMTPUTF8 when an address needs it; a server without it fails this reader only."""
+        if envelope.isascii() and to.isascii():
+            return []
+        if not connection.has_extn("smtputf8"):
+            raise DeliveryError(
+                f"{self.server} does not offer SMTPUTF8, which the address "
+                f"{to if not to.isascii() else envelope} needs",
+                hint="use a mail server that offers SMTPUTF8, or an ASCII address; "
+                "the other subscribers are not affected",
+            )
+        return ["SMTPUTF8"]
 
     def _classify(self, code: int, text: bytes | str, what: str) -> Exception:
         reason = text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
@@ -203,6 +303,18 @@ class SmtpChannel:
 
     def _resolve(self, path: Path) -> Path:
         return path if path.is_absolute() else self.folder / path
+
+    def _reset(self) -> None:
+        """After a refusal inside a transaction: RSET, so the next reader starts clean; a
+        connection that cannot even do that is dropped."""
+        if self._connection is None:
+            return
+        try:
+            code, _text = self._connection.rset()
+        except (OSError, smtplib.SMTPException):
+            code = 0
+        if code != 250:
+            self._drop_connection()
 
     def _drop_connection(self) -> None:
         if self._connection is not None:

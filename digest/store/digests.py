@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, case, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from digest.models import Digest, FeedItem, Match, Scored, StoredPaper
@@ -36,6 +36,14 @@ class PendingDelivery:
     channel: str
     attempts: int
     last_error: str | None
+    status: str = "pending"  # pending | failed | unknown (a copy may have arrived)
+
+
+# How many copies of one digest may reach a mail server without its confirmation: the
+# first, and the one resend a later run makes. A delivery whose resend is unknown too is
+# "unconfirmed" and never sent again (the reader most likely has it).
+MAX_UNKNOWN_SENDS = 2
+UNFINISHED = ("pending", "failed", "unknown")  # deliveries a run still tries
 
 
 @dataclass(frozen=True, slots=True)
@@ -302,11 +310,12 @@ class DigestsMixin(StoreBase):
                 deliveries.c.channel,
                 deliveries.c.attempts,
                 deliveries.c.last_error,
+                deliveries.c.status,
             )
             .join(digests, digests.c.id == deliveries.c.digest_id)
             # Few deliveries are ever unfinished: found by the status index, whatever the
             # number of subscribers asked about (filtered here).
-            .where(deliveries.c.status.in_(("pending", "failed")))
+            .where(deliveries.c.status.in_(UNFINISHED))
             .order_by(digests.c.digest_date, digests.c.seq, deliveries.c.channel)
         )
         for name, *rest in rows:
@@ -345,6 +354,29 @@ class DigestsMixin(StoreBase):
                 .where(deliveries.c.digest_id == digest_id, deliveries.c.channel == channel)
                 .values(status="failed", attempts=deliveries.c.attempts + 1, last_error=error)
             )
+
+    def mark_unknown(self, digest_id: int, channel: str, error: str) -> str:
+        """Record that a copy went out and no confirmation came back; return the new status:
+        ``unknown`` (a later run sends it once more) or, after MAX_UNKNOWN_SENDS such
+        copies, ``unconfirmed`` (never sent again)."""
+        sends = deliveries.c.unknown_sends + 1
+        with self.transaction() as conn:
+            conn.execute(
+                update(deliveries)
+                .where(deliveries.c.digest_id == digest_id, deliveries.c.channel == channel)
+                .values(
+                    status=case((sends >= MAX_UNKNOWN_SENDS, "unconfirmed"), else_="unknown"),
+                    unknown_sends=sends,
+                    attempts=deliveries.c.attempts + 1,
+                    last_error=error,
+                )
+            )
+            status = conn.execute(
+                select(deliveries.c.status).where(
+                    deliveries.c.digest_id == digest_id, deliveries.c.channel == channel
+                )
+            ).scalar_one()
+        return str(status)
 
     def feed_items(
         self, subscriber: str, limit: int, include_digest: int | None = None

@@ -33,11 +33,19 @@ def _v4_digest_watermark_index(conn: Connection) -> None:
     next(i for i in digests.indexes if i.name == "ix_digests_watermark").create(conn)
 
 
+def _v5_delivery_unknown_sends(conn: Connection) -> None:
+    conn.execute(text("ALTER TABLE deliveries ADD COLUMN unknown_sends INTEGER NOT NULL DEFAULT 0"))
+
+
 # Each step takes the store from version N-1 to N. Version 1 is the first schema.
 MIGRATIONS: dict[int, tuple[str, Callable[[Connection], None]]] = {
     2: ("ledger.section: the interest a paper was chosen for", _v2_ledger_sections),
     3: ("digests.watermark: papers offered without a ledger row each", _v3_digest_watermarks),
     4: ("ix_digests_watermark: where a subscriber stands, in one seek", _v4_digest_watermark_index),
+    5: (
+        "deliveries.unknown_sends: copies sent whose outcome is unknown",
+        _v5_delivery_unknown_sends,
+    ),
 }
 SCHEMA_VERSION = max(MIGRATIONS, default=1)
 

@@ -31,7 +31,9 @@ class SubscriberSummary:
     digests: int = 0
     delivered_papers: int = 0
     considered_papers: int = 0
-    pending_deliveries: int = 0
+    pending_deliveries: int = 0  # unfinished ones, "unknown" included: a run tries them
+    unknown_deliveries: int = 0  # sent, not confirmed: the next run sends them once more
+    unconfirmed_deliveries: int = 0  # sent twice, never confirmed: not sent again
     last_digest: date | None = None
 
 
@@ -159,6 +161,17 @@ class RunsMixin(StoreBase):
                 ).scalar()
                 or 0
             )
-            entry.pending_deliveries = len(self.pending_deliveries(name))  # type: ignore[attr-defined]
+            unfinished = self.pending_deliveries(name)  # type: ignore[attr-defined]
+            entry.pending_deliveries = len(unfinished)
+            entry.unknown_deliveries = sum(d.status == "unknown" for d in unfinished)
+            entry.unconfirmed_deliveries = (
+                conn.execute(
+                    select(count)
+                    .select_from(deliveries)
+                    .join(digests, digests.c.id == deliveries.c.digest_id)
+                    .where(digests.c.subscriber == name, deliveries.c.status == "unconfirmed")
+                ).scalar()
+                or 0
+            )
             result.subscribers.append(entry)
         return result

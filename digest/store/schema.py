@@ -7,7 +7,8 @@
 - ``digests``: each digest made for a subscriber (date and sequence within the day).
 - ``ledger``: the papers chosen for a subscriber's digests (and, rarely, papers considered
   but not covered by the digest's watermark); ``digests.watermark`` covers the rest.
-- ``deliveries``: one row per digest and channel; ``done`` only once the channel confirmed.
+- ``deliveries``: one row per digest and channel; ``done`` only once the channel confirmed,
+  ``unknown`` / ``unconfirmed`` when a copy went out and no confirmation came back.
 - ``runs``: one row per run with its report. ``cursors``: per-source state between runs.
 - ``meta``: the schema version.
 """
@@ -127,10 +128,14 @@ deliveries = Table(
     metadata,
     Column("digest_id", Integer, ForeignKey("digests.id"), primary_key=True),
     Column("channel", String(16), primary_key=True),
-    Column("status", String(16), nullable=False),  # pending | done | failed
+    # pending | done | failed | unknown (sent, never confirmed: sent once more by a later
+    # run) | unconfirmed (unknown again after that: not sent again)
+    Column("status", String(16), nullable=False),
     Column("attempts", Integer, nullable=False, default=0),
     Column("last_error", Text, nullable=True),
     Column("delivered_at", UtcDateTime(), nullable=True),
+    # Copies that reached the server without a confirmation (v5): at most two are sent.
+    Column("unknown_sends", Integer, nullable=False, default=0, server_default="0"),
     Index("ix_deliveries_status", "status"),
 )
 
