@@ -20,6 +20,7 @@ class FailureBudget:
     seconds: float
     spent: dict[str, float] = field(default_factory=dict)
     refused: dict[str, int] = field(default_factory=dict)  # calls not made, per server
+    closed: set[str] = field(default_factory=set)  # given up on before the budget ran out
 
     def charge(self, server: str, seconds: float) -> None:
         """Count ``seconds`` lost to a failure of ``server`` (a failed attempt, a wait)."""
@@ -30,7 +31,11 @@ class FailureBudget:
         return self.seconds - self.spent.get(server, 0.0)
 
     def exhausted(self, server: str) -> bool:
-        return self.left(server) <= 0
+        return self.left(server) <= 0 or server in self.closed
+
+    def close(self, server: str) -> None:
+        """Give up on ``server`` now: it asks for a wait longer than its budget has left."""
+        self.closed.add(server)
 
     def refuse(self, server: str) -> str:
         """Count one call not made because ``server`` is given up on; say why."""

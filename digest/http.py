@@ -4,6 +4,9 @@
 - retries with exponential backoff and jitter on 429, 5xx, timeouts and dropped or
   truncated connections, honouring ``Retry-After`` and Hugging Face's ``RateLimit``
   header (``"api";r=0;t=55``: wait 55 seconds);
+- a failure budget per host (``failure_budget_seconds``): once a host's timeouts, refused
+  connections and retried answers, with the waits between them, cost the run more, it is
+  not asked again in this run (see digest.breaker);
 - conditional GET: a source passes the validators (ETag, Last-Modified) it kept from the
   last response and gets ``not_modified`` for a 304;
 - throttles: arXiv asks for one request every 3 seconds on one connection, for all of a
@@ -30,6 +33,7 @@ from pathlib import Path
 import httpx
 
 from digest import __version__
+from digest.breaker import FailureBudget
 from digest.config import HttpSettings
 from digest.errors import SourceError
 
@@ -132,6 +136,7 @@ class Http:
         self.sleep = sleep
         self.jitter = jitter
         self.throttles = dict(throttles or {})
+        self.budget = FailureBudget(settings.failure_budget_seconds)
         self.client = client or httpx.Client(
             timeout=httpx.Timeout(settings.timeout),
             follow_redirects=True,
@@ -160,11 +165,15 @@ class Http:
             if validators.get("last_modified"):
                 request_headers["If-Modified-Since"] = validators["last_modified"]
         shown = str(httpx.URL(url, params=params)) if params else url
+        server = httpx.URL(url).netloc.decode("ascii", "replace")
         attempts = self.settings.retries + 1
         retries: list[str] = []
         for attempt in range(1, attempts + 1):
+            self._within_budget(server, shown)
+            started = self.clock()
             try:
                 with self._slot(throttle):
+                    started = self.clock()  # waiting for the throttle is no failure
                     response, content = self._send(url, params, request_headers)
             except _TooLarge:
                 raise SourceError(
@@ -196,6 +205,7 @@ class Http:
                     raise _status_error(shown, response)
                 reason = f"HTTP {response.status_code} {response.reason_phrase}".strip()
                 wait = self._server_wait(response.headers)
+            self.budget.charge(server, self.clock() - started)
             if attempt == attempts:
                 raise SourceError(
                     f"{shown}: {reason} (gave up after {attempts} attempts)",
@@ -209,12 +219,35 @@ class Http:
                     f"[http] max_wait ({self.settings.max_wait:g}s)",
                     hint="the source is skipped for this run and read again on the next one",
                 )
+            if delay > self.budget.left(server):  # waiting it out would pass the budget
+                self.budget.close(server)
+                self._within_budget(server, shown)
             log.warning(
                 "%s: %s; retry %d of %d in %.1fs", shown, reason, attempt, attempts - 1, delay
             )
             retries.append(f"{reason}; waited {delay:.1f}s")
             self.sleep(delay)
+            self.budget.charge(server, delay)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _within_budget(self, server: str, shown: str) -> None:
+        """Refuse to ask ``server`` again once its failures have cost the run its budget:
+        a hung host would otherwise cost a timeout per attempt, page and day."""
+        if self.budget.exhausted(server):
+            raise SourceError(
+                f"{shown}: not requested: {self.budget.refuse(server)} in this run "
+                f"([http] failure_budget_seconds = {self.settings.failure_budget_seconds:g})",
+                hint="the source is skipped for this run; its papers come on the next "
+                "successful run",
+            )
+
+    def given_up(self) -> list[str]:
+        """A report line for each host this run stopped asking."""
+        return [
+            f"http: {self.budget.verdict(server)}; "
+            f"{self.budget.refused.get(server, 0)} requests not made"
+            for server in self.budget.given_up()
+        ]
 
     @contextmanager
     def _slot(self, name: str | None) -> Iterator[None]:

@@ -125,6 +125,7 @@ def run_once(
                     clock,
                     report,
                 )
+            report.breakers = http.given_up()
             chosen = [s for s in config.subscribers if not only or s.name in only]
             # Given channels (a test's) or a dry run's savepoint stay in this process.
             workers = 1 if channels or dry_run else worker_count(config.run.workers, len(chosen))

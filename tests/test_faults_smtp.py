@@ -9,9 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import shutil
+import socketserver
+import threading
+import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
+from datetime import date, datetime
 from pathlib import Path
 
 import pytest
@@ -21,6 +26,7 @@ from test_smtp_delivery import READERS, cli, parse, run, smtp_settings, subscrib
 from conftest import SmtpRecorder, free_port
 from digest.config import load_config
 from digest.errors import ConfigError
+from digest.pipeline import run_once
 from digest.store import Store
 
 pytestmark = pytest.mark.slow
@@ -83,13 +89,22 @@ def copies(recorder: SmtpRecorder, addresses=ADDRESSES) -> list[int]:
     return [len(recorder.for_recipient(address)) for address in addresses]
 
 
-def email_statuses(config: Path) -> dict[str, str]:
+def email_statuses(config: Path, readers=READERS) -> dict[str, str]:
     """Each reader's email delivery status in the store (one digest each here)."""
     with Store.open(config.parent / "state" / "digest.db") as store:
-        return {
-            name: {d.channel: d.status for d in store.pending_deliveries(name)}.get("email", "done")
-            for name in READERS
-        }
+        unfinished = {name: store.pending_deliveries(name) for name in readers}
+    return {
+        name: {d.channel: d.status for d in found}.get("email", "done")
+        for name, found in unfinished.items()
+    }
+
+
+def run_on(config: Path, day: str, http):
+    """A run on ``day`` through the given HTTP layer."""
+    moment = datetime.fromisoformat(f"{day}T12:00:00+00:00")
+    return run_once(
+        load_config(config), today=date.fromisoformat(day), clock=lambda: moment, http=http
+    )
 
 
 @pytest.mark.parametrize("handler", [TakesThenHangsUp, TakesThenAnswersLate])
@@ -205,3 +220,147 @@ def test_a_bad_address_is_refused_when_the_config_is_read(make_config, table, ke
     where = "subscribers[0].email" if table == "subscribers" else f"email.{key}"
     assert f"{config.resolve()}:{line}: {where}: expected " in str(caught.value)
     assert repr(value) in str(caught.value)
+
+
+# --- slow failure: a run's failure budget per mail server and per listing host ----------
+
+
+class _Hung(socketserver.ThreadingTCPServer):
+    """A loopback server that accepts connections and then stops answering."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, handler: type[socketserver.BaseRequestHandler]) -> None:
+        super().__init__(("127.0.0.1", 0), handler)
+        self.released = threading.Event()
+        self.connections = 0
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    @property
+    def port(self) -> int:
+        return self.server_address[1]
+
+    def close(self) -> None:
+        self.released.set()
+        self.shutdown()
+        self.server_close()
+
+
+class _SmtpThatHangsAtMail(socketserver.StreamRequestHandler):
+    """Greets, answers EHLO, then never answers MAIL FROM."""
+
+    def handle(self) -> None:
+        self.server.connections += 1
+        self.wfile.write(b"220 127.0.0.1 ESMTP hung\r\n")
+        for line in self.rfile:
+            if line[:4].upper() in (b"EHLO", b"HELO"):
+                self.wfile.write(b"250-127.0.0.1\r\n250 8BITMIME\r\n")
+            elif line[:4].upper() == b"QUIT":
+                self.wfile.write(b"221 bye\r\n")
+                return
+            else:
+                self.server.released.wait(30)
+                return
+
+
+class _HttpThatNeverAnswers(socketserver.BaseRequestHandler):
+    def handle(self) -> None:
+        self.server.connections += 1
+        self.request.recv(65536)
+        self.server.released.wait(30)
+
+
+@contextmanager
+def hung(handler: type[socketserver.BaseRequestHandler]) -> Iterator[_Hung]:
+    server = _Hung(handler)
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+def test_a_hung_mail_server_costs_a_run_its_failure_budget_not_a_timeout_per_reader(
+    make_config, seeds
+):
+    readers = {f"reader{i}": [] for i in range(1, 6)}
+    addresses = [f"{name}@example.org" for name in readers]
+    with hung(_SmtpThatHangsAtMail) as server:
+        config = config_for(
+            make_config,
+            seeds,
+            server.port,
+            readers=readers,
+            timeout=0.5,
+            retries=3,
+            retry_backoff=0.05,
+            failure_budget_seconds=1.2,
+        )
+        started = time.monotonic()
+        report = run(config)
+        took = time.monotonic() - started
+        port = server.port
+    # Without the budget: 5 readers x 4 attempts x 0.5 s = 10 s of timeouts.
+    assert took < 6, took
+    assert server.connections <= 4
+    [line] = report.gave_up()
+    assert line.startswith(f"email: gave up on 127.0.0.1:{port} after ")
+    assert line.endswith(
+        "s of failures ([email] failure_budget_seconds = 1.2); 5 digests left pending"
+    )
+    for name in readers:
+        statuses = {d.channel: d.status for d in report.subscribers[name].deliveries}
+        assert statuses == {"email": "pending", "page": "delivered"}, name
+        assert report.subscribers[name].delivered == 0
+    assert email_statuses(config, readers) == dict.fromkeys(readers, "pending")
+
+    recorder = SmtpRecorder()
+    with serve(recorder, port):  # a good server: every pending digest goes out, once
+        later = run(config, 1)
+    assert later.ok, later.to_json()
+    assert copies(recorder, addresses) == [1] * 5
+    assert email_statuses(config, readers) == dict.fromkeys(readers, "done")
+
+
+def test_a_hung_host_costs_a_run_its_failure_budget_and_its_days_are_read_next_run(
+    make_config, fixtures_dir, seeds
+):
+    from pytest_httpserver import HTTPServer
+    from test_live_sources import HF_0612, hf_source, serve_hf_days
+
+    from digest.config import HttpSettings
+    from digest.http import Http
+
+    with hung(_HttpThatNeverAnswers) as server:
+        port = server.port
+        sources = hf_source(f"http://127.0.0.1:{port}", recheck_days=14) + (
+            '\n[[sources]]\nname = "inbox"\nkind = "file"\npath = "inbox/*"\n'
+        )
+        config = make_config(sources=sources)
+        shutil.copy(seeds[2], config.parent / "inbox" / "capture.txt")
+        settings = HttpSettings(timeout=0.3, retries=2, backoff=0.05, failure_budget_seconds=1)
+        started = time.monotonic()
+        with closing(Http(settings)) as http:
+            report = run_on(config, "2026-06-12", http)
+        took = time.monotonic() - started
+    # Without the budget: 15 days x 3 attempts x 0.3 s = 13.5 s of timeouts.
+    assert took < 5, took
+    assert server.connections <= 5
+    [line] = report.gave_up()
+    assert line.startswith(f"http: gave up on 127.0.0.1:{port} after ")
+    assert re.search(r" s of failures; \d+ requests not made$", line), line
+    assert "not requested: gave up on" in report.sources["hf"].error
+    assert report.sources["inbox"].new == 38 and report.subscribers["all"].delivered == 38
+    assert not report.ok
+
+    good = HTTPServer(port=port)
+    good.start()
+    try:
+        serve_hf_days(good, {"2026-06-12": (fixtures_dir / HF_0612).read_bytes()})
+        with closing(Http(HttpSettings(timeout=5, retries=0))) as http:
+            later = run_on(config, "2026-06-12", http)
+    finally:
+        good.stop()
+    assert later.ok, later.to_json()
+    assert later.sources["hf"].new > 0
+    assert later.subscribers["all"].delivered == later.sources["hf"].new
