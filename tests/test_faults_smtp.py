@@ -78,6 +78,37 @@ def serve(handler: SmtpRecorder, port: int | None = None, **options: object) -> 
         controller.stop()
 
 
+class _Loopback(socketserver.ThreadingTCPServer):
+    """A TCP server on loopback whose handler misbehaves; ``released`` ends its waits."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, handler: type[socketserver.BaseRequestHandler]) -> None:
+        super().__init__(("127.0.0.1", 0), handler)
+        self.released = threading.Event()
+        self.connections = 0
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    @property
+    def port(self) -> int:
+        return self.server_address[1]
+
+    def close(self) -> None:
+        self.released.set()
+        self.shutdown()
+        self.server_close()
+
+
+@contextmanager
+def loopback(handler: type[socketserver.BaseRequestHandler]) -> Iterator[_Loopback]:
+    server = _Loopback(handler)
+    try:
+        yield server
+    finally:
+        server.close()
+
+
 def config_for(make_config, seeds, port: int, readers=READERS, **email: object) -> Path:
     config = make_config(subscribers=subscribers(readers), extra=smtp_settings(port, **email))
     for capture in seeds:
@@ -163,6 +194,65 @@ def test_a_connection_lost_before_the_message_was_sent_is_retried_in_the_run(mak
     assert recorder.sessions == 2
 
 
+class _SmtpRefusingTheFirstData(socketserver.StreamRequestHandler):
+    """A plain SMTP server that answers the first DATA command 451 (before any message was
+    sent, the 354 stage aiosmtpd cannot fault) and takes every later message."""
+
+    def handle(self) -> None:
+        server = self.server
+        self.wfile.write(b"220 127.0.0.1 ESMTP\r\n")
+        recipients: list[bytes] = []
+        for line in self.rfile:
+            verb = line[:4].upper()
+            if verb == b"EHLO":
+                self.wfile.write(b"250-127.0.0.1\r\n250 8BITMIME\r\n")
+            elif verb == b"RCPT":
+                recipients.append(line.split(b"<", 1)[1].split(b">", 1)[0])
+                self.wfile.write(b"250 OK\r\n")
+            elif verb == b"DATA" and not server.refused:
+                server.refused = True
+                self.wfile.write(b"451 4.3.0 Not now\r\n")
+            elif verb == b"DATA":
+                self.wfile.write(b"354 Go ahead\r\n")
+                body = b"".join(iter(self.rfile.readline, b".\r\n"))
+                server.messages.append((list(recipients), body))
+                recipients.clear()
+                self.wfile.write(b"250 2.0.0 Queued\r\n")
+            elif verb == b"QUIT":
+                self.wfile.write(b"221 bye\r\n")
+                return
+            else:  # MAIL, RSET, NOOP
+                if verb == b"RSET":
+                    recipients.clear()
+                self.wfile.write(b"250 OK\r\n")
+
+
+def test_a_temporary_refusal_of_the_data_command_is_retried_in_the_run(make_config, seeds):
+    with loopback(_SmtpRefusingTheFirstData) as server:
+        server.refused, server.messages = False, []
+        report = run(config_for(make_config, seeds, server.port))
+    assert report.ok, report.to_json()
+    received = [rcpts[0].decode() for rcpts, _ in server.messages]
+    assert sorted(received) == ADDRESSES  # one copy each, alice's on the second attempt
+
+
+def test_the_store_resends_an_unknown_delivery_once_then_never(store_target):
+    from test_store import D0, NOW, digest_of, paper
+
+    with Store.open(store_target) as store:
+        uids = store.upsert_papers([paper("A Paper", "2601.00001")], D0, NOW).uids
+        made = digest_of(store, "alice", D0, uids, uids, channels=("email", "feed"))
+        assert store.mark_unknown(made.digest_id, "email", "no answer") == "unknown"
+        [again] = store.pending_deliveries("alice")[:1]
+        assert (again.channel, again.status) == ("email", "unknown")
+        store.mark_failed(made.digest_id, "email", "451 try later")  # the resend, refused
+        assert store.mark_unknown(made.digest_id, "email", "no answer") == "unconfirmed"
+        assert [d.channel for d in store.pending_deliveries("alice")] == ["feed"]
+        [summary] = store.summary().subscribers
+        assert (summary.unknown_deliveries, summary.unconfirmed_deliveries) == (0, 1)
+        assert summary.pending_deliveries == 1
+
+
 @pytest.mark.parametrize("smtputf8", [True, False])
 def test_an_internationalised_address_never_costs_the_next_reader_their_email(
     make_config, seeds, smtputf8
@@ -225,28 +315,6 @@ def test_a_bad_address_is_refused_when_the_config_is_read(make_config, table, ke
 # --- slow failure: a run's failure budget per mail server and per listing host ----------
 
 
-class _Hung(socketserver.ThreadingTCPServer):
-    """A loopback server that accepts connections and then stops answering."""
-
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def __init__(self, handler: type[socketserver.BaseRequestHandler]) -> None:
-        super().__init__(("127.0.0.1", 0), handler)
-        self.released = threading.Event()
-        self.connections = 0
-        threading.Thread(target=self.serve_forever, daemon=True).start()
-
-    @property
-    def port(self) -> int:
-        return self.server_address[1]
-
-    def close(self) -> None:
-        self.released.set()
-        self.shutdown()
-        self.server_close()
-
-
 class _SmtpThatHangsAtMail(socketserver.StreamRequestHandler):
     """Greets, answers EHLO, then never answers MAIL FROM."""
 
@@ -271,21 +339,12 @@ class _HttpThatNeverAnswers(socketserver.BaseRequestHandler):
         self.server.released.wait(30)
 
 
-@contextmanager
-def hung(handler: type[socketserver.BaseRequestHandler]) -> Iterator[_Hung]:
-    server = _Hung(handler)
-    try:
-        yield server
-    finally:
-        server.close()
-
-
 def test_a_hung_mail_server_costs_a_run_its_failure_budget_not_a_timeout_per_reader(
     make_config, seeds
 ):
     readers = {f"reader{i}": [] for i in range(1, 6)}
     addresses = [f"{name}@example.org" for name in readers]
-    with hung(_SmtpThatHangsAtMail) as server:
+    with loopback(_SmtpThatHangsAtMail) as server:
         config = config_for(
             make_config,
             seeds,
@@ -331,7 +390,7 @@ def test_a_hung_host_costs_a_run_its_failure_budget_and_its_days_are_read_next_r
     from digest.config import HttpSettings
     from digest.http import Http
 
-    with hung(_HttpThatNeverAnswers) as server:
+    with loopback(_HttpThatNeverAnswers) as server:
         port = server.port
         sources = hf_source(f"http://127.0.0.1:{port}", recheck_days=14) + (
             '\n[[sources]]\nname = "inbox"\nkind = "file"\npath = "inbox/*"\n'

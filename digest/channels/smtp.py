@@ -39,6 +39,7 @@ import time
 from collections.abc import Callable
 from email.utils import parseaddr
 from pathlib import Path
+from typing import NoReturn
 
 from email_validator import EmailNotValidError, validate_email
 
@@ -142,16 +143,7 @@ class SmtpChannel:
                 self._drop_connection()
                 self.budget.charge(self.server, self.clock() - started)
             if attempt == attempts:
-                if unreachable:
-                    self._fail(
-                        f"{reason} (tried {attempts} times)",
-                        "check [email] host and port; the digests stay pending for the next run",
-                    )
-                raise DeliveryError(
-                    f"{self.server} did not take the message for {recipient}: {reason} "
-                    f"(temporary; tried {attempts} times)",
-                    hint="the digest stays pending and is sent on the next run",
-                )
+                self._out_of_retries(recipient, reason, attempts, unreachable=unreachable)
             self._within_budget()
             delay = min(
                 self.settings.retry_backoff * 2 ** (attempt - 1), self.budget.left(self.server)
@@ -167,6 +159,22 @@ class SmtpChannel:
             self.sleep(delay)
             self.budget.charge(self.server, delay)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _out_of_retries(
+        self, recipient: str, reason: str, attempts: int, *, unreachable: bool
+    ) -> NoReturn:
+        """The last attempt failed too. A server never reached fails the rest of the run's
+        emails at once; one that answered leaves this digest pending for the next run."""
+        if unreachable:
+            self._fail(
+                f"{reason} (tried {attempts} times)",
+                "check [email] host and port; the digests stay pending for the next run",
+            )
+        raise DeliveryError(
+            f"{self.server} did not take the message for {recipient}: {reason} "
+            f"(temporary; tried {attempts} times)",
+            hint="the digest stays pending and is sent on the next run",
+        )
 
     def _within_budget(self) -> None:
         """Raise DeliveryDeferred once the server's failures have cost the run its budget."""
@@ -285,7 +293,7 @@ class SmtpChannel:
         self._connection = connection
         return connection
 
-    def _fail(self, message: str, hint: str) -> None:
+    def _fail(self, message: str, hint: str) -> NoReturn:
         self._down = message
         raise DeliveryError(message, hint=hint)
 
