@@ -1,0 +1,165 @@
+"""Sources under faults: what a failed or partial read leaves behind is read again.
+
+Real captured responses are served by a real local HTTP server (pytest-httpserver), with
+faults injected by its handlers; runs go through ``run_once`` into a real SQLite store.
+The assertions count papers stored and delivered.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from datetime import date, datetime
+from pathlib import Path
+
+import pytest
+from werkzeug import Request, Response
+
+from digest.config import load_config
+from digest.pipeline import open_store, run_once
+
+HF_0612 = "hf_daily_papers/daily_papers_2026-06-12_sotawhat.json"
+
+
+def at(day: str, hour: int = 12) -> datetime:
+    return datetime.fromisoformat(f"{day}T{hour:02d}:00:00+00:00")
+
+
+def run(config_path: Path, day: str, http, hour: int = 12):
+    return run_once(
+        load_config(config_path),
+        today=date.fromisoformat(day),
+        clock=lambda: at(day, hour),
+        http=http,
+    )
+
+
+def hf_source(base: str, **extra: object) -> str:
+    lines = ['name = "hf"', 'kind = "hf_daily"', f'base_url = "{base}"']
+    lines += [f"{key} = {json.dumps(value)}" for key, value in extra.items()]
+    return "\n[[sources]]\n" + "\n".join(lines) + "\n"
+
+
+def stored_ids(config_path: Path, ids: list[str]) -> set[str]:
+    with open_store(load_config(config_path)) as store:
+        return {ref for ref in ids if store.find_paper(ref) is not None}
+
+
+class PagedDay:
+    """One day of Hugging Face Daily Papers, served page by page with ETags and 304s.
+
+    ``fault(page, request)`` may return a response to send instead of the page (a 500, a
+    truncated body); ``not_modified`` answers 304 to a matching If-None-Match.
+    """
+
+    def __init__(self, items: list[dict], page_size: int) -> None:
+        self.items = items
+        self.page_size = page_size
+        self.fault: Callable[[int, Request], Response | None] = lambda _page, _request: None
+        self.log: list[tuple[int, int, bool]] = []  # page, status, conditional
+
+    def body(self, page: int) -> bytes:
+        start = page * self.page_size
+        return json.dumps(self.items[start : start + self.page_size]).encode()
+
+    def __call__(self, request: Request) -> Response:
+        page = int(request.args.get("p", "0"))
+        conditional = "If-None-Match" in request.headers
+        response = self.fault(page, request) or self.page(page, request)
+        self.log.append((page, response.status_code, conditional))
+        return response
+
+    def page(self, page: int, request: Request) -> Response:
+        body = self.body(page)
+        etag = '"' + hashlib.sha256(body).hexdigest()[:16] + '"'
+        if request.headers.get("If-None-Match") == etag:
+            return Response(status=304, headers={"ETag": etag})
+        return Response(body, content_type="application/json", headers={"ETag": etag})
+
+
+@pytest.fixture
+def day_0612(fixtures_dir: Path) -> list[dict]:
+    items = json.loads((fixtures_dir / HF_0612).read_bytes())
+    assert len(items) == 30
+    return items
+
+
+def _paper_ids(items: list[dict]) -> list[str]:
+    return [item["paper"]["id"] for item in items]
+
+
+# --- Hugging Face: a 304 on page 0 never hides the pages that were not read ---------------
+
+
+@pytest.mark.parametrize("fault", ["HTTP 500", "truncated JSON"])
+def test_hf_pages_after_a_failed_page_are_read_after_a_304_on_page_0(
+    httpserver, make_config, make_http, day_0612, fault
+):
+    served = PagedDay(day_0612, page_size=10)  # 30 papers: pages 0-2 full, page 3 empty
+
+    def broken_page_1(page: int, _request: Request) -> Response | None:
+        if page != 1:
+            return None
+        if fault == "HTTP 500":
+            return Response("internal error", status=500)
+        return Response(served.body(1)[:200], content_type="application/json")
+
+    served.fault = broken_page_1
+    httpserver.expect_request("/api/daily_papers").respond_with_handler(served)
+    config = make_config(
+        sources=hf_source(httpserver.url_for("").rstrip("/"), recheck_days=0, page_size=10)
+    )
+    first = run(config, "2026-06-12", make_http(retries=1))
+    assert first.sources["hf"].error and "2026-06-12" in first.sources["hf"].error
+    assert first.sources["hf"].new == 10  # page 0 only
+    assert len(stored_ids(config, _paper_ids(day_0612))) == 10
+
+    served.fault = lambda _page, _request: None
+    served.log.clear()
+    second = run(config, "2026-06-12", make_http())
+    assert served.log[0] == (0, 304, True)  # page 0 is unchanged, and says so
+    assert [page for page, status, _ in served.log] == [0, 1, 2, 3]
+    assert second.sources["hf"].error is None
+    assert second.sources["hf"].new == 20
+    assert stored_ids(config, _paper_ids(day_0612)) == set(_paper_ids(day_0612))
+    assert first.subscribers["all"].delivered + second.subscribers["all"].delivered == 30
+
+
+def test_an_unchanged_day_read_to_its_end_costs_one_304_per_page(
+    httpserver, make_config, make_http, day_0612
+):
+    served = PagedDay(day_0612, page_size=10)
+    httpserver.expect_request("/api/daily_papers").respond_with_handler(served)
+    config = make_config(
+        sources=hf_source(httpserver.url_for("").rstrip("/"), recheck_days=0, page_size=10)
+    )
+    first = run(config, "2026-06-12", make_http())
+    assert (first.sources["hf"].new, first.sources["hf"].error) == (30, None)
+    served.log.clear()
+    second = run(config, "2026-06-12", make_http(), hour=18)
+    assert served.log == [(0, 304, True), (1, 304, True), (2, 304, True), (3, 304, True)]
+    assert (second.sources["hf"].papers, second.sources["hf"].error) == (0, None)
+    assert second.subscribers["all"].delivered == 0
+
+
+def test_papers_added_to_a_later_page_of_a_read_day_are_found(
+    httpserver, make_config, make_http, day_0612
+):
+    served = PagedDay(day_0612[:25], page_size=10)  # pages 0, 1 full, page 2 holds 5
+    httpserver.expect_request("/api/daily_papers").respond_with_handler(served)
+    config = make_config(
+        sources=hf_source(httpserver.url_for("").rstrip("/"), recheck_days=0, page_size=10)
+    )
+    assert run(config, "2026-06-12", make_http()).sources["hf"].new == 25
+    served.items = day_0612  # five more papers, at the end of the day's list
+    served.log.clear()
+    later = run(config, "2026-06-12", make_http(), hour=18)
+    assert [(page, status) for page, status, _ in served.log] == [
+        (0, 304),
+        (1, 304),
+        (2, 200),
+        (3, 200),
+    ]
+    assert later.sources["hf"].new == 5
+    assert stored_ids(config, _paper_ids(day_0612)) == set(_paper_ids(day_0612))
