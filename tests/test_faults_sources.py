@@ -163,3 +163,47 @@ def test_papers_added_to_a_later_page_of_a_read_day_are_found(
     ]
     assert later.sources["hf"].new == 5
     assert stored_ids(config, _paper_ids(day_0612)) == set(_paper_ids(day_0612))
+
+
+# --- unbounded inputs: fields are cut before LaTeX conversion, files over a cap refused -----
+
+TITLE_LIMIT, ABSTRACT_LIMIT, AUTHOR_NAME_LIMIT, AUTHORS_LIMIT = 1_000, 20_000, 200, 500
+
+HF_0731 = "hf_daily_papers/daily_papers_2026-07-31_no_ai_summary_allnewsai.json"
+HF_0803 = "hf_daily_papers/daily_papers_2026-08-03_newsassistant.json"
+
+
+def test_a_5_mb_latex_abstract_is_cut_before_it_is_converted(make_config, clock):
+    latex = r"We bound $\mathcal{O}(n \log n)$ with \textbf{B\"uttiker} terms $\alpha_i^{2}$. "
+    abstract = latex * (5 * 1024 * 1024 // len(latex))
+    assert len(abstract) > 5_000_000
+    item = {
+        "paper": {
+            "id": "2606.99999",
+            "title": "A title that never ends " * 2_000,
+            "summary": abstract,
+            "authors": [{"name": f"Author {n}"} for n in range(1_999)] + [{"name": "N" * 5_000}],
+            "publishedAt": "2026-03-12T00:00:00.000Z",
+        }
+    }
+    config = make_config()
+    listing = config.parent / "inbox" / "huge.json"
+    listing.write_text(json.dumps([item]), encoding="utf-8")
+    report = run_once(load_config(config), today=date(2026, 3, 13), clock=clock)
+    assert report.sources["inbox"].error is None
+    assert report.sources["inbox"].new == 1
+    assert report.subscribers["all"].delivered == 1
+    warnings = report.sources["inbox"].warnings
+    assert len(warnings) == 1
+    assert warnings[0].startswith(f"{listing}: item 0 (2606.99999): too long, cut: ")
+    for field in ("title", "abstract", "authors (first 500 of 2,000 kept)"):
+        assert field in warnings[0]
+
+    with open_store(load_config(config)) as store:
+        paper = store.find_paper("2606.99999").paper
+    assert len(paper.abstract_raw) == ABSTRACT_LIMIT + 1 and paper.abstract_raw.endswith("…")
+    assert len(paper.title_raw) == TITLE_LIMIT + 1 and paper.title_raw.endswith("…")
+    assert r"\textbf" not in paper.abstract and "Büttiker" in paper.abstract  # converted
+    assert len(paper.abstract) < ABSTRACT_LIMIT + 1
+    assert (len(paper.authors), paper.author_count) == (AUTHORS_LIMIT, 2_000)
+    assert all(len(name) <= AUTHOR_NAME_LIMIT for name in paper.authors)

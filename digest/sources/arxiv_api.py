@@ -67,7 +67,7 @@ class ArxivApiSource:
                 result.warnings.extend(listing.warnings)
                 result.papers.extend(p.with_source(self.name) for p in listing.papers)
                 total = listing.total_results if listing.total_results is not None else 0
-                entries = len(listing.papers) + len(listing.warnings)
+                entries = listing.entries
                 if entries == 0:
                     if offset < total:
                         result.warnings.append(

@@ -101,7 +101,7 @@ class HfDailySource:
                 listing = parse_hf_json(fetched.content, fetched.url)
                 result.warnings.extend(listing.warnings)
                 result.papers.extend(p.with_source(self.name) for p in listing.papers)
-                full = len(listing.papers) + len(listing.warnings) >= self.settings.page_size
+                full = listing.entries >= self.settings.page_size
                 pages[key] = {"validators": fetched.validators, "full": full}
             if not full:
                 _forget_pages_after(pages, day, page)
