@@ -207,3 +207,44 @@ def test_a_5_mb_latex_abstract_is_cut_before_it_is_converted(make_config, clock)
     assert len(paper.abstract) < ABSTRACT_LIMIT + 1
     assert (len(paper.authors), paper.author_count) == (AUTHORS_LIMIT, 2_000)
     assert all(len(name) <= AUTHOR_NAME_LIMIT for name in paper.authors)
+
+
+def test_a_file_over_max_bytes_is_refused_and_the_rest_still_runs(make_config, clock, fixtures_dir):
+    sources = """
+[[sources]]
+name = "captures"
+kind = "file"
+path = "inbox/*"
+max_bytes = 100000
+
+[[sources]]
+name = "more"
+kind = "file"
+path = "more/*"
+"""
+    config = make_config(sources=sources)
+    inbox, more = config.parent / "inbox", config.parent / "more"
+    more.mkdir()
+    big = inbox / "a_big.json"
+    big.write_bytes((fixtures_dir / HF_0612).read_bytes())
+    small = fixtures_dir / HF_0731
+    (inbox / "b_small.json").write_bytes(small.read_bytes())
+    (more / "other.json").write_bytes((fixtures_dir / HF_0803).read_bytes())
+    size = big.stat().st_size
+    assert size > 100_000
+
+    report = run_once(load_config(config), today=date(2026, 8, 3), clock=clock)
+    error = report.sources["captures"].error
+    assert error == (
+        f"{big}: 0.2 MB ({size:,} bytes), larger than the 0.1 MB (100,000 bytes) source "
+        "'captures' reads; the file was skipped (split the file, or raise max_bytes of "
+        "source 'captures' in the config)"
+    )
+    read = {item["paper"]["id"] for item in json.loads(small.read_bytes())}
+    other = {item["paper"]["id"] for item in json.loads((fixtures_dir / HF_0803).read_bytes())}
+    assert report.sources["captures"].papers == len(read)  # the file under the cap is read
+    assert report.sources["more"].error is None
+    assert report.sources["more"].papers == len(other)
+    assert report.subscribers["all"].delivered == len(read | other)
+    refused = {item["paper"]["id"] for item in json.loads(big.read_bytes())}
+    assert stored_ids(config, sorted(refused - read - other)) == set()
