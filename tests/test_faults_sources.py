@@ -248,3 +248,66 @@ path = "more/*"
     assert report.subscribers["all"].delivered == len(read | other)
     refused = {item["paper"]["id"] for item in json.loads(big.read_bytes())}
     assert stored_ids(config, sorted(refused - read - other)) == set()
+
+
+# --- arXiv RSS: an empty feed without a date is stale; staleness follows the digest date ---
+
+RSS_SATURDAY = "arxiv_rss/rss_cs.CL_2026-08-01_saturday_empty_allnewsai.xml"
+
+
+def rss_source(base: str) -> str:
+    return f'\n[[sources]]\nname = "rss"\nkind = "arxiv_rss"\nbase_url = "{base}"\ncategories = ["cs.CL"]\n'
+
+
+def run_at(config_path: Path, day: str, now: datetime, http):
+    return run_once(
+        load_config(config_path), today=date.fromisoformat(day), clock=lambda: now, http=http
+    )
+
+
+def test_an_empty_feed_without_a_date_is_reported_stale(
+    httpserver, fixtures_dir, make_config, make_http
+):
+    saturday = (fixtures_dir / RSS_SATURDAY).read_bytes()
+    undated = b"".join(line for line in saturday.splitlines(True) if b"<pubDate>" not in line)
+    assert b"<item>" not in undated and b"pubDate" not in undated
+    httpserver.expect_request("/rss/cs.CL", headers={"If-None-Match": '"e1"'}).respond_with_data(
+        "", status=304
+    )
+    httpserver.expect_request("/rss/cs.CL").respond_with_data(
+        undated, content_type="application/rss+xml", headers={"ETag": '"e1"'}
+    )
+    config = make_config(sources=rss_source(httpserver.url_for("").rstrip("/")))
+    for hour in (11, 15):  # the second read is a 304 of the same undated, empty feed
+        report = run_at(config, "2026-08-03", at("2026-08-03", hour), make_http())
+        source = report.sources["rss"]
+        assert (source.papers, source.error, source.stale) == (0, None, True)
+        assert [w for w in source.warnings if "carries no date" in w] == [
+            f"{httpserver.url_for('/rss/cs.CL')}: the feed is empty and carries no date (no "
+            "<pubDate> in its channel), so an outage cannot be told from a quiet day; expected "
+            "a feed of 2026-08-03; its new papers come on a later run"
+        ]
+    assert source.requests[0]["status"] == 304
+
+
+@pytest.mark.parametrize(
+    ("digest_day", "warning"),
+    [
+        ("2026-08-01", None),  # Saturday's feed on a run for Saturday: a quiet day
+        ("2026-08-03", "the feed is still dated 2026-08-01, expected 2026-08-03: "),
+    ],
+)
+def test_staleness_is_judged_against_the_digest_date_not_the_wall_clock(
+    httpserver, fixtures_dir, make_config, make_http, digest_day, warning
+):
+    httpserver.expect_request("/rss/cs.CL").respond_with_data(
+        (fixtures_dir / RSS_SATURDAY).read_bytes(), content_type="application/rss+xml"
+    )
+    config = make_config(sources=rss_source(httpserver.url_for("").rstrip("/")))
+    months_later = datetime.fromisoformat("2026-12-02T13:00:00+00:00")  # a run with --date
+    report = run_at(config, digest_day, months_later, make_http())
+    source = report.sources["rss"]
+    assert (source.error, source.stale) == (None, warning is not None)
+    stale_warnings = [w for w in source.warnings if "dated" in w]
+    assert [w for w in stale_warnings if warning and warning in w] == stale_warnings
+    assert len(stale_warnings) == (0 if warning is None else 1)
