@@ -311,3 +311,52 @@ def test_staleness_is_judged_against_the_digest_date_not_the_wall_clock(
     stale_warnings = [w for w in source.warnings if "dated" in w]
     assert [w for w in stale_warnings if warning and warning in w] == stale_warnings
     assert len(stale_warnings) == (0 if warning is None else 1)
+
+
+# --- arXiv API: a window cut short by max_results is not counted as read ------------------
+
+API_0713 = "arxiv_api/query_cat_cs.AI_OR_cs.LG_2026-07-13_new_format_50_entries_aiweeklyradar.xml"
+API_ONE = "arxiv_api/id_list_1601.00001_2020-09-04_legacy_format_doi_journal_ref_zoia.xml"
+
+
+def test_an_api_window_cut_by_max_results_is_asked_for_again(
+    httpserver, fixtures_dir, make_config, make_http
+):
+    answers = {"one": (fixtures_dir / API_ONE).read_bytes()}
+    answers["many"] = (fixtures_dir / API_0713).read_bytes()  # 386,601 results, 50 sent
+    serving: list[str] = ["one"]
+    queries: list[str] = []
+
+    def answer(request: Request) -> Response:
+        queries.append(request.args["search_query"])
+        return Response(answers[serving[0]], content_type="application/atom+xml")
+
+    httpserver.expect_request("/api/query").respond_with_handler(answer)
+    base = httpserver.url_for("").rstrip("/")
+    config = make_config(
+        sources="\n[[sources]]\n"
+        + "\n".join(
+            [
+                'name = "api"',
+                'kind = "arxiv_api"',
+                f'base_url = "{base}"',
+                "query = 'cat:cs.LG'",
+                "page_size = 50",
+                "max_results = 50",
+            ]
+        )
+        + "\n"
+    )
+    assert run(config, "2026-07-10", make_http()).sources["api"].error is None
+    serving[0] = "many"
+    cut = run(config, "2026-07-13", make_http())
+    assert cut.sources["api"].papers == 50
+    assert any(
+        "386601 results, only the newest 50 were read; the days from 2026-07-05 are asked "
+        "for again" in w
+        for w in cut.sources["api"].warnings
+    )
+    with open_store(load_config(config)) as store:
+        assert store.get_cursor("api")["last_day"] == "2026-07-10"
+    run(config, "2026-07-14", make_http())
+    assert "submittedDate:[202607050000 TO 202607150000]" in queries[-1]
