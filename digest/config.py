@@ -310,6 +310,12 @@ class FileSourceSettings(_Settings):
         ("new", "cross"),
         description="arXiv RSS announce types to keep; replacements are not new papers.",
     )
+    max_bytes: int = Field(
+        50 * 1024 * 1024,
+        ge=1,
+        description="Larger files (in bytes) are refused and reported rather than read: "
+        "a file is parsed in memory, some six times its size. Default 50 MB.",
+    )
     enabled: bool = Field(True, description="Set false to skip the source without deleting it.")
 
 

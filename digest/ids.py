@@ -84,13 +84,63 @@ def pdf_url(arxiv_id: str) -> str:
     return f"https://arxiv.org/pdf/{arxiv_id}"
 
 
-_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x9f]")
+# --- Untrusted text ------------------------------------------------------------------------
+
+# Characters a reader cannot see but a renderer obeys: bidi embeddings, overrides and
+# isolates (U+202A-U+202E, U+2066-U+2069) make "txt.exe" read as "exe.txt"; zero-width
+# spaces, joiners and marks (U+200B-U+200F) and the BOM (U+FEFF) hide inside words, so
+# "atten\u200btion" looks like "attention" and matches no keyword. They are every format
+# character (Unicode category Cf), the control characters but for white space (Cc), lone
+# surrogates (Cs, which JSON escapes can make and UTF-8 cannot encode), and the two
+# non-characters XML refuses. Format characters live in planes 0, 1 and 14 only.
+_PLANES_WITH_FORMAT_CHARACTERS = (range(0x20000), range(0xE0000, 0xE1000))
+_KEPT_CONTROLS = frozenset("\t\n\x0b\x0c\r")
+_LINE_SEPARATORS = re.compile("[\u2028\u2029]")
+_ASCII_CONTROLS = re.compile(r"[\x00-\x08\x0e-\x1f\x7f]")
+
+
+@lru_cache(maxsize=1)
+def _invisible() -> re.Pattern[str]:
+    """A character class of every invisible character, built from Python's Unicode data
+    (once, on first use: scanning the planes takes some 25 ms)."""
+    codes = [code for plane in _PLANES_WITH_FORMAT_CHARACTERS for code in plane if _hidden(code)]
+    codes += [0xFFFE, 0xFFFF]
+    runs: list[list[int]] = []
+    for code in codes:
+        if runs and runs[-1][1] == code - 1:
+            runs[-1][1] = code
+        else:
+            runs.append([code, code])
+    return re.compile("[" + "".join(f"\\U{a:08x}-\\U{b:08x}" for a, b in runs) + "]")
+
+
+def _hidden(code: int) -> bool:
+    category = unicodedata.category(chr(code))
+    return category in {"Cf", "Cs"} or (category == "Cc" and chr(code) not in _KEPT_CONTROLS)
+
+
+def clean_text(text: str) -> str:
+    """Untrusted text without its invisible characters, line and paragraph separators
+    (U+2028, U+2029) made spaces. Everything visible, and ordinary white space, is kept.
+
+    Applied once, where a source's text becomes a paper, so every channel (email, feeds,
+    pages, Markdown) shows what the reader sees and nothing that reorders or hides it.
+    """
+    if text.isascii():  # most of arXiv: only its control characters can hide, and faster
+        return _ASCII_CONTROLS.sub("", text)
+    return _LINE_SEPARATORS.sub(" ", _invisible().sub("", text))
 
 
 def collapse_whitespace(text: str) -> str:
-    """One space between words, none at the ends, no control characters: undoes hard
-    wraps and indentation, and drops bytes no reader should see."""
-    return " ".join(_CONTROL.sub("", text).split())
+    """One space between words, none at the ends, no invisible characters: undoes hard
+    wraps and indentation, and drops what no reader should see."""
+    return " ".join(clean_text(text).split())
+
+
+def cut_text(text: str, limit: int) -> str:
+    """``text`` when it has at most ``limit`` characters, else its first ``limit`` and an
+    ellipsis: so a cut text, and only a cut text, is longer than its limit."""
+    return text if len(text) <= limit else text[:limit] + "\u2026"
 
 
 @lru_cache(maxsize=65536)

@@ -11,7 +11,22 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, NamedTuple
 
-from digest.ids import abs_url, latex_to_text, normalize_title
+from digest.ids import (
+    abs_url,
+    clean_text,
+    collapse_whitespace,
+    cut_text,
+    latex_to_text,
+    normalize_title,
+)
+
+# The longest fields a source may hand in. Real titles stay under 300 characters and arXiv
+# abstracts under 1,920, but LaTeX conversion costs some 15-20 s of CPU per MB, so a
+# hostile or broken listing is cut here, before anything converts it.
+TITLE_LIMIT = 1_000
+ABSTRACT_LIMIT = 20_000
+AUTHOR_NAME_LIMIT = 200
+AUTHORS_LIMIT = 500  # names kept; author_count still says how many there were
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,7 +34,8 @@ class Paper:
     """One listing of a paper, as a source saw it, or the store's merge of several.
 
     ``title`` and ``abstract`` are readable text (LaTeX reduced, white space collapsed);
-    ``title_raw`` and ``abstract_raw`` keep what the source gave. Optional fields are None
+    ``title_raw`` and ``abstract_raw`` keep what the source gave, less its invisible
+    characters and cut to the field limits. Optional fields are None
     or empty when the source does not know them, never guessed.
     """
 
@@ -49,13 +65,36 @@ class Paper:
     sources: tuple[str, ...] = ()
 
     @classmethod
-    def from_source(cls, *, title: str, abstract: str = "", **fields: Any) -> Paper:
-        """Build a paper from a source's raw title and abstract, deriving the readable text."""
+    def from_source(
+        cls,
+        *,
+        title: str,
+        abstract: str = "",
+        authors: tuple[str, ...] = (),
+        author_count: int | None = None,
+        **fields: Any,
+    ) -> Paper:
+        """Build a paper from a source's raw, untrusted text, deriving the readable text.
+
+        The one place a listing's text enters: invisible characters are dropped (see
+        ``clean_text``), then each field is cut to its limit (``cut_fields`` tells which
+        were), and only then is LaTeX converted, so no input can cost more than a
+        bounded amount of work.
+        """
+        title_raw = cut_text(clean_text(title).strip(), TITLE_LIMIT)
+        abstract_raw = cut_text(clean_text(abstract).strip(), ABSTRACT_LIMIT)
+        names = tuple(
+            cut_text(name, AUTHOR_NAME_LIMIT) for name in map(collapse_whitespace, authors) if name
+        )
         return cls(
-            title=latex_to_text(title),
-            abstract=latex_to_text(abstract),
-            title_raw=title.strip(),
-            abstract_raw=abstract.strip(),
+            title=latex_to_text(title_raw),
+            abstract=latex_to_text(abstract_raw),
+            title_raw=title_raw,
+            abstract_raw=abstract_raw,
+            authors=names[:AUTHORS_LIMIT],
+            author_count=max(author_count or 0, len(names))
+            if len(names) > AUTHORS_LIMIT
+            else author_count,
             **fields,
         )
 
@@ -100,6 +139,24 @@ class Paper:
         if values.get("published"):
             values["published"] = date.fromisoformat(values["published"])
         return cls(**values)
+
+
+def cut_fields(paper: Paper) -> tuple[str, ...]:
+    """The fields of ``paper`` that ``Paper.from_source`` cut to their limit.
+
+    A cut text ends in an ellipsis past its limit, so it is the only kind of text longer
+    than the limit; a cut author list is full and its author_count says there were more.
+    """
+    cut = []
+    if len(paper.title_raw) > TITLE_LIMIT:
+        cut.append(f"title (over {TITLE_LIMIT:,} characters)")
+    if len(paper.abstract_raw) > ABSTRACT_LIMIT:
+        cut.append(f"abstract (over {ABSTRACT_LIMIT:,} characters)")
+    if any(len(name) > AUTHOR_NAME_LIMIT for name in paper.authors):
+        cut.append(f"author names (over {AUTHOR_NAME_LIMIT:,} characters)")
+    if len(paper.authors) == AUTHORS_LIMIT and (paper.author_count or 0) > AUTHORS_LIMIT:
+        cut.append(f"authors (first {AUTHORS_LIMIT:,} of {paper.author_count:,} kept)")
+    return tuple(cut)
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ import feedparser
 
 from conftest import day
 from digest.config import load_config
-from digest.pipeline import run_once
+from digest.pipeline import open_store, run_once
 
 HOSTILE_TITLES = [
     "Attention <script>alert('x')</script> Is All You Need",
@@ -111,9 +111,70 @@ def test_hostile_titles_are_escaped_and_kept_out_of_headers(make_config, clock):
     markdown = (out / "markdown" / "all" / "2026-03-13.md").read_text()
     assert "<script>" not in markdown and "<img" not in markdown and "<iframe" not in markdown
 
-    expected = {" ".join(t.replace("\x01", "").split()) for t in HOSTILE_TITLES}
+    invisible = str.maketrans("", "", "\x01\u202e\u202c")  # dropped at ingest
+    expected = {" ".join(t.translate(invisible).split()) for t in HOSTILE_TITLES}
     for feed_file in ("all.rss", "all.atom"):
         feed = feedparser.parse((out / "feeds" / feed_file).read_bytes())
         assert feed.bozo == 0, feed.get("bozo_exception")
         assert {entry.title for entry in feed.entries} == expected
         assert len(feed.entries) == len(HOSTILE_TITLES)
+
+
+# Bidi overrides and isolates reorder what a reader sees; zero-width characters hide inside
+# words; line separators break lines in some readers and not others.
+INVISIBLE = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200b\u200c\u200d\u200e\u200f\ufeff\u2028\u2029\u00ad\u2060"
+
+
+def test_bidi_overrides_and_zero_width_characters_reach_no_channel(make_config, clock):
+    subscribers = """
+[[subscribers]]
+name = "all"
+email = "all@example.org"
+keywords = ["attention"]
+max_papers = 10
+channels = ["email", "feed", "page", "markdown"]
+"""
+    config_path = make_config(subscribers=subscribers)
+    items = [
+        {
+            "paper": {
+                "id": "2603.01001",
+                "title": "Atten\u200btion for \u202eexe.txt\u202c Files\ufeff",
+                "summary": ABSTRACT + "\u2028Second\u2029paragraph \u2066isolated\u2069 text.",
+                "authors": [{"name": "Eve\u200d \u202eAdams", "hidden": False}],
+                "publishedAt": "2026-03-12T00:00:00.000Z",
+            }
+        }
+    ]
+    (config_path.parent / "inbox" / "daily.json").write_text(json.dumps(items), encoding="utf-8")
+    report = run_once(load_config(config_path), today=day(0), clock=clock)
+    assert report.ok, report.to_json()
+    assert report.subscribers["all"].selected == 1  # "Atten\u200btion" matches "attention"
+
+    with open_store(load_config(config_path)) as store:
+        paper = store.find_paper("2603.01001").paper
+    assert paper.title == "Attention for exe.txt Files"
+    assert paper.title_raw == "Attention for exe.txt Files"
+    assert paper.abstract == ABSTRACT + " Second paragraph isolated text."
+    assert paper.authors == ("Eve Adams",)
+    for text in (paper.title, paper.title_raw, paper.abstract, paper.abstract_raw, *paper.authors):
+        assert not set(text) & set(INVISIBLE), repr(text)
+
+    out = config_path.parent / "out"
+    eml = out / "email" / "all" / "2026-03-13.eml"
+    message = email.message_from_bytes(eml.read_bytes(), policy=email.policy.default)
+    rendered = {
+        "text": message.get_body(preferencelist=("plain",)).get_content(),
+        "html": message.get_body(preferencelist=("html",)).get_content(),
+        "page": (out / "pages" / "all" / "2026-03-13.html").read_text(encoding="utf-8"),
+        "markdown": (out / "markdown" / "all" / "2026-03-13.md").read_text(encoding="utf-8"),
+        "rss": (out / "feeds" / "all.rss").read_text(encoding="utf-8"),
+        "atom": (out / "feeds" / "all.atom").read_text(encoding="utf-8"),
+    }
+    for channel, text in rendered.items():
+        assert "exe.txt Files" in text, channel
+        assert "Eve Adams" in text or channel == "rss", channel  # RSS items name no authors
+        found = sorted(f"U+{ord(c):04X}" for c in set(text) & set(INVISIBLE))
+        assert not found, (channel, found)
+    feed = feedparser.parse((out / "feeds" / "all.rss").read_bytes())
+    assert [entry.title for entry in feed.entries] == ["Attention for exe.txt Files"]

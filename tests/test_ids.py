@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 
 from digest.ids import (
+    clean_text,
+    cut_text,
     find_arxiv_id,
     latex_to_text,
     normalize_title,
@@ -91,3 +93,46 @@ def test_title_keys_ignore_case_punctuation_latex_and_unicode_forms():
     assert key == "radial attention o n log n sparse attention"
     assert normalize_title("Ｆｕｌｌｗｉｄｔｈ Title") == "fullwidth title"  # NFKC
     assert normalize_title("A Title") != normalize_title("A Different Title")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Right-to-left \u202ekcatta\u202c here", "Right-to-left kcatta here"),
+        ("\u2066isolate\u2069 \u202a\u202b\u202dembed\u202c", "isolate embed"),
+        ("atten\u200btion\u200c\u200d\u200e\u200f", "attention"),
+        ("\ufeffBOM and soft\u00adhyphen\u2060", "BOM and softhyphen"),
+        ("line\u2028sep\u2029para", "line sep para"),
+        ("bell\x07 and nul\x00 and del\x7f and c1\x9b", "bell and nul and del and c1"),
+        ("lone \ud800 surrogate, tag \U000e0041 letter", "lone  surrogate, tag  letter"),
+        ("tabs\tand\nnewlines\r\nstay", "tabs\tand\nnewlines\r\nstay"),
+        ("Déjà vu, 注意力, 🚀, Przemysław", "Déjà vu, 注意力, 🚀, Przemysław"),
+    ],
+)
+def test_clean_text_drops_what_a_reader_cannot_see(text, expected):
+    assert clean_text(text) == expected
+
+
+def test_every_invisible_character_python_knows_is_dropped():
+    import sys
+    import unicodedata
+
+    hidden = [
+        chr(code)
+        for code in range(sys.maxunicode + 1)
+        if unicodedata.category(chr(code)) in {"Cf", "Cs"}
+    ]
+    assert len(hidden) > 2_000
+    assert clean_text("".join(hidden)) == ""
+
+
+def test_invisible_characters_do_not_change_a_title_key():
+    assert normalize_title("Linear Atten\u200btion \u202eIs\u202c All") == normalize_title(
+        "linear attention is all"
+    )
+
+
+def test_cut_text_marks_a_cut_by_going_past_the_limit():
+    assert cut_text("abc", 3) == "abc"
+    assert cut_text("abcd", 3) == "abc…"
+    assert len(cut_text("x" * 5_000, 1_000)) == 1_001

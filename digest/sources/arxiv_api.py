@@ -4,7 +4,10 @@ Each run asks for the papers submitted since ``lookback_days`` before the last s
 run (arXiv announces papers up to a few days after their submission, so the windows of
 consecutive runs overlap; the store drops what it has already seen). After downtime the
 window reaches back to the last success, at most ``max_catch_up_days``. Results come in
-pages through the arXiv throttle, at least 3 seconds apart.
+pages through the arXiv throttle, at least 3 seconds apart. A run counts as a success
+only when it read the whole window: a failed page, or more results than ``max_results``
+(the oldest left unread), leaves the last success where it was, so the next window
+starts as early again.
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ class ArxivApiSource:
         last_done = date.fromisoformat(cursor["last_day"]) if cursor.get("last_day") else None
         start, end = self.window(context.today, last_done)
         query = self.search_query(start, end)
-        offset, total = 0, None
+        offset, total, cut = 0, None, False
         try:
             while offset < self.settings.max_results and (total is None or offset < total):
                 size = min(self.settings.page_size, self.settings.max_results - offset)
@@ -67,7 +70,7 @@ class ArxivApiSource:
                 result.warnings.extend(listing.warnings)
                 result.papers.extend(p.with_source(self.name) for p in listing.papers)
                 total = listing.total_results if listing.total_results is not None else 0
-                entries = len(listing.papers) + len(listing.warnings)
+                entries = listing.entries
                 if entries == 0:
                     if offset < total:
                         result.warnings.append(
@@ -79,14 +82,17 @@ class ArxivApiSource:
                         )
                     break
                 offset += entries
-            if total is not None and total > self.settings.max_results:
+            cut = total is not None and total > self.settings.max_results
+            if cut:
                 result.warnings.append(
                     f"{self.name}: {total} results, only the newest {self.settings.max_results} "
-                    "were read; narrow the query or raise max_results"
+                    f"were read; the days from {start.isoformat()} are asked for again on the "
+                    "next run; narrow the query or raise max_results"
                 )
         except DigestError as exc:
             result.errors.append(str(exc))
-        if not result.errors:
+        # The window counts as read only when all of it was: else the next one starts as early.
+        if not result.errors and not cut:
             cursor["last_day"] = end.isoformat()
         result.cursor = cursor
         return result

@@ -46,9 +46,9 @@ def parse_hf_json(content: bytes | str, origin: str) -> Listing:
         try:
             paper, listed = _parse_item(item)
         except (KeyError, TypeError, ValueError) as exc:
-            listing.warnings.append(f"{origin}: item {index}: skipped, {_reason(exc)}")
+            listing.skip(origin, f"item {index}", _reason(exc))
             continue
-        listing.papers.append(paper)
+        listing.add(paper, origin, f"item {index}")
         if listed:
             listed_days.add(listed)
     if len(listed_days) == 1:

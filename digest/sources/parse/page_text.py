@@ -101,7 +101,8 @@ def parse_page_text(text: str, origin: str, *, today: date | None = None) -> Lis
             listing.warnings.append(f"{origin}: text at the end has no title, ignored")
         else:
             drafts.append(_Draft(pending_title))
-    listing.papers = [_to_paper(draft) for draft in drafts]
+    for number, draft in enumerate(drafts, start=1):
+        listing.add(_to_paper(draft), origin, f"paper {number}")
     return listing
 
 
