@@ -217,7 +217,8 @@ def _daemon_logging() -> None:
 
 def _start_server(
     config: Config, host: str | None, port: int | None, stop: threading.Event
-) -> None:
+) -> threading.Thread:
+    """Listen (or exit with a clear error) and serve in a thread until ``stop`` is set."""
     host, port = host or config.serve.host, port or config.serve.port
     try:
         server = make_http_server(config, host, port)
@@ -228,7 +229,7 @@ def _start_server(
                 hint="choose another --port",
             )
         )
-    serve_until(server, stop)
+    return serve_until(server, stop)
 
 
 @main.command()
@@ -242,8 +243,9 @@ def serve(config_path: Path, host: str | None, port: int | None) -> None:
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    _start_server(config, host, port, stop)
+    server = _start_server(config, host, port, stop)
     stop.wait()
+    server.join()
     log.info("server stopped")
 
 
@@ -263,9 +265,11 @@ def schedule(config_path: Path, with_server: bool, host: str | None, port: int |
     except ConfigError as exc:
         fail(exc)
     stop = threading.Event()
-    if with_server:
-        _start_server(config, host, port, stop)
-    sys.exit(run_scheduler(config, stop=stop))
+    server = _start_server(config, host, port, stop) if with_server else None
+    status = run_scheduler(config, stop=stop)
+    if server is not None:
+        server.join()
+    sys.exit(status)
 
 
 @main.command(name="explain")
