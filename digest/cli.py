@@ -215,10 +215,20 @@ def _daemon_logging() -> None:
         logging.getLogger("digest").setLevel(logging.INFO)
 
 
+def _server_logging() -> None:
+    """The HTTP server's own lines (an error in a request, the connection limit reached)
+    go where ours go, in the same format, at the same level."""
+    ours, server = logging.getLogger("digest"), logging.getLogger("waitress")
+    server.handlers[:] = ours.handlers
+    server.setLevel(ours.level)
+    server.propagate = False
+
+
 def _start_server(
     config: Config, host: str | None, port: int | None, stop: threading.Event
 ) -> threading.Thread:
     """Listen (or exit with a clear error) and serve in a thread until ``stop`` is set."""
+    _server_logging()
     host, port = host or config.serve.host, port or config.serve.port
     try:
         server = make_http_server(config, host, port)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import select
 import shutil
 import signal
@@ -163,6 +164,28 @@ def test_idle_and_slow_clients_neither_starve_requests_nor_stay_open(delivered):
                 sock.close()
         log = server.stop()
     assert "idle connections closed after 2s" in log
+
+
+def test_past_the_connection_limit_new_clients_wait_and_the_log_says_why(delivered):
+    config = delivered.read_text().replace(
+        "channel_timeout = 2\n", "channel_timeout = 2\nconnection_limit = 5\n"
+    )
+    delivered.write_text(config)
+    with serving(delivered) as server:
+        idle = [socket.create_connection(("127.0.0.1", server.port), timeout=5) for _ in range(5)]
+        try:
+            started = time.monotonic()
+            late = httpx.get(f"{server.base}/feeds/all.atom", timeout=15)
+            waited = time.monotonic() - started
+        finally:
+            for sock in idle:
+                sock.close()
+        log = server.stop()
+    assert late.status_code == 200
+    assert 1 <= waited < 10, f"answered after {waited:.1f}s"  # once the silent ones were closed
+    assert re.search(
+        r"^\d\d:\d\d:\d\d WARNING +total open connections reached the connection limit", log, re.M
+    ), log
 
 
 # --- links out of the output folder ----------------------------------------------------------
