@@ -23,10 +23,11 @@ import httpx
 import pytest
 from werkzeug import Request, Response
 
-from conftest import day, free_port
+from conftest import day, free_port, postgres_url_for_test
 from digest.config import load_config
 from digest.pipeline import open_store, run_once
 from digest.serve import health_of, redact_server_logs, runs_whose_process_is_gone
+from digest.store import Store
 
 pytestmark = pytest.mark.slow
 
@@ -333,6 +334,21 @@ def test_a_run_recorded_by_a_reused_pid_counts_as_gone(make_config):
     assert health["problems"] == [
         f"the last run ({day(0)}) was interrupted: its process ended before the run finished"
     ]
+
+
+def test_a_dead_run_on_postgresql_counts_as_gone_whatever_its_host(request):
+    """PostgreSQL knows: the run's advisory lock went with its process's connection."""
+    url = postgres_url_for_test(request.node.name)
+    writer = Store.open(url)
+    run_id = writer.start_run(day(0), datetime.now(UTC))
+    with Store.open(url) as reader:
+        with reader.transaction() as conn:  # recorded by a worker on another machine
+            conn.exec_driver_sql("UPDATE runs SET host = 'another-host', pid = 1")
+        running = [r for r in reader.last_runs(10) if r["status"] == "running"]
+        assert [r["id"] for r in running] == [run_id]
+        assert runs_whose_process_is_gone(reader, running) == set()
+        writer.close()  # the worker's process is gone, its run still marked running
+        assert runs_whose_process_is_gone(reader, running) == {run_id}
 
 
 # --- private tokens in the logs --------------------------------------------------------------
