@@ -37,7 +37,7 @@ from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime, parsedate_to_datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, parse_qsl, quote, urlencode
 
 from sqlalchemy import select
 from waitress import wasyncore
@@ -391,6 +391,18 @@ def redact_server_logs() -> None:
             logger.addFilter(RedactTokens())
 
 
+# Characters a logged path keeps as they are; the rest (newlines too) are percent-encoded.
+_PATH_SAFE = "/:@!$&'()*+,;=-._~"
+
+
+def logged_query(query: str) -> str:
+    """The query string as the access log shows it: decoded as the app reads it (so
+    ``tok%65n=`` is caught too), the token's value redacted, everything re-encoded so
+    an untrusted value cannot start a line of its own."""
+    pairs = parse_qsl(query, keep_blank_values=True)
+    return urlencode([(key, "REDACTED" if key == "token" else value) for key, value in pairs])
+
+
 class AccessLog:
     """WSGI middleware: one debug line per request (client, method, path, status)."""
 
@@ -399,12 +411,12 @@ class AccessLog:
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         def logged(status: str, headers: list[tuple[str, str]], *exc: Any) -> Any:
-            query = environ.get("QUERY_STRING", "")
+            query = logged_query(environ.get("QUERY_STRING", ""))
             log.debug(
                 "%s %s %s%s %s",
                 environ.get("REMOTE_ADDR", "-"),
                 environ.get("REQUEST_METHOD", "-"),
-                environ.get("PATH_INFO", "/"),
+                quote(environ.get("PATH_INFO", "/"), safe=_PATH_SAFE),
                 f"?{query}" if query else "",
                 status.split(" ", 1)[0],
             )

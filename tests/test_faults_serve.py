@@ -358,9 +358,14 @@ def test_feed_tokens_never_reach_the_access_log(delivered):
     with serving(delivered, "-vv") as server:
         good = httpx.get(f"{server.base}/feeds/bob.atom?token={TOKEN}", timeout=5)
         wrong = httpx.get(f"{server.base}/pages/bob/?x=1&token={TOKEN[:-1]}&y=2", timeout=5)
+        encoded = httpx.get(f"{server.base}/feeds/bob.rss?tok%65n={TOKEN}", timeout=5)
+        forged = httpx.get(f"{server.base}/feeds/x%0A12:00:00 INFO    forged?token=1", timeout=5)
         log = server.stop()
-    assert (good.status_code, wrong.status_code) == (200, 404)
+    assert (good.status_code, wrong.status_code, encoded.status_code) == (200, 404, 200)
+    assert forged.status_code == 404
     assert TOKEN[:-1] not in log
+    assert "GET /feeds/bob.rss?token=REDACTED 200" in log
+    assert "INFO    forged" not in log and "/feeds/x%0A12" in log  # no line of its own
     assert "GET /feeds/bob.atom?token=REDACTED 200" in log
     assert "GET /pages/bob/?x=1&token=REDACTED&y=2 404" in log
 
