@@ -215,9 +215,20 @@ def _daemon_logging() -> None:
         logging.getLogger("digest").setLevel(logging.INFO)
 
 
+def _server_logging() -> None:
+    """The HTTP server's own lines (an error in a request, the connection limit reached)
+    go where ours go, in the same format, at the same level."""
+    ours, server = logging.getLogger("digest"), logging.getLogger("waitress")
+    server.handlers[:] = ours.handlers
+    server.setLevel(ours.level)
+    server.propagate = False
+
+
 def _start_server(
     config: Config, host: str | None, port: int | None, stop: threading.Event
-) -> None:
+) -> threading.Thread:
+    """Listen (or exit with a clear error) and serve in a thread until ``stop`` is set."""
+    _server_logging()
     host, port = host or config.serve.host, port or config.serve.port
     try:
         server = make_http_server(config, host, port)
@@ -228,7 +239,7 @@ def _start_server(
                 hint="choose another --port",
             )
         )
-    serve_until(server, stop)
+    return serve_until(server, stop)
 
 
 @main.command()
@@ -242,8 +253,9 @@ def serve(config_path: Path, host: str | None, port: int | None) -> None:
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    _start_server(config, host, port, stop)
+    server = _start_server(config, host, port, stop)
     stop.wait()
+    server.join()
     log.info("server stopped")
 
 
@@ -263,9 +275,11 @@ def schedule(config_path: Path, with_server: bool, host: str | None, port: int |
     except ConfigError as exc:
         fail(exc)
     stop = threading.Event()
-    if with_server:
-        _start_server(config, host, port, stop)
-    sys.exit(run_scheduler(config, stop=stop))
+    server = _start_server(config, host, port, stop) if with_server else None
+    status = run_scheduler(config, stop=stop)
+    if server is not None:
+        server.join()
+    sys.exit(status)
 
 
 @main.command(name="explain")

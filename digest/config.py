@@ -557,6 +557,21 @@ class RunSettings(_Settings):
 class ServeSettings(_Settings):
     host: str = Field("127.0.0.1", description="Address `digest serve` listens on.")
     port: int = Field(8080, ge=1, le=65535, description="Port `digest serve` listens on.")
+    threads: int = Field(
+        4, ge=1, le=64, description="Requests answered at once; waiting connections hold none."
+    )
+    channel_timeout: int = Field(
+        60,
+        ge=1,
+        le=3600,
+        description="Seconds a connection may stay silent before the server closes it.",
+    )
+    connection_limit: int = Field(
+        1000,
+        ge=1,
+        le=10000,
+        description="Connections open at once; past it new ones wait until some close.",
+    )
 
 
 class Config(_Settings):

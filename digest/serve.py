@@ -9,9 +9,15 @@ Routes (GET and HEAD only; everything else is 404 or 405):
 
 A subscriber with a ``feed_token`` is served only with ``?token=<it>``; a wrong or missing
 token is a 404, as is any name not in the config, so private feeds cannot be guessed or
-listed. Paths are matched against fixed patterns, never joined from the request, so
-nothing outside the output folder can be reached. Responses carry ETag and
-Last-Modified, and a matching conditional request gets a 304.
+listed. Paths are matched against fixed patterns, never joined from the request, and a
+file is served only if it resolves, links followed, to a regular file inside the output
+folder, so nothing outside it can be reached. Responses carry ETag and Last-Modified, and
+a matching conditional request gets a 304.
+
+The server is waitress: connections wait in a poll loop, not in threads, so idle or slow
+clients hold no worker; a connection idle for ``[serve] channel_timeout`` seconds is closed,
+at most ``[serve] connection_limit`` are open at once, and ``[serve] threads`` answer
+requests. Feed tokens never reach the logs: every line says ``token=REDACTED``.
 """
 
 from __future__ import annotations
@@ -21,21 +27,28 @@ import hmac
 import html
 import json
 import logging
+import os
 import re
+import socket
+import stat
 import threading
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime, parsedate_to_datetime
 from pathlib import Path
-from socketserver import ThreadingMixIn
 from typing import Any
-from urllib.parse import parse_qs
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+from urllib.parse import parse_qs, parse_qsl, quote, urlencode
+
+from sqlalchemy import select
+from waitress import wasyncore
+from waitress.server import BaseWSGIServer, MultiSocketServer, create_server
 
 from digest import __version__
 from digest.config import Config, SubscriberSettings
 from digest.pipeline import open_store
 from digest.schedule_rules import previous_fire_time
+from digest.store import Store
+from digest.store.schema import runs as runs_table
 
 log = logging.getLogger("digest")
 
@@ -57,7 +70,7 @@ class DigestApp:
 
     def __init__(self, config: Config, now: Callable[[], datetime] = lambda: datetime.now(UTC)):
         self.config = config
-        self.out = config.resolve(config.output.dir)
+        self.out = config.resolve(config.output.dir).resolve()
         self.subscribers = {s.name: s for s in config.subscribers}
         self.now = now
 
@@ -115,11 +128,11 @@ class DigestApp:
         file: Path,
         kind: str,
     ) -> Iterable[bytes]:
-        try:
-            body = file.read_bytes()
-            modified = datetime.fromtimestamp(file.stat().st_mtime, UTC).replace(microsecond=0)
-        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        read = read_inside(self.out, file)
+        if read is None:
             return self._not_found(start_response, method)
+        body, mtime = read
+        modified = datetime.fromtimestamp(mtime, UTC).replace(microsecond=0)
         etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
         headers = [
             ("ETag", etag),
@@ -182,6 +195,33 @@ class DigestApp:
         return [] if method == "HEAD" or status.startswith("304") else [body]
 
 
+def read_inside(root: Path, file: Path) -> tuple[bytes, float] | None:
+    """The bytes and mtime of ``file`` if it is a regular file inside ``root`` (resolved).
+
+    Links are followed before the check, so a symlink in the output folder pointing at the
+    config or the store is refused, as are folders, FIFOs and devices. The file is opened
+    without following a last-moment link and without blocking (a FIFO would hang the
+    worker), and its type is checked on the open descriptor, so a swap after the check
+    cannot slip another file in. None means "not found" to the client, whatever the reason.
+    """
+    try:
+        target = file.resolve(strict=True)
+    except (OSError, RuntimeError):  # missing, a loop of links, a name too long
+        return None
+    if not target.is_relative_to(root):
+        return None
+    try:
+        fd = os.open(target, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        return None
+    with os.fdopen(fd, "rb") as handle:
+        return handle.read(), info.st_mtime
+
+
 def _not_modified(environ: dict[str, Any], etag: str, modified: datetime) -> bool:
     match = environ.get("HTTP_IF_NONE_MATCH")
     if match is not None:
@@ -198,14 +238,23 @@ def _not_modified(environ: dict[str, Any], etag: str, modified: datetime) -> boo
 def health_of(config: Config, now: datetime) -> dict[str, Any]:
     """The last run and whether the schedule is being kept.
 
-    Unhealthy when the last run failed or was interrupted, or when a scheduled time passed
-    more than the misfire grace ago without a run starting after it.
+    Unhealthy when the last run that ended failed or was interrupted, or when a scheduled
+    time passed more than the misfire grace ago without a run starting after it. A run
+    still marked running whose process is gone (SIGKILL, out of memory, a host restart)
+    never wrote its end: it counts as interrupted, not as running forever. A run in
+    progress does not hide the one before it: after a crash, health stays 503 until a
+    later run succeeds.
     """
     path = config.resolve(config.store.path)
     runs: list[dict[str, Any]] = []
-    if Path(path).exists():
+    gone: set[int] = set()
+    if config.store.database_url or Path(path).exists():
         with open_store(config) as store:
             runs = [r for r in store.last_runs(20) if not r["dry_run"]]
+            gone = runs_whose_process_is_gone(store, [r for r in runs if r["status"] == "running"])
+    for run in runs:
+        if run["id"] in gone:
+            run["status"] = "interrupted"
     last = runs[0] if runs else None
     health: dict[str, Any] = {
         "version": __version__,
@@ -213,9 +262,10 @@ def health_of(config: Config, now: datetime) -> dict[str, Any]:
         "healthy": True,
         "problems": [],
     }
-    if last is not None and last["status"] in ("failed", "interrupted"):
+    ended = next((r for r in runs if r["status"] != "running"), None)
+    if ended is not None and ended["status"] in ("failed", "interrupted"):
         health["healthy"] = False
-        health["problems"].append(f"the last run ({last['date']}) {last['status']}")
+        health["problems"].append(_run_problem(ended))
     if config.schedule is not None:
         zone = config.schedule.timezone or config.timezone
         due = previous_fire_time(config.schedule.cron, zone, now)
@@ -230,34 +280,208 @@ def health_of(config: Config, now: datetime) -> dict[str, Any]:
     return health
 
 
-class _ThreadingServer(ThreadingMixIn, WSGIServer):
-    daemon_threads = True
+def _run_problem(run: dict[str, Any]) -> str:
+    if run["status"] == "interrupted":
+        return (
+            f"the last run ({run['date']}) was interrupted: "
+            "its process ended before the run finished"
+        )
+    return f"the last run ({run['date']}) {run['status']}"
 
 
-class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("%s - %s", self.address_string(), format % args)
+def runs_whose_process_is_gone(store: Store, running: list[dict[str, Any]]) -> set[int]:
+    """The ids among ``running`` whose process no longer exists.
+
+    PostgreSQL says so for any host (the run's advisory lock went with its connection).
+    SQLite records the pid and host: a run of this host is gone when no process has its
+    pid, or when the process with that pid started after the run did (the pid was reused,
+    as pid 1 is by every restart of a container). A run of another host, or recorded
+    without a pid, cannot be judged here and stays running.
+    """
+    if not running:
+        return set()
+    if store.postgres:
+        return {r["id"] for r in running if not store.run_is_alive(r["id"])}
+    ids = [r["id"] for r in running]
+    columns = runs_table.c
+    rows = store.conn.execute(
+        select(columns.id, columns.pid, columns.host, columns.started_at).where(columns.id.in_(ids))
+    ).all()
+    here = socket.gethostname()
+    return {
+        run_id
+        for run_id, pid, host, started_at in rows
+        if pid is not None and host == here and not _process_runs_since(pid, started_at)
+    }
 
 
-def make_http_server(config: Config, host: str, port: int) -> WSGIServer:
-    server = make_server(
-        host, port, DigestApp(config), server_class=_ThreadingServer, handler_class=_QuietHandler
+# Process start times are read in clock ticks and the run's start is rounded: a little slack.
+_START_SLACK = timedelta(seconds=2)
+
+
+def _process_runs_since(pid: int, since: datetime) -> bool:
+    """Whether a live process with ``pid`` exists and started no later than ``since``."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        boot = _boot_time()
+    except FileNotFoundError:
+        return False
+    except OSError:  # no /proc here: that the pid exists is all that can be known
+        return _pid_exists(pid)
+    if fields[0] in ("Z", "X"):  # a zombie or dead: it only waits to be reaped
+        return False
+    ticks = int(fields[19])  # field 22 of proc_pid_stat(5): starttime, in clock ticks
+    started = boot + timedelta(seconds=ticks / os.sysconf("SC_CLK_TCK"))
+    return started <= since + _START_SLACK
+
+
+def _boot_time() -> datetime:
+    for line in Path("/proc/stat").read_text().splitlines():
+        if line.startswith("btime "):
+            return datetime.fromtimestamp(int(line.split()[1]), UTC)
+    raise OSError("/proc/stat has no btime line")
+
+
+def _pid_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+# Only GET and HEAD are answered, so a request never needs a body; headers stay small.
+MAX_REQUEST_HEADER_BYTES = 64 * 1024
+MAX_REQUEST_BODY_BYTES = 64 * 1024
+# How often the server looks for connections idle past the timeout, at most.
+LONGEST_CLEANUP_INTERVAL = 10
+# How long a stopped server waits for the requests it is answering.
+SHUTDOWN_GRACE_SECONDS = 5
+
+_TOKEN_VALUE = re.compile(r"(token=)[^&\s\"'#]*", re.IGNORECASE)
+
+
+def redact(text: str) -> str:
+    """``text`` with every ``token=`` value replaced, so private feed tokens stay out of logs."""
+    return _TOKEN_VALUE.sub(r"\1REDACTED", text)
+
+
+class RedactTokens(logging.Filter):
+    """Rewrites each record (message and traceback) with the feed tokens redacted."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = redact(record.getMessage()), ()
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        return True
+
+
+_SERVER_LOGGERS = ("digest", "waitress", "waitress.queue")
+
+
+def redact_server_logs() -> None:
+    """Put the token filter on every logger the server writes to (once each)."""
+    for name in _SERVER_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactTokens) for f in logger.filters):
+            logger.addFilter(RedactTokens())
+
+
+# Characters a logged path keeps as they are; the rest (newlines too) are percent-encoded.
+_PATH_SAFE = "/:@!$&'()*+,;=-._~"
+
+
+def logged_query(query: str) -> str:
+    """The query string as the access log shows it: decoded as the app reads it (so
+    ``tok%65n=`` is caught too), the token's value redacted, everything re-encoded so
+    an untrusted value cannot start a line of its own."""
+    pairs = parse_qsl(query, keep_blank_values=True)
+    return urlencode([(key, "REDACTED" if key == "token" else value) for key, value in pairs])
+
+
+class AccessLog:
+    """WSGI middleware: one debug line per request (client, method, path, status)."""
+
+    def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
+        self.app = app
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        def logged(status: str, headers: list[tuple[str, str]], *exc: Any) -> Any:
+            query = logged_query(environ.get("QUERY_STRING", ""))
+            log.debug(
+                "%s %s %s%s %s",
+                environ.get("REMOTE_ADDR", "-"),
+                environ.get("REQUEST_METHOD", "-"),
+                quote(environ.get("PATH_INFO", "/"), safe=_PATH_SAFE),
+                f"?{query}" if query else "",
+                status.split(" ", 1)[0],
+            )
+            return start_response(status, headers, *exc)
+
+        return self.app(environ, logged)
+
+
+HttpServer = BaseWSGIServer | MultiSocketServer
+
+
+def make_http_server(config: Config, host: str, port: int) -> HttpServer:
+    """A waitress server for the output folder, listening but not yet serving."""
+    settings = config.serve
+    redact_server_logs()
+    server = create_server(
+        AccessLog(DigestApp(config)),
+        host=host,
+        port=port,
+        threads=settings.threads,
+        channel_timeout=settings.channel_timeout,
+        cleanup_interval=min(LONGEST_CLEANUP_INTERVAL, max(1, settings.channel_timeout // 2)),
+        connection_limit=settings.connection_limit,
+        max_request_header_size=MAX_REQUEST_HEADER_BYTES,
+        max_request_body_size=MAX_REQUEST_BODY_BYTES,
+        asyncore_use_poll=True,  # select() cannot watch descriptors past 1024
+        ident=f"paper-digest/{__version__}",
+        expose_tracebacks=False,
     )
     log.info(
-        "serving %s on http://%s:%d/", config.resolve(config.output.dir), host, server.server_port
+        "serving %s on http://%s:%d/ (%d threads, idle connections closed after %ds, "
+        "at most %d connections)",
+        config.resolve(config.output.dir),
+        host,
+        _port_of(server),
+        settings.threads,
+        settings.channel_timeout,
+        settings.connection_limit,
     )
     return server
 
 
-def serve_until(server: WSGIServer, stop: threading.Event) -> threading.Thread:
-    """Serve in a thread until ``stop`` is set; returns the thread (already started)."""
-    thread = threading.Thread(target=server.serve_forever, name="digest-serve", daemon=True)
+def _port_of(server: HttpServer) -> int:
+    if isinstance(server, MultiSocketServer):
+        return int(server.effective_listen[0][1])
+    return int(server.effective_port)
+
+
+def serve_until(server: HttpServer, stop: threading.Event) -> threading.Thread:
+    """Serve in a thread until ``stop`` is set; returns the thread (already started).
+
+    The poll loop turns once a second at most between events, so it sees ``stop``
+    promptly; then the requests being answered get a few seconds and every socket is
+    closed, all from the serving thread.
+    """
+
+    def loop() -> None:
+        sockets = server.map if isinstance(server, MultiSocketServer) else server._map
+        try:
+            while not stop.is_set():
+                wasyncore.loop(timeout=1.0, map=sockets, use_poll=True, count=1)
+        finally:
+            server.task_dispatcher.shutdown(timeout=SHUTDOWN_GRACE_SECONDS)
+            wasyncore.close_all(sockets)
+
+    thread = threading.Thread(target=loop, name="digest-serve", daemon=True)
     thread.start()
-
-    def stopper() -> None:
-        stop.wait()
-        server.shutdown()
-        server.server_close()
-
-    threading.Thread(target=stopper, name="digest-serve-stop", daemon=True).start()
     return thread
