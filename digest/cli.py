@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -32,6 +33,9 @@ from digest.serve import make_http_server, serve_until
 log = logging.getLogger("digest")
 
 EXIT_FAILED, EXIT_CONFIG, EXIT_STORE = 1, 2, 3
+# Until a config says otherwise: the store, feeds, pages and emails can be private, so
+# other users of the machine must not read them.
+PRIVATE_UMASK = 0o077
 
 config_option = click.option(
     "--config",
@@ -67,10 +71,13 @@ def fail(error: DigestError) -> NoReturn:
 
 
 def load(config_path: Path) -> Config:
+    """The config, or exit with its problems; from here on files get its ``[output] umask``."""
     try:
-        return load_config(config_path)
+        config = load_config(config_path)
     except ConfigError as exc:
         fail(exc)
+    os.umask(config.output.umask_bits)
+    return config
 
 
 def _setup_logging(verbose: int, quiet: bool) -> None:
@@ -97,6 +104,7 @@ def main(ctx: click.Context, verbose: int, quiet: bool) -> None:
     against your keywords and delivers a digest by email, feed, web page or Markdown.
     Start with `digest check`, then `digest run`.
     """
+    os.umask(PRIVATE_UMASK)
     _setup_logging(verbose, quiet)
     ctx.obj = {"quiet": quiet, "verbose": verbose}
 

@@ -106,6 +106,26 @@ class OutputSettings(_Settings):
     feed_items: int = Field(
         100, ge=1, le=10000, description="How many recent papers each subscriber's feed keeps."
     )
+    umask: str = Field(
+        "077",
+        description="The permission bits `digest` takes away from every file and folder it "
+        'creates, in octal. "077": only its own user reads them (feeds, pages and emails '
+        'can be private); "022": everyone on the machine may read the outputs.',
+    )
+
+    @field_validator("umask")
+    @classmethod
+    def _octal_umask(cls, value: str) -> str:
+        if not re.fullmatch(r"0?[0-7]{3}", value):
+            raise ValueError(
+                f'expected three octal digits in quotes, such as "077" or "022", got {value!r}'
+            )
+        return value
+
+    @property
+    def umask_bits(self) -> int:
+        """The umask as a number, for ``os.umask``."""
+        return int(self.umask, 8)
 
     @field_validator("base_url")
     @classmethod

@@ -164,3 +164,16 @@ def test_toml_syntax_errors_and_missing_files(tmp_path):
     with pytest.raises(ConfigError, match="config file not found") as caught:
         load_config(tmp_path / "nope.toml")
     assert "--config" in caught.value.hint
+
+
+def test_umask_is_three_octal_digits_in_quotes():
+    assert parse_config(MINIMAL, Path("/x/config.toml")).output.umask_bits == 0o077
+    text = '[output]\numask = "022"\n' + MINIMAL
+    assert parse_config(text, Path("/x/config.toml")).output.umask_bits == 0o022
+    assert problems('[output]\numask = "999"\n' + MINIMAL) == [
+        '/cfg/config.toml:2: output.umask: expected three octal digits in quotes, such as "077" '
+        "or \"022\", got '999'"
+    ]
+    assert problems("[output]\numask = 22\n" + MINIMAL)[0].startswith(
+        "/cfg/config.toml:2: output.umask: expected a string in quotes"
+    )
