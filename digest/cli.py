@@ -26,7 +26,7 @@ from digest.explain import describe, explain
 from digest.pipeline import digest_date, open_store, run_once, utc_now
 from digest.previews import PREVIEW_FORMATS, preview, send_test
 from digest.progress import terminal_progress
-from digest.report import RunReport
+from digest.report import RedactingFilter, Redactor, RunReport, redactor_for
 from digest.scheduler import run_scheduler, schedule_of
 from digest.serve import make_http_server, serve_until
 
@@ -58,9 +58,10 @@ date_option = click.option(
 
 def fail(error: DigestError) -> NoReturn:
     """Print a DigestError as the user should see it and exit with its status."""
-    click.secho(f"error: {error.message}", fg="red", err=True)
+    redact = _redactor().text
+    click.secho(f"error: {redact(error.message)}", fg="red", err=True)
     if error.hint:
-        click.echo(f"hint: {error.hint}", err=True)
+        click.echo(f"hint: {redact(error.hint)}", err=True)
     sys.exit(
         EXIT_STORE
         if isinstance(error, StoreError)
@@ -77,7 +78,20 @@ def load(config_path: Path) -> Config:
     except ConfigError as exc:
         fail(exc)
     os.umask(config.output.umask_bits)
+    redactor = redactor_for(config)
+    context = click.get_current_context(silent=True)
+    if context is not None:
+        context.find_root().ensure_object(dict)["redactor"] = redactor
+    for handler in logging.getLogger("digest").handlers:
+        handler.addFilter(RedactingFilter(redactor))
     return config
+
+
+def _redactor() -> Redactor:
+    """What takes the loaded config's secrets out of what this command prints."""
+    context = click.get_current_context(silent=True)
+    found = context.find_root().obj.get("redactor") if context and context.find_root().obj else None
+    return found or Redactor()
 
 
 def _setup_logging(verbose: int, quiet: bool) -> None:
@@ -356,12 +370,13 @@ def state(config_path: Path, as_json: bool) -> None:
 def _print_report(report: RunReport, config: Config) -> None:
     """The human summary of a run: per source and subscriber, and where the outputs are."""
     out = config.resolve(config.output.dir)
+    redact = report.redactor.text  # errors quote servers, which may echo a secret
     dry = " (dry run: nothing recorded)" if report.dry_run else ""
     click.echo(f"Digest for {report.date.isoformat()}{dry}")
     for name, source in report.sources.items():
         click.echo(f"  source {name}: {source.papers} listings, {source.new} new papers")
         if source.error:
-            click.secho(f"    error: {source.error}", fg="red")
+            click.secho(f"    error: {redact(source.error)}", fg="red")
         if source.stale:
             click.secho(
                 "    stale: the listing has not been updated since the last run", fg="yellow"
@@ -375,9 +390,11 @@ def _print_report(report: RunReport, config: Config) -> None:
             if delivery.status == "delivered":
                 click.echo(f"    {delivery.channel:<8} {_relative(delivery.detail)}")
             else:
-                click.secho(f"    {delivery.channel:<8} FAILED: {delivery.detail}", fg="red")
+                click.secho(
+                    f"    {delivery.channel:<8} FAILED: {redact(delivery.detail)}", fg="red"
+                )
         if sub.error and not sub.deliveries:
-            click.secho(f"    error: {sub.error}", fg="red")
+            click.secho(f"    error: {redact(sub.error)}", fg="red")
     if not any(sub.deliveries for sub in report.subscribers.values()):
         click.echo(f"Nothing new to deliver. Outputs are in {_relative(str(out))}")
 

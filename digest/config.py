@@ -47,6 +47,51 @@ def _check_email(value: str) -> str:
     return value
 
 
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# Keys whose values are secrets, or may be a secret pasted by mistake: never echoed.
+_SECRET_KEYS = re.compile(r"^(feed_token|.*_env)$")
+
+
+def _looks_random(name: str) -> bool:
+    """Whether a would-be variable name looks like a token pasted in its place.
+
+    Variable names are words (DIGEST_SMTP_PASSWORD, HF_TOKEN); tokens are long runs of
+    letters and digits (hf_..., ghp_...) or of mixed case and digits.
+    """
+    return any(
+        len(part) >= 24
+        or (len(part) >= 12 and not part.isupper() and not part.islower() and not part.isalpha())
+        for part in name.split("_")
+    )
+
+
+def _env_name_of(secret: str) -> AfterValidator:
+    """A validator for a key naming the environment variable that holds ``secret``.
+
+    Its message never contains the value: what was typed there may be the secret itself.
+    """
+
+    def check(value: str) -> str:
+        if not _ENV_NAME.match(value) or _looks_random(value):
+            raise ValueError(
+                f"holds something that is not a variable name; put the {secret} in the "
+                "environment and the variable's name here (letters, digits and _, such as "
+                "DIGEST_SECRET)"
+            )
+        return value
+
+    return AfterValidator(check)
+
+
+def _check_feed_token(value: str) -> str:
+    if len(value) < 16 or not re.fullmatch(r"[A-Za-z0-9_-]+", value):
+        raise ValueError(
+            "expected 16 or more letters, digits, '-' or '_' (the value is a secret, so it "
+            "is not shown here)"
+        )
+    return value
+
+
 Name = Annotated[str, AfterValidator(_check_name)]
 EmailAddress = Annotated[str, AfterValidator(_check_email)]
 CHANNELS = ("email", "feed", "page", "markdown")
@@ -67,7 +112,7 @@ class StoreSettings(_Settings):
         description="A PostgreSQL URL (postgresql://user@host/db) instead of the SQLite "
         "file, for several workers sharing one store.",
     )
-    url_env: str | None = Field(
+    url_env: Annotated[str, _env_name_of("URL")] | None = Field(
         None,
         description="Name of an environment variable holding the PostgreSQL URL (so its "
         "password stays out of the config).",
@@ -77,7 +122,8 @@ class StoreSettings(_Settings):
     @classmethod
     def _postgres_url(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("postgresql://", "postgresql+psycopg://")):
-            raise ValueError(f"expected a postgresql:// URL, got {value!r}")
+            scheme = value.partition(":")[0][:20]  # the rest may hold a password
+            raise ValueError(f"expected a postgresql:// URL, got one starting {scheme!r}")
         return value
 
     @property
@@ -161,7 +207,7 @@ class EmailSettings(_Settings):
         "this machine or network only).",
     )
     username: str | None = Field(None, description="SMTP login, if the server wants one.")
-    password_env: str | None = Field(
+    password_env: Annotated[str, _env_name_of("password")] | None = Field(
         None,
         description="Name of the environment variable holding the SMTP password; the "
         "password itself never goes in the config or the logs.",
@@ -304,7 +350,7 @@ class HfDailySettings(_Settings):
     page_size: int = Field(
         100, ge=1, le=100, description="Papers per request (the API allows 100)."
     )
-    token_env: str | None = Field(
+    token_env: Annotated[str, _env_name_of("token")] | None = Field(
         None,
         description="Name of an environment variable holding a Hugging Face token "
         "(raises the rate limit); the token itself never goes in the config.",
@@ -439,10 +485,8 @@ class SubscriberSettings(_Settings):
         "the section it scores best in.",
     )
     max_papers: int = Field(20, ge=1, le=10000, description="At most this many papers a digest.")
-    feed_token: str | None = Field(
+    feed_token: Annotated[str, AfterValidator(_check_feed_token)] | None = Field(
         None,
-        min_length=16,
-        pattern=r"^[A-Za-z0-9_-]+$",
         description="A secret that `digest serve` requires (as ?token=) for this "
         "subscriber's feeds and pages; without one they are public.",
     )
@@ -665,7 +709,8 @@ def _describe(error: Any, text: str, path: Path) -> str:
         return f"{where}: missing required key '{key}.kind'"
     message = _PLAIN_MESSAGES.get(kind) or str(error["msg"]).removeprefix("Value error, ")
     message = message.replace("Input should be", "expected").replace("String should", "expected to")
-    if kind != "value_error" and not isinstance(got, dict):
+    secret = any(isinstance(part, str) and _SECRET_KEYS.match(part) for part in loc)
+    if kind != "value_error" and not isinstance(got, dict) and not secret:
         message = f"{message}, got {got!r}"
     return f"{where}: {key}: {message}"
 

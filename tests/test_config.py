@@ -177,3 +177,19 @@ def test_umask_is_three_octal_digits_in_quotes():
     assert problems("[output]\numask = 22\n" + MINIMAL)[0].startswith(
         "/cfg/config.toml:2: output.umask: expected a string in quotes"
     )
+
+
+@pytest.mark.parametrize(
+    "name", ["DIGEST_SMTP_PASSWORD", "HF_TOKEN", "smtp_password_2024", "_X", "MySmtpPassword"]
+)
+def test_variable_names_are_accepted_for_env_keys(name):
+    text = f'[email]\nhost = "smtp.example.org"\nusername = "me"\npassword_env = "{name}"\n'
+    assert parse_config(text + MINIMAL, Path("/x/config.toml")).email.password_env == name
+
+
+def test_redactor_replaces_every_configured_secret_and_leaves_short_values():
+    from digest.report import Redactor
+
+    redact = Redactor.of(["s3cret-value", "s3cret-value-longer", "abc", None])
+    assert redact.text("a s3cret-value-longer and s3cret-value") == "a [redacted] and [redacted]"
+    assert redact.json({"a": ["abc s3cret-value", 3]}) == {"a": ["abc [redacted]", 3]}

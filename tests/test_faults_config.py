@@ -161,3 +161,166 @@ def test_output_umask_opens_the_outputs_and_keeps_the_store_private(
     assert after["out/email/ann/2026-04-27.eml"] == 0o644
     assert after["state/digest.db"] == 0o600
     assert seen[0]["state/digest.db-wal"] == 0o600 and after["state/digest.db.lock"] == 0o600
+
+
+# --- secrets -----------------------------------------------------------------------------------
+
+PASTED = "correct horse: battery staple!"  # a password where its variable's name belongs
+HF_TOKEN = "hf_QxTrZmWkLpVnBsYdGhJfCeRaUoIt83520"
+
+
+def store_bytes(config: Path) -> bytes:
+    """Every byte the store keeps on disk, its WAL included."""
+    state = config.parent / "state"
+    return (
+        b"".join(p.read_bytes() for p in sorted(state.glob("digest.db*")))
+        if state.exists()
+        else b""
+    )
+
+
+def assert_nowhere(secret: str, config: Path, *results: subprocess.CompletedProcess[str]) -> None:
+    for result in results:
+        assert secret not in result.stdout and secret not in result.stderr
+    assert secret.encode() not in store_bytes(config)
+
+
+SMTP = '\n[email]\nhost = "127.0.0.1"\nport = 2525\nsecurity = "none"\nusername = "digest"\n'
+
+
+@pytest.mark.parametrize(
+    ("extra", "sources", "key", "secret"),
+    [
+        (SMTP + f'password_env = "{PASTED}"\n', "", "email.password_env", PASTED),
+        (
+            SMTP + 'password_env = "Xk9fQ2mZ7vL4pR8sT1wN"\n',
+            "",
+            "email.password_env",
+            "Xk9fQ2mZ7vL4pR8sT1wN",
+        ),
+        (
+            "",
+            f'\n[[sources]]\nname = "hf"\nkind = "hf_daily"\ntoken_env = "{HF_TOKEN}"\n',
+            "sources[1].token_env",
+            HF_TOKEN,
+        ),
+        (
+            '\n[store]\nurl_env = "postgresql://digest:Sup3r-Secret@db/digest"\n',
+            "",
+            "store.url_env",
+            "Sup3r-Secret",
+        ),
+    ],
+    ids=["password-with-spaces", "random-password", "hf-token", "database-url"],
+)
+def test_a_secret_pasted_for_a_variable_name_is_refused_without_being_shown(
+    make_config, seeds, extra, sources, key, secret
+):
+    files = '\n[[sources]]\nname = "inbox"\nkind = "file"\npath = "inbox/*"\n'
+    config = make_config(subscribers=ONE_READER, sources=files + sources, extra="")
+    text = config.read_text()
+    if extra.startswith("\n[store]"):
+        text = text.replace('[store]\npath = "state/digest.db"', extra.strip())
+    else:
+        text = extra + text
+    config.write_text(text)
+    with_capture(config, seeds)
+    results = [
+        digest("check", "--config", str(config)),
+        digest("run", "--config", str(config), "--json"),
+        digest("-v", "run", "--config", str(config)),
+    ]
+    for result in results:
+        assert result.returncode == 2, result.stderr
+        assert f"{key}: holds something that is not a variable name; put the " in result.stderr
+        assert "environment and the variable's name here" in result.stderr
+        assert f"{config}:" in result.stderr
+    assert_nowhere(secret, config, *results)
+    assert not (config.parent / "state").exists()  # nothing ran
+
+
+@pytest.mark.parametrize("token", ["short-Secret-1", "a-long-Secret-token-with/slash"])
+def test_a_bad_feed_token_is_refused_without_being_shown(make_config, seeds, token):
+    reader = ONE_READER + f'feed_token = "{token}"\n'
+    config = with_capture(make_config(subscribers=reader), seeds)
+    results = [digest("check", "--config", str(config)), digest("run", "--config", str(config))]
+    for result in results:
+        assert result.returncode == 2
+        assert "subscribers[0].feed_token: expected 16 or more letters" in result.stderr
+    assert_nowhere(token, config, *results)
+
+
+class EchoingRelay:
+    """An SMTP relay that accepts the login, then refuses each message quoting it back."""
+
+    def __init__(self) -> None:
+        self.logins: list[bytes] = []
+        self.refused = 0
+
+    def authenticate(self, server, session, envelope, mechanism, auth_data):
+        from aiosmtpd.smtp import AuthResult
+
+        self.logins.append(auth_data.password)
+        return AuthResult(success=True, handled=False)
+
+    async def handle_DATA(self, server, session, envelope):
+        self.refused += 1
+        password = self.logins[-1].decode()
+        return f"550 5.7.1 sender digest:{password} is not allowed to relay"
+
+
+@pytest.fixture
+def echoing_relay():
+    from aiosmtpd.controller import Controller
+
+    from conftest import free_port
+
+    relay = EchoingRelay()
+    port = free_port()
+    controller = Controller(
+        relay,
+        hostname="127.0.0.1",
+        port=port,
+        authenticator=relay.authenticate,
+        auth_require_tls=False,
+    )
+    controller.start()
+    try:
+        yield relay, port
+    finally:
+        controller.stop()
+
+
+def test_a_secret_echoed_by_a_server_is_redacted_from_reports_logs_and_the_store(
+    make_config, seeds, echoing_relay
+):
+    import json
+    import sqlite3
+
+    relay, port = echoing_relay
+    password, token = "Tr0ub4dor&3-relay-pass", "k3U9-long-random-string-Qz"
+    readers = ONE_READER + f'feed_token = "{token}"\n'
+    smtp = (
+        f'\n[email]\nhost = "127.0.0.1"\nport = {port}\nsecurity = "none"\nretries = 0\n'
+        'username = "digest"\npassword_env = "TEST_RELAY_PASSWORD"\n'
+    )
+    config = with_capture(make_config(subscribers=readers, extra=smtp), seeds)
+    env = {"TEST_RELAY_PASSWORD": password}
+    as_json = digest("run", "--config", str(config), "--json", "--date", "2026-03-13", env=env)
+    human = digest("-v", "run", "--config", str(config), "--date", "2026-03-14", env=env)
+    state = digest("state", "--config", str(config), "--json", env=env)
+    assert (as_json.returncode, human.returncode, state.returncode) == (1, 1, 0), human.stderr
+    assert relay.logins == [password.encode()] * 2 and relay.refused == 2
+    # Refused, and said so: with the server's reason, the password taken out.
+    [failed] = json.loads(as_json.stdout)["subscribers"]["ann"]["deliveries"]
+    assert failed["status"] == "failed"
+    assert "sender digest:[redacted] is not allowed to relay" in failed["detail"]
+    assert "digest:[redacted] is not allowed" in human.stdout
+    assert "digest:[redacted] is not allowed" in human.stderr  # the log line
+    with sqlite3.connect(config.parent / "state" / "digest.db") as db:
+        errors = [row[0] for row in db.execute("SELECT last_error FROM deliveries")]
+        reports = [row[0] for row in db.execute("SELECT report FROM runs")]
+    assert len(errors) == 1 and "digest:[redacted] is not allowed" in errors[0]
+    assert len(reports) == 2 and all("digest:[redacted]" in report for report in reports)
+    for secret in (password, token):
+        assert_nowhere(secret, config, as_json, human, state)
