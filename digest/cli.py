@@ -20,7 +20,7 @@ from typing import Any, NoReturn
 import click
 
 from digest import __version__
-from digest.config import Config, SubscriberSettings, load_config
+from digest.config import Config, SubscriberSettings, environment_problems, load_config
 from digest.errors import ConfigError, DigestError, StoreError
 from digest.explain import describe, explain
 from digest.pipeline import digest_date, open_store, run_once, utc_now
@@ -164,7 +164,7 @@ def run(
 def check(config_path: Path) -> None:
     """Validate a config file and say what is wrong, without running anything."""
     config = load(config_path)
-    problems: list[str] = []
+    problems = environment_problems(config)
     from digest.sources import build_sources
     from digest.sources.file import FileSource
 
@@ -183,7 +183,7 @@ def check(config_path: Path) -> None:
     click.echo(f"  sources:     {', '.join(s.name for s in config.sources)}")
     click.echo(f"  subscribers: {', '.join(s.name for s in config.subscribers)}")
     for problem in problems:
-        click.secho(f"problem: {problem}", fg="yellow", err=True)
+        click.secho(f"error: {problem}", fg="red", err=True)
     if problems:
         sys.exit(EXIT_CONFIG)
     click.secho("config OK", fg="green")

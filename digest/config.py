@@ -8,6 +8,8 @@ where it can be found, the key and what was expected, and are all reported at on
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
 import os
 import re
 import tomllib
@@ -94,6 +96,32 @@ def _check_feed_token(value: str) -> str:
 
 Name = Annotated[str, AfterValidator(_check_name)]
 EmailAddress = Annotated[str, AfterValidator(_check_email)]
+_HOST_LABEL = re.compile(r"^(?!-)[A-Za-z0-9_-]{1,63}(?<!-)$")
+
+
+def _check_host(value: str) -> str:
+    """A host name or an IP address, as a socket takes it: nothing else fits there."""
+    with contextlib.suppress(ValueError):
+        ipaddress.ip_address(value)
+        return value
+    if "://" in value:
+        raise ValueError(
+            f"expected a host name without a scheme, such as smtp.example.org, got {value!r}"
+        )
+    if re.fullmatch(r"[^\s:]+:\d+", value):
+        raise ValueError(
+            f"expected a host name without a port (the port goes in port), got {value!r}"
+        )
+    labels = value.removesuffix(".").split(".")
+    if len(value) > 253 or not all(_HOST_LABEL.match(label) for label in labels):
+        raise ValueError(
+            "expected a host name (letters, digits, '-' between dots, no spaces) or an IP "
+            f"address, such as smtp.example.org, got {value!r}"
+        )
+    return value
+
+
+Host = Annotated[str, AfterValidator(_check_host)]
 CHANNELS = ("email", "feed", "page", "markdown")
 ANNOUNCE_TYPES = ("new", "cross", "replace", "replace-cross")
 
@@ -197,7 +225,7 @@ class EmailSettings(_Settings):
         description="How emails go out: smtp (needs host), files (.eml in out/email) or "
         "maildir. Default: smtp when host is set, else files.",
     )
-    host: str | None = Field(None, description="SMTP server, e.g. smtp.example.org.")
+    host: Host | None = Field(None, description="SMTP server, e.g. smtp.example.org.")
     port: int | None = Field(
         None, ge=1, le=65535, description="SMTP port. Default: 587 (starttls), 465 (tls), 25."
     )
@@ -565,7 +593,7 @@ class RunSettings(_Settings):
 
 
 class ServeSettings(_Settings):
-    host: str = Field("127.0.0.1", description="Address `digest serve` listens on.")
+    host: Host = Field("127.0.0.1", description="Address `digest serve` listens on.")
     port: int = Field(8080, ge=1, le=65535, description="Port `digest serve` listens on.")
 
 
@@ -658,6 +686,44 @@ def load_config(path: Path | str) -> Config:
     return parse_config(text, path.resolve())
 
 
+def environment_problems(config: Config) -> list[str]:
+    """What a run would miss from the environment, each named by file, line and key.
+
+    Loading a config never needs these variables (``digest check`` runs where cron will
+    not, and pages need no password); a run that sends mail or opens PostgreSQL does.
+    """
+    text = config.path.read_text(encoding="utf-8") if config.path.is_file() else ""
+    problems = []
+    email, store = config.email, config.store
+    smtp_login = email.effective_transport == "smtp" and email.password_env
+    if smtp_login and email.password_env not in os.environ:
+        problems.append(
+            _located(
+                text,
+                config.path,
+                ("email", "password_env"),
+                f"the environment variable {email.password_env} is not set; the SMTP "
+                f"login needs it: export {email.password_env}=... where paper-digest runs",
+            )
+        )
+    if store.url_env and not os.environ.get(store.url_env):
+        problems.append(
+            _located(
+                text,
+                config.path,
+                ("store", "url_env"),
+                f"the environment variable {store.url_env} is not set; the store is opened "
+                f"with it: export {store.url_env}=postgresql://user:password@host/database",
+            )
+        )
+    return problems
+
+
+def _located(text: str, path: Path, loc: tuple[str, ...], message: str) -> str:
+    line = _line_of(text, loc)
+    return f"{path}:{line}: {'.'.join(loc)}: {message}" if line else f"{path}: {message}"
+
+
 def parse_config(text: str, path: Path) -> Config:
     try:
         data = tomllib.loads(text)
@@ -732,6 +798,13 @@ def _line_of(text: str, loc: tuple[Any, ...]) -> int | None:
         if index >= len(headers):
             return None
         start = headers[index]
+        if len(loc) > 3 and isinstance(loc[2], str) and isinstance(loc[3], int):
+            # A table of the array inside this one: [[subscribers.interests]].
+            table_end = headers[index + 1] if index + 1 < len(headers) else len(lines)
+            inner = f"[[{table}.{loc[2]}]]"
+            nested = [i for i in range(start, table_end) if lines[i].strip() == inner]
+            if loc[3] < len(nested):
+                start, loc = nested[loc[3]], loc[2:]
         end = next(
             (i for i in range(start + 1, len(lines)) if lines[i].lstrip().startswith("[")),
             len(lines),

@@ -324,3 +324,105 @@ def test_a_secret_echoed_by_a_server_is_redacted_from_reports_logs_and_the_store
     assert len(reports) == 2 and all("digest:[redacted]" in report for report in reports)
     for secret in (password, token):
         assert_nowhere(secret, config, as_json, human, state)
+
+
+# --- digest check catches what a run would fail on -----------------------------------------------
+
+
+def line_of(config: Path, needle: str) -> int:
+    lines = config.read_text().splitlines()
+    return next(i for i, line in enumerate(lines, 1) if needle in line)
+
+
+def check(config: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return digest("check", "--config", str(config), env=env)
+
+
+def test_check_reports_an_unset_smtp_password_variable(make_config, seeds):
+    env_name = "TEST_CHECK_SMTP_PASSWORD"
+    smtp = f'\n[email]\nhost = "smtp.example.org"\nusername = "me"\npassword_env = "{env_name}"\n'
+    config = with_capture(make_config(subscribers=ONE_READER, extra=smtp), seeds)
+    env = {k: v for k, v in os.environ.items() if k != env_name}
+    result = subprocess.run(
+        [sys.executable, "-m", "digest", "check", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert result.returncode == 2 and "config OK" not in result.stdout
+    line = line_of(config, "password_env")
+    assert (
+        f"error: {config}:{line}: email.password_env: the environment variable {env_name} "
+        "is not set" in result.stderr
+    )
+    assert check(config, env={env_name: "s3cret-pass"}).returncode == 0
+    # Emails as files need no login: nothing to complain about.
+    files = config.read_text().replace("[email]", '[email]\ntransport = "files"')
+    config.write_text(files)
+    assert (
+        subprocess.run(
+            [sys.executable, "-m", "digest", "check", "--config", str(config)],
+            capture_output=True,
+            env=env,
+            timeout=60,
+        ).returncode
+        == 0
+    )
+
+
+@pytest.mark.parametrize(
+    ("table", "value", "expected"),
+    [
+        ("email", "smtp example.org", "expected a host name"),
+        ("email", "smtp.example.org:587", "expected a host name without a port"),
+        ("serve", "0.0.0.0 ", None),  # surrounding spaces are only trimmed
+        ("serve", "local host", "expected a host name"),
+    ],
+)
+def test_check_reports_a_host_that_is_not_one(make_config, seeds, table, value, expected):
+    extra = f'\n[{table}]\nhost = "{value}"\n'
+    config = with_capture(make_config(subscribers=ONE_READER, extra=extra), seeds)
+    result = check(config)
+    if expected is None:
+        assert result.returncode == 0, result.stderr
+        return
+    assert result.returncode == 2 and "config OK" not in result.stdout
+    line = line_of(config, "host =")
+    assert f"error: {config}:{line}: {table}.host: {expected}" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("keyword", "message"),
+    [
+        ("diffusion^x", "a weight is ^ and a number at the end of the term"),
+        ('"kv cache', "quotes go around the whole term"),
+        ('kv "cache"', "quotes go around the whole term"),
+        ("quant*ization", "a wildcard * goes only at the end"),
+    ],
+)
+def test_check_reports_keyword_syntax_that_would_match_another_phrase(
+    make_config, seeds, keyword, message
+):
+    reader = ONE_READER.replace("keywords = []", f"keywords = ['mamba', '{keyword}']")
+    config = with_capture(make_config(subscribers=reader), seeds)
+    result = check(config)
+    assert result.returncode == 2 and "config OK" not in result.stdout
+    line = line_of(config, "keywords =")
+    assert f"error: {config}:{line}: subscribers[0].keywords[1]: " in result.stderr
+    assert message in result.stderr
+    run = digest("run", "--config", str(config))
+    assert run.returncode == 2 and not (config.parent / "state").exists()
+
+
+def test_check_points_at_the_line_of_a_bad_keyword_inside_an_interest(make_config, seeds):
+    reader = ONE_READER.replace("keywords = []\n", "") + (
+        '\n[[subscribers.interests]]\nname = "Video"\nkeywords = ["video"]\n'
+        '\n[[subscribers.interests]]\nname = "Cache"\nexclude = ["survey"]\n'
+        "keywords = ['\"kv cache']\n"
+    )
+    config = with_capture(make_config(subscribers=reader), seeds)
+    result = check(config)
+    assert result.returncode == 2
+    line = line_of(config, "keywords = ['")
+    assert f"error: {config}:{line}: subscribers[0].interests[1].keywords[0]: " in result.stderr
