@@ -72,7 +72,11 @@ def fail(error: DigestError) -> NoReturn:
 
 
 def load(config_path: Path) -> Config:
-    """The config, or exit with its problems; from here on files get its ``[output] umask``."""
+    """The config, or exit with its problems.
+
+    From here on, files get the config's ``[output] umask``, and its secrets are taken
+    out of everything the command prints or logs.
+    """
     try:
         config = load_config(config_path)
     except ConfigError as exc:
@@ -88,10 +92,10 @@ def load(config_path: Path) -> Config:
 
 
 def _redactor() -> Redactor:
-    """What takes the loaded config's secrets out of what this command prints."""
+    """The loaded config's redactor; before a config is loaded there is nothing to hide."""
     context = click.get_current_context(silent=True)
-    found = context.find_root().obj.get("redactor") if context and context.find_root().obj else None
-    return found or Redactor()
+    options = context.find_root().obj if context is not None else None
+    return (options or {}).get("redactor") or Redactor()
 
 
 def _setup_logging(verbose: int, quiet: bool) -> None:
