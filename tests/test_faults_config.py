@@ -27,13 +27,17 @@ channels = ["email"]
 """
 
 
-def digest(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def digest(
+    *args: str, env: dict[str, str] | None = None, unset: tuple[str, ...] = ()
+) -> subprocess.CompletedProcess[str]:
+    """Run the command with this environment, plus ``env``, minus the variables ``unset``."""
+    environment = {k: v for k, v in os.environ.items() if k not in unset} | (env or {})
     return subprocess.run(
         [sys.executable, "-m", "digest", *args],
         capture_output=True,
         text=True,
         timeout=120,
-        env={**os.environ, **(env or {})},
+        env=environment,
     )
 
 
@@ -342,14 +346,7 @@ def test_check_reports_an_unset_smtp_password_variable(make_config, seeds):
     env_name = "TEST_CHECK_SMTP_PASSWORD"
     smtp = f'\n[email]\nhost = "smtp.example.org"\nusername = "me"\npassword_env = "{env_name}"\n'
     config = with_capture(make_config(subscribers=ONE_READER, extra=smtp), seeds)
-    env = {k: v for k, v in os.environ.items() if k != env_name}
-    result = subprocess.run(
-        [sys.executable, "-m", "digest", "check", "--config", str(config)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-    )
+    result = digest("check", "--config", str(config), unset=(env_name,))
     assert result.returncode == 2 and "config OK" not in result.stdout
     line = line_of(config, "password_env")
     assert (
@@ -360,15 +357,7 @@ def test_check_reports_an_unset_smtp_password_variable(make_config, seeds):
     # Emails as files need no login: nothing to complain about.
     files = config.read_text().replace("[email]", '[email]\ntransport = "files"')
     config.write_text(files)
-    assert (
-        subprocess.run(
-            [sys.executable, "-m", "digest", "check", "--config", str(config)],
-            capture_output=True,
-            env=env,
-            timeout=60,
-        ).returncode
-        == 0
-    )
+    assert digest("check", "--config", str(config), unset=(env_name,)).returncode == 0
 
 
 @pytest.mark.parametrize(
@@ -426,3 +415,17 @@ def test_check_points_at_the_line_of_a_bad_keyword_inside_an_interest(make_confi
     assert result.returncode == 2
     line = line_of(config, "keywords = ['")
     assert f"error: {config}:{line}: subscribers[0].interests[1].keywords[0]: " in result.stderr
+
+
+def test_check_reports_an_unset_database_url_variable(make_config, seeds):
+    config = with_capture(make_config(subscribers=ONE_READER), seeds)
+    config.write_text(
+        config.read_text().replace("[store]\n", '[store]\nurl_env = "TEST_CHECK_DB_URL"\n')
+    )
+    result = digest("check", "--config", str(config), unset=("TEST_CHECK_DB_URL",))
+    assert result.returncode == 2 and "config OK" not in result.stdout
+    line = line_of(config, "url_env")
+    assert (
+        f"error: {config}:{line}: store.url_env: the environment variable TEST_CHECK_DB_URL "
+        "is not set" in result.stderr
+    )
