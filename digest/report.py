@@ -1,4 +1,5 @@
-"""The run report: what each source and each subscriber got, in a form for humans and JSON."""
+"""The run report: what each source and each subscriber got, in a form for humans and JSON,
+with every configured secret taken out of it (and of the logs) before it is written."""
 
 from __future__ import annotations
 
