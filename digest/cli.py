@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -19,19 +20,22 @@ from typing import Any, NoReturn
 import click
 
 from digest import __version__
-from digest.config import Config, SubscriberSettings, load_config
+from digest.config import Config, SubscriberSettings, environment_problems, load_config
 from digest.errors import ConfigError, DigestError, StoreError
 from digest.explain import describe, explain
 from digest.pipeline import digest_date, open_store, run_once, utc_now
 from digest.previews import PREVIEW_FORMATS, preview, send_test
 from digest.progress import terminal_progress
-from digest.report import RunReport
+from digest.report import RedactingFilter, Redactor, RunReport, redactor_for
 from digest.scheduler import run_scheduler, schedule_of
 from digest.serve import make_http_server, serve_until
 
 log = logging.getLogger("digest")
 
 EXIT_FAILED, EXIT_CONFIG, EXIT_STORE = 1, 2, 3
+# Until a config says otherwise: the store, feeds, pages and emails can be private, so
+# other users of the machine must not read them.
+PRIVATE_UMASK = 0o077
 
 config_option = click.option(
     "--config",
@@ -54,9 +58,10 @@ date_option = click.option(
 
 def fail(error: DigestError) -> NoReturn:
     """Print a DigestError as the user should see it and exit with its status."""
-    click.secho(f"error: {error.message}", fg="red", err=True)
+    redact = _redactor().text
+    click.secho(f"error: {redact(error.message)}", fg="red", err=True)
     if error.hint:
-        click.echo(f"hint: {error.hint}", err=True)
+        click.echo(f"hint: {redact(error.hint)}", err=True)
     sys.exit(
         EXIT_STORE
         if isinstance(error, StoreError)
@@ -67,10 +72,30 @@ def fail(error: DigestError) -> NoReturn:
 
 
 def load(config_path: Path) -> Config:
+    """The config, or exit with its problems.
+
+    From here on, files get the config's ``[output] umask``, and its secrets are taken
+    out of everything the command prints or logs.
+    """
     try:
-        return load_config(config_path)
+        config = load_config(config_path)
     except ConfigError as exc:
         fail(exc)
+    os.umask(config.output.umask_bits)
+    redactor = redactor_for(config)
+    context = click.get_current_context(silent=True)
+    if context is not None:
+        context.find_root().ensure_object(dict)["redactor"] = redactor
+    for handler in logging.getLogger("digest").handlers:
+        handler.addFilter(RedactingFilter(redactor))
+    return config
+
+
+def _redactor() -> Redactor:
+    """The loaded config's redactor; before a config is loaded there is nothing to hide."""
+    context = click.get_current_context(silent=True)
+    options = context.find_root().obj if context is not None else None
+    return (options or {}).get("redactor") or Redactor()
 
 
 def _setup_logging(verbose: int, quiet: bool) -> None:
@@ -97,6 +122,7 @@ def main(ctx: click.Context, verbose: int, quiet: bool) -> None:
     against your keywords and delivers a digest by email, feed, web page or Markdown.
     Start with `digest check`, then `digest run`.
     """
+    os.umask(PRIVATE_UMASK)
     _setup_logging(verbose, quiet)
     ctx.obj = {"quiet": quiet, "verbose": verbose}
 
@@ -142,7 +168,7 @@ def run(
 def check(config_path: Path) -> None:
     """Validate a config file and say what is wrong, without running anything."""
     config = load(config_path)
-    problems: list[str] = []
+    problems = environment_problems(config)
     from digest.sources import build_sources
     from digest.sources.file import FileSource
 
@@ -161,7 +187,7 @@ def check(config_path: Path) -> None:
     click.echo(f"  sources:     {', '.join(s.name for s in config.sources)}")
     click.echo(f"  subscribers: {', '.join(s.name for s in config.subscribers)}")
     for problem in problems:
-        click.secho(f"problem: {problem}", fg="yellow", err=True)
+        click.secho(f"error: {problem}", fg="red", err=True)
     if problems:
         sys.exit(EXIT_CONFIG)
     click.secho("config OK", fg="green")
@@ -367,12 +393,13 @@ def state(config_path: Path, as_json: bool) -> None:
 def _print_report(report: RunReport, config: Config) -> None:
     """The human summary of a run: per source and subscriber, and where the outputs are."""
     out = config.resolve(config.output.dir)
+    redact = report.redactor.text  # errors quote servers, which may echo a secret
     dry = " (dry run: nothing recorded)" if report.dry_run else ""
     click.echo(f"Digest for {report.date.isoformat()}{dry}")
     for name, source in report.sources.items():
         click.echo(f"  source {name}: {source.papers} listings, {source.new} new papers")
         if source.error:
-            click.secho(f"    error: {source.error}", fg="red")
+            click.secho(f"    error: {redact(source.error)}", fg="red")
         if source.stale:
             click.secho(
                 "    stale: the listing has not been updated since the last run", fg="yellow"
@@ -387,11 +414,13 @@ def _print_report(report: RunReport, config: Config) -> None:
                 click.echo(f"    {delivery.channel:<8} {_relative(delivery.detail)}")
             else:
                 status = delivery.status.upper()
-                click.secho(f"    {delivery.channel:<8} {status}: {delivery.detail}", fg="red")
+                click.secho(
+                    f"    {delivery.channel:<8} {status}: {redact(delivery.detail)}", fg="red"
+                )
         if sub.error and not sub.deliveries:
-            click.secho(f"    error: {sub.error}", fg="red")
+            click.secho(f"    error: {redact(sub.error)}", fg="red")
     for line in report.gave_up():
-        click.secho(f"  {line}", fg="red")
+        click.secho(f"  {redact(line)}", fg="red")
     if not any(sub.deliveries for sub in report.subscribers.values()):
         click.echo(f"Nothing new to deliver. Outputs are in {_relative(str(out))}")
 

@@ -8,6 +8,8 @@ where it can be found, the key and what was expected, and are all reported at on
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
 import os
 import re
 import tomllib
@@ -78,9 +80,80 @@ def _check_sender(value: str) -> str:
     return value
 
 
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# Keys whose values are secrets, or may be a secret pasted by mistake: never echoed.
+_SECRET_KEYS = re.compile(r"^(feed_token|.*_env)$")
+
+
+def _looks_random(name: str) -> bool:
+    """Whether a would-be variable name looks like a token pasted in its place.
+
+    Variable names are words (DIGEST_SMTP_PASSWORD, HF_TOKEN); tokens are long runs of
+    letters and digits (hf_..., ghp_...) or of mixed case and digits.
+    """
+    return any(
+        len(part) >= 24
+        or (len(part) >= 12 and not part.isupper() and not part.islower() and not part.isalpha())
+        for part in name.split("_")
+    )
+
+
+def _env_name_of(secret: str) -> AfterValidator:
+    """A validator for a key naming the environment variable that holds ``secret``.
+
+    Its message never contains the value: what was typed there may be the secret itself.
+    """
+
+    def check(value: str) -> str:
+        if not _ENV_NAME.match(value) or _looks_random(value):
+            raise ValueError(
+                f"holds something that is not a variable name; put the {secret} in the "
+                "environment and the variable's name here (letters, digits and _, such as "
+                "DIGEST_SECRET)"
+            )
+        return value
+
+    return AfterValidator(check)
+
+
+def _check_feed_token(value: str) -> str:
+    if len(value) < 16 or not re.fullmatch(r"[A-Za-z0-9_-]+", value):
+        raise ValueError(
+            "expected 16 or more letters, digits, '-' or '_' (the value is a secret, so it "
+            "is not shown here)"
+        )
+    return value
+
+
 Name = Annotated[str, AfterValidator(_check_name)]
 EmailAddress = Annotated[str, AfterValidator(_check_email)]
 SenderAddress = Annotated[str, AfterValidator(_check_sender)]
+_HOST_LABEL = re.compile(r"^(?!-)[A-Za-z0-9_-]{1,63}(?<!-)$")
+
+
+def _check_host(value: str) -> str:
+    """A host name or an IP address, as a socket takes it: nothing else fits there."""
+    with contextlib.suppress(ValueError):
+        ipaddress.ip_address(value)
+        return value
+    if "://" in value:
+        raise ValueError(
+            f"expected a host name without a scheme, such as smtp.example.org, got {value!r}"
+        )
+    if re.fullmatch(r"[^\s:]+:\d+", value):
+        raise ValueError(
+            f"expected a host name without a port (the port goes in port), got {value!r}"
+        )
+    labels = value.removesuffix(".").split(".")
+    if len(value) > 253 or not all(_HOST_LABEL.match(label) for label in labels):
+        raise ValueError(
+            "expected a host name (letters, digits, '-' between dots, no spaces) or an IP "
+            f"address, such as smtp.example.org, got {value!r}"
+        )
+    return value
+
+
+Host = Annotated[str, AfterValidator(_check_host)]
 CHANNELS = ("email", "feed", "page", "markdown")
 ANNOUNCE_TYPES = ("new", "cross", "replace", "replace-cross")
 
@@ -99,7 +172,7 @@ class StoreSettings(_Settings):
         description="A PostgreSQL URL (postgresql://user@host/db) instead of the SQLite "
         "file, for several workers sharing one store.",
     )
-    url_env: str | None = Field(
+    url_env: Annotated[str, _env_name_of("URL")] | None = Field(
         None,
         description="Name of an environment variable holding the PostgreSQL URL (so its "
         "password stays out of the config).",
@@ -109,7 +182,8 @@ class StoreSettings(_Settings):
     @classmethod
     def _postgres_url(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("postgresql://", "postgresql+psycopg://")):
-            raise ValueError(f"expected a postgresql:// URL, got {value!r}")
+            scheme = value.partition(":")[0][:20]  # the rest may hold a password
+            raise ValueError(f"expected a postgresql:// URL, got one starting {scheme!r}")
         return value
 
     @property
@@ -138,6 +212,26 @@ class OutputSettings(_Settings):
     feed_items: int = Field(
         100, ge=1, le=10000, description="How many recent papers each subscriber's feed keeps."
     )
+    umask: str = Field(
+        "077",
+        description="The permission bits `digest` takes away from every file and folder it "
+        'creates, in octal. "077": only its own user reads them (feeds, pages and emails '
+        'can be private); "022": everyone on the machine may read the outputs.',
+    )
+
+    @field_validator("umask")
+    @classmethod
+    def _octal_umask(cls, value: str) -> str:
+        if not re.fullmatch(r"0?[0-7]{3}", value):
+            raise ValueError(
+                f'expected three octal digits in quotes, such as "077" or "022", got {value!r}'
+            )
+        return value
+
+    @property
+    def umask_bits(self) -> int:
+        """The umask as a number, for ``os.umask``."""
+        return int(self.umask, 8)
 
     @field_validator("base_url")
     @classmethod
@@ -163,7 +257,7 @@ class EmailSettings(_Settings):
         description="How emails go out: smtp (needs host), files (.eml in out/email) or "
         "maildir. Default: smtp when host is set, else files.",
     )
-    host: str | None = Field(None, description="SMTP server, e.g. smtp.example.org.")
+    host: Host | None = Field(None, description="SMTP server, e.g. smtp.example.org.")
     port: int | None = Field(
         None, ge=1, le=65535, description="SMTP port. Default: 587 (starttls), 465 (tls), 25."
     )
@@ -173,7 +267,7 @@ class EmailSettings(_Settings):
         "this machine or network only).",
     )
     username: str | None = Field(None, description="SMTP login, if the server wants one.")
-    password_env: str | None = Field(
+    password_env: Annotated[str, _env_name_of("password")] | None = Field(
         None,
         description="Name of the environment variable holding the SMTP password; the "
         "password itself never goes in the config or the logs.",
@@ -338,7 +432,7 @@ class HfDailySettings(_Settings):
     page_size: int = Field(
         100, ge=1, le=100, description="Papers per request (the API allows 100)."
     )
-    token_env: str | None = Field(
+    token_env: Annotated[str, _env_name_of("token")] | None = Field(
         None,
         description="Name of an environment variable holding a Hugging Face token "
         "(raises the rate limit); the token itself never goes in the config.",
@@ -473,10 +567,8 @@ class SubscriberSettings(_Settings):
         "the section it scores best in.",
     )
     max_papers: int = Field(20, ge=1, le=10000, description="At most this many papers a digest.")
-    feed_token: str | None = Field(
+    feed_token: Annotated[str, AfterValidator(_check_feed_token)] | None = Field(
         None,
-        min_length=16,
-        pattern=r"^[A-Za-z0-9_-]+$",
         description="A secret that `digest serve` requires (as ?token=) for this "
         "subscriber's feeds and pages; without one they are public.",
     )
@@ -555,7 +647,7 @@ class RunSettings(_Settings):
 
 
 class ServeSettings(_Settings):
-    host: str = Field("127.0.0.1", description="Address `digest serve` listens on.")
+    host: Host = Field("127.0.0.1", description="Address `digest serve` listens on.")
     port: int = Field(8080, ge=1, le=65535, description="Port `digest serve` listens on.")
     threads: int = Field(
         4, ge=1, le=64, description="Requests answered at once; waiting connections hold none."
@@ -663,6 +755,44 @@ def load_config(path: Path | str) -> Config:
     return parse_config(text, path.resolve())
 
 
+def environment_problems(config: Config) -> list[str]:
+    """What a run would miss from the environment, each named by file, line and key.
+
+    Loading a config never needs these variables (``digest check`` runs where cron will
+    not, and pages need no password); a run that sends mail or opens PostgreSQL does.
+    """
+    text = config.path.read_text(encoding="utf-8") if config.path.is_file() else ""
+    problems = []
+    email, store = config.email, config.store
+    smtp_login = email.effective_transport == "smtp" and email.password_env
+    if smtp_login and email.password_env not in os.environ:
+        problems.append(
+            _located(
+                text,
+                config.path,
+                ("email", "password_env"),
+                f"the environment variable {email.password_env} is not set; the SMTP "
+                f"login needs it: export {email.password_env}=... where paper-digest runs",
+            )
+        )
+    if store.url_env and not os.environ.get(store.url_env):
+        problems.append(
+            _located(
+                text,
+                config.path,
+                ("store", "url_env"),
+                f"the environment variable {store.url_env} is not set; the store is opened "
+                f"with it: export {store.url_env}=postgresql://user:password@host/database",
+            )
+        )
+    return problems
+
+
+def _located(text: str, path: Path, loc: tuple[str, ...], message: str) -> str:
+    line = _line_of(text, loc)
+    return f"{path}:{line}: {'.'.join(loc)}: {message}" if line else f"{path}: {message}"
+
+
 def parse_config(text: str, path: Path) -> Config:
     try:
         data = tomllib.loads(text)
@@ -714,7 +844,8 @@ def _describe(error: Any, text: str, path: Path) -> str:
         return f"{where}: missing required key '{key}.kind'"
     message = _PLAIN_MESSAGES.get(kind) or str(error["msg"]).removeprefix("Value error, ")
     message = message.replace("Input should be", "expected").replace("String should", "expected to")
-    if kind != "value_error" and not isinstance(got, dict):
+    secret = any(isinstance(part, str) and _SECRET_KEYS.match(part) for part in loc)
+    if kind != "value_error" and not isinstance(got, dict) and not secret:
         message = f"{message}, got {got!r}"
     return f"{where}: {key}: {message}"
 
@@ -736,6 +867,13 @@ def _line_of(text: str, loc: tuple[Any, ...]) -> int | None:
         if index >= len(headers):
             return None
         start = headers[index]
+        if len(loc) > 3 and isinstance(loc[2], str) and isinstance(loc[3], int):
+            # A table of the array inside this one: [[subscribers.interests]].
+            table_end = headers[index + 1] if index + 1 < len(headers) else len(lines)
+            inner = f"[[{table}.{loc[2]}]]"
+            nested = [i for i in range(start, table_end) if lines[i].strip() == inner]
+            if loc[3] < len(nested):
+                start, loc = nested[loc[3]], loc[2:]
         end = next(
             (i for i in range(start + 1, len(lines)) if lines[i].lstrip().startswith("[")),
             len(lines),

@@ -41,7 +41,7 @@ from digest.http import Http, Throttle
 from digest.rank import Ranking
 from digest.ranker import Ranker
 from digest.render.environment import make_environment
-from digest.report import RunReport, SourceReport, SubscriberReport, Timings
+from digest.report import RunReport, SourceReport, SubscriberReport, Timings, redactor_for
 from digest.sources import FetchContext, Source, build_sources
 from digest.store import Store
 from digest.workers import ServeBatch, serve_in_workers, worker_count
@@ -109,7 +109,7 @@ def run_once(
     """
     started = clock()
     today = today or digest_date(config, started)
-    report = RunReport(date=today, dry_run=dry_run, detail=detail)
+    report = RunReport(date=today, dry_run=dry_run, detail=detail, redactor=redactor_for(config))
     own_http = http is None
     http = http or make_http(config)
     with open_store(config, dry_run=dry_run) as store:

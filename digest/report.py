@@ -1,13 +1,94 @@
-"""The run report: what each source and each subscriber got, in a form for humans and JSON."""
+"""The run report: what each source and each subscriber got, in a form for humans and JSON,
+with every configured secret taken out of it (and of the logs) before it is written."""
 
 from __future__ import annotations
 
+import logging
+import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+if TYPE_CHECKING:
+    from digest.config import Config
+
+REDACTED = "[redacted]"
+# Shorter values occur in ordinary text (dates, counts, words): replacing them would garble
+# reports while hiding nothing a guess would not find.
+MIN_SECRET_LENGTH = 6
+
+
+@dataclass(frozen=True, slots=True)
+class Redactor:
+    """Replaces every configured secret in a text: the net under every report and error.
+
+    The code never puts a secret in a message on purpose; this catches what a server or a
+    library echoes back (a relay quoting the login, a URL with a password in an error).
+    """
+
+    secrets: tuple[str, ...] = ()  # longest first, so a secret inside another goes too
+
+    @classmethod
+    def of(cls, values: Iterable[str | None]) -> Redactor:
+        found = {v for v in values if v and len(v) >= MIN_SECRET_LENGTH}
+        return cls(tuple(sorted(found, key=lambda v: (-len(v), v))))
+
+    def text(self, text: str) -> str:
+        for secret in self.secrets:
+            if secret in text:
+                text = text.replace(secret, REDACTED)
+        return text
+
+    def json(self, value: Any) -> Any:
+        """``value`` (JSON-like: dicts, lists, strings) with every string redacted."""
+        if not self.secrets:
+            return value
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, dict):
+            return {key: self.json(item) for key, item in value.items()}
+        if isinstance(value, list | tuple):
+            return [self.json(item) for item in value]
+        return value
+
+
+def redactor_for(config: Config) -> Redactor:
+    """The secrets a config knows: the values of its ``*_env`` variables, the password of
+    a store URL, and the subscribers' feed tokens."""
+    names = [config.email.password_env, config.store.url_env]
+    names += [getattr(source, "token_env", None) for source in config.sources]
+    values = [os.environ.get(name) for name in names if name]
+    for url in (config.store.url, os.environ.get(config.store.url_env or "")):
+        if url:
+            values.append(_url_password(url))
+    values += [subscriber.feed_token for subscriber in config.subscribers]
+    return Redactor.of(values)
+
+
+def _url_password(url: str) -> str | None:
+    try:
+        return urlsplit(url).password
+    except ValueError:
+        return None
+
+
+class RedactingFilter(logging.Filter):
+    """A log filter that passes every record, with the secrets taken out of its message."""
+
+    def __init__(self, redactor: Redactor) -> None:
+        super().__init__()
+        self.redactor = redactor
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        clean = self.redactor.text(message)
+        if clean != message:
+            record.msg, record.args = clean, None
+        return True
 
 
 class Timings(dict[str, float]):
@@ -83,6 +164,7 @@ class RunReport:
     # Servers the run stopped asking, a line each, e.g. "http: gave up on export.arxiv.org
     # after 62 s of failures; 3 requests not made" (the email ones come from deliveries).
     breakers: list[str] = field(default_factory=list)
+    redactor: Redactor = field(default_factory=Redactor, repr=False, compare=False)
 
     @property
     def ok(self) -> bool:
@@ -148,4 +230,4 @@ class RunReport:
         ]
         data["gave_up"] = self.gave_up()
         data["ok"] = self.ok
-        return data
+        return self.redactor.json(data)

@@ -164,3 +164,52 @@ def test_toml_syntax_errors_and_missing_files(tmp_path):
     with pytest.raises(ConfigError, match="config file not found") as caught:
         load_config(tmp_path / "nope.toml")
     assert "--config" in caught.value.hint
+
+
+def test_umask_is_three_octal_digits_in_quotes():
+    assert parse_config(MINIMAL, Path("/x/config.toml")).output.umask_bits == 0o077
+    text = '[output]\numask = "022"\n' + MINIMAL
+    assert parse_config(text, Path("/x/config.toml")).output.umask_bits == 0o022
+    assert problems('[output]\numask = "999"\n' + MINIMAL) == [
+        '/cfg/config.toml:2: output.umask: expected three octal digits in quotes, such as "077" '
+        "or \"022\", got '999'"
+    ]
+    assert problems("[output]\numask = 22\n" + MINIMAL)[0].startswith(
+        "/cfg/config.toml:2: output.umask: expected a string in quotes"
+    )
+
+
+@pytest.mark.parametrize(
+    "name", ["DIGEST_SMTP_PASSWORD", "HF_TOKEN", "smtp_password_2024", "_X", "MySmtpPassword"]
+)
+def test_variable_names_are_accepted_for_env_keys(name):
+    text = f'[email]\nhost = "smtp.example.org"\nusername = "me"\npassword_env = "{name}"\n'
+    assert parse_config(text + MINIMAL, Path("/x/config.toml")).email.password_env == name
+
+
+def test_redactor_replaces_every_configured_secret_and_leaves_short_values():
+    from digest.report import Redactor
+
+    redact = Redactor.of(["s3cret-value", "s3cret-value-longer", "abc", None])
+    assert redact.text("a s3cret-value-longer and s3cret-value") == "a [redacted] and [redacted]"
+    assert redact.json({"a": ["abc s3cret-value", 3]}) == {"a": ["abc [redacted]", 3]}
+
+
+def test_keyword_syntax_errors_name_the_keyword_and_its_line():
+    text = MINIMAL + "keywords = ['mamba', 'diffusion^x']\nexclude = ['\"survey']\n"
+    found = problems(text)
+    assert found[0].startswith(
+        "/cfg/config.toml:10: subscribers[0].keywords[1]: 'diffusion^x': a weight is ^"
+    )
+    assert found[1].startswith("/cfg/config.toml:11: subscribers[0].exclude[0]: '\"survey': quotes")
+    weighted = MINIMAL + 'keywords = [{ term = "kv cache^2", weight = 1.5 }]\n'
+    assert "give the weight once" in problems(weighted)[0]
+
+
+def test_hosts_are_host_names_or_addresses():
+    for host in ("smtp.example.org", "localhost", "127.0.0.1", "::1", "mail_relay"):
+        text = f'[email]\nhost = "{host}"\n' + MINIMAL
+        assert parse_config(text, Path("/x/config.toml")).email.host == host
+    assert problems('[email]\nhost = "smtp://smtp.example.org"\n' + MINIMAL)[0].startswith(
+        "/cfg/config.toml:2: email.host: expected a host name without a scheme"
+    )

@@ -7,6 +7,10 @@ Keyword syntax (one list item each):
 - ``"ViT"`` or ``"kv cache"``: in double quotes, exact words (case-insensitive, no stemming);
 - ``quantiz*``: a prefix (the last word of a phrase may be one);
 - ``mamba^2`` or ``{ term = "kv cache", weight = 1.5 }``: a weight (default 1).
+
+``"``, ``*`` and ``^`` mean only that, in those places: a term with one elsewhere (an
+unterminated quote, ``quant*ization``, ``diffusion^x``) is an error rather than a term
+that quietly matches something else.
 """
 
 from __future__ import annotations
@@ -117,17 +121,31 @@ def _parse(spec: str | Mapping[str, Any]) -> Term:
         text = spec
     text = text.strip()
     if match := _WEIGHT.search(text):
-        if not isinstance(spec, Mapping):
-            weight = float(match.group(1))
+        if isinstance(spec, Mapping):
+            raise TermSyntaxError(
+                f"{text!r}: give the weight once, as weight = {match.group(1)} in the table"
+            )
+        weight = float(match.group(1))
         text = text[: match.start()].rstrip()
+    if "^" in text:
+        raise TermSyntaxError(
+            f"{text!r}: a weight is ^ and a number at the end of the term, such as mamba^2"
+        )
     mode: Mode = "stem"
     body = text
     if len(body) >= 2 and body[0] == body[-1] == '"':
         body, mode = body[1:-1].strip(), "exact"
+    if '"' in body:
+        raise TermSyntaxError(
+            f'{text!r}: quotes go around the whole term, as "kv cache"; this one has a '
+            "quote left open or inside it"
+        )
     if body.endswith("*"):
         if mode == "exact":
             raise TermSyntaxError(f"{text!r}: a quoted term cannot end with a wildcard")
         body, mode = body[:-1].rstrip(), "prefix"
+    if "*" in body:
+        raise TermSyntaxError(f"{text!r}: a wildcard * goes only at the end, as quantiz*")
     found = tuple(words(body))
     if mode == "prefix" and len(found[-1] if found else "") < 3:
         raise TermSyntaxError(f"{spec!r}: a wildcard needs at least 3 letters before the *")

@@ -17,6 +17,7 @@ Concurrency differs by backend:
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -103,6 +104,7 @@ class StoreBase:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StoreError(f"{path}: cannot create the store's folder: {exc}") from None
+        _create_private(path)
         engine = create_engine(f"sqlite:///{path}")
         _configure_sqlite(engine)
         return cls(
@@ -279,6 +281,20 @@ def _configure_sqlite(engine: Engine) -> None:
         # turns into a write while another process writes fails instead of waiting.
         immediate = conn.info.pop("begin_immediate", False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def _create_private(path: Path) -> None:
+    """Create a missing SQLite file readable by its owner only, whatever the umask.
+
+    The store holds every subscriber's address and reading history. SQLite gives the
+    WAL and shared-memory files beside it the same mode as the database file.
+    """
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        return
+    except OSError as exc:
+        raise StoreError(f"{path}: cannot create the store: {exc}") from None
 
 
 def _switch_to_wal(cursor: Any, patience: float = 10.0) -> None:
