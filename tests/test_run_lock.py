@@ -4,7 +4,9 @@ starting together on a new store all open it."""
 from __future__ import annotations
 
 import multiprocessing
+import os
 import shutil
+import signal
 import subprocess
 import sys
 import textwrap
@@ -160,3 +162,55 @@ def test_processes_opening_a_new_store_at_the_same_moment_all_get_it(tmp_path):
         for process in processes:
             process.join()
         assert outcomes == [("ok", SCHEMA_VERSION)] * 2, (attempt, outcomes)
+
+
+def test_a_forked_child_does_not_keep_its_parents_lock(tmp_path):
+    """A child shares its parent's open files, and so an flock: if it kept its copy, a
+    child outliving a killed run would lock every later run out."""
+    lock_path = tmp_path / "store.db.lock"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import datetime, os, pathlib, sys, time\n"
+            "from digest.store.lock import RunLock\n"
+            "RunLock(pathlib.Path(sys.argv[1])).acquire(datetime.datetime.now(datetime.UTC))\n"
+            "child = os.fork()\n"
+            "if child == 0:\n"
+            "    time.sleep(120)\n"
+            "    os._exit(0)\n"
+            "print(child, flush=True)\n"
+            "time.sleep(120)\n",
+            str(lock_path),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    child = 0
+    try:
+        assert holder.stdout is not None
+        child = int(holder.stdout.readline())
+        with pytest.raises(LockedError):  # the parent holds it
+            RunLock(lock_path).acquire(datetime.now(UTC))
+        holder.kill()
+        holder.wait(timeout=30)
+        os.kill(child, 0)  # the child lives on
+        lock = RunLock(lock_path)
+        lock.acquire(datetime.now(UTC))
+        assert lock.held and lock.took_over is None  # free: nothing had to be taken over
+        lock.release()
+    finally:
+        if child:
+            os.kill(child, signal.SIGKILL)
+        holder.kill()
+        holder.communicate()
+
+
+def test_a_lock_whose_holder_lives_is_never_taken_over(tmp_path):
+    lock = RunLock(tmp_path / "store.db.lock")
+    lock.acquire(datetime.now(UTC))
+    try:
+        with pytest.raises(LockedError, match=f"pid {os.getpid()} on "):
+            RunLock(tmp_path / "store.db.lock").acquire(datetime.now(UTC))
+    finally:
+        lock.release()
