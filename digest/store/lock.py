@@ -9,11 +9,12 @@ a child that outlived its run would keep the lock taken for ever. So a forked ch
 its copy of the descriptor at once (``os.register_at_fork``; never ``LOCK_UN``, which would
 release its parent's lock). A lock still held although the run it names is dead (left by
 a process that inherited it some other way, e.g. an older version's worker) is taken over
-when that can be told for sure: the holder recorded pid is on this host and dead, and the
+when that can be told for sure: the pid it records is on this host and dead, and the
 processes that still have the file open are visible here. The file is then replaced by a
 new one, locked by this run, and the old one is left to its orphans; what was taken over is
 logged. Taking the lock, taking it over included, is done under a second, short-lived lock
-(``<lock>.guard``), so two runs can never both take over the same stale lock.
+(``digest.db.guard.lock`` beside ``digest.db.lock``), so that two runs can never both take
+over the same stale lock.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ import os
 import re
 import socket
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -61,7 +64,7 @@ class Holder:
 class RunLock:
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.guard_path = path.with_name(path.name + ".guard")
+        self.guard_path = path.with_name(f"{path.stem}.guard{path.suffix}")
         self._fd: int | None = None
         self.took_over: str | None = None  # what was taken over, if the lock was stale
 
@@ -108,7 +111,7 @@ class RunLock:
                 hint="stop the other process, or delete the lock file once you are sure "
                 "no run uses this store",
             )
-        fresh = self.path.with_name(f"{self.path.name}.{os.getpid()}.new")
+        fresh = self.path.with_name(f"{self.path.stem}.{os.getpid()}.new{self.path.suffix}")
         fd = os.open(fresh, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a new file: nobody else has it
         fresh.replace(self.path)
@@ -165,32 +168,27 @@ def _forget_held_locks_in_child() -> None:
 os.register_at_fork(after_in_child=_forget_held_locks_in_child)
 
 
-class _guarded:
-    """Hold ``path`` locked while a process takes the run lock (a blocking flock, given
-    up after GUARD_PATIENCE seconds with LockedError)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.fd = -1
-
-    def __enter__(self) -> None:
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+@contextmanager
+def _guarded(path: Path) -> Iterator[None]:
+    """Hold ``path`` locked while this process takes the run lock: a blocking flock,
+    given up after GUARD_PATIENCE seconds with LockedError."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
         deadline = time.monotonic() + GUARD_PATIENCE
         while True:
             try:
-                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
             except BlockingIOError:
                 if time.monotonic() > deadline:
-                    os.close(self.fd)
                     raise LockedError(
-                        f"{self.path}: another process has been taking the run lock "
+                        f"{path}: another process has been taking the run lock "
                         f"for over {GUARD_PATIENCE:.0f} s"
                     ) from None
                 time.sleep(0.01)
-
-    def __exit__(self, *exc_info: object) -> None:
-        os.close(self.fd)  # closing the only descriptor releases the flock
+        yield
+    finally:
+        os.close(fd)  # closing the only descriptor releases the flock
 
 
 def _alive(pid: int) -> bool:
