@@ -12,18 +12,29 @@ dead worker is seen as the end of its pipe. It leaves its subscriber as a crash 
 run (a recorded digest is delivered by the next run, an unrecorded one stays owed); the
 subscribers of its batch it had not reported are reported as failed, and the other
 workers go on with the remaining batches.
+
+A worker never outlives the run. Killed as the OOM killer does it (SIGKILL, no clean-up),
+the run could otherwise leave workers behind that wait for a batch forever: a forked
+child holds a copy of every descriptor the run had open, so it kept the run's ends of the
+pipes open (its own, so it never saw the end of its pipe, and the other workers') and the
+run lock (``digest.store.lock``). So each forked process first closes the run's pipe ends
+it was given, asks Linux to kill it when the run dies (``PR_SET_PDEATHSIG``), and, where
+that is not available, checks between waits that the run is still its parent.
 """
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import logging
 import multiprocessing
 import os
+import signal
+import sys
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, suppress
 from multiprocessing.connection import Connection, wait
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 from digest.config import SubscriberSettings
 from digest.report import SubscriberReport, Timings
@@ -31,6 +42,8 @@ from digest.report import SubscriberReport, Timings
 log = logging.getLogger("digest")
 
 SUBSCRIBERS_PER_WORKER = 500  # below this, a second process costs more than it saves
+PARENT_CHECK_SECONDS = 1.0  # how often a waiting worker checks that the run is alive
+_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 Reports = dict[str, SubscriberReport]
 Report = Callable[[str, SubscriberReport], None]
@@ -62,10 +75,13 @@ def serve_in_workers(
     context = multiprocessing.get_context("fork")
     workers: dict[Connection, tuple[multiprocessing.process.BaseProcess, list[int]]] = {}
     number_of: dict[Connection, int] = {}
+    run = os.getpid()
     for k in range(count):
         ours, theirs = context.Pipe()
         process = context.Process(
-            target=_work, args=(theirs, batches, session), name=f"digest-worker-{k + 1}"
+            target=_work,
+            args=(theirs, batches, session, run, [*workers, ours]),
+            name=f"digest-worker-{k + 1}",
         )
         process.start()
         theirs.close()  # so that the worker's death ends the pipe
@@ -125,31 +141,88 @@ def _failed(batch: Sequence[SubscriberSettings], reported: set[str], reason: str
     return missing
 
 
-def _work(pipe: Connection, batches: Batches, session: Session) -> None:
-    """A worker process: ask for a batch, serve it, until there is none left."""
+class RunGone(BaseException):
+    """The run that forked this process has died: stop serving, there is no one to report
+    to. A BaseException, so that no handler of a subscriber's or a batch's errors keeps
+    the worker going."""
+
+
+def _work(
+    pipe: Connection, batches: Batches, session: Session, run: int, inherited: list[Connection]
+) -> None:
+    """A worker process: ask for a batch, serve it, until there is none left, or until
+    the run that forked it is gone."""
 
     def report(name: str, entry: SubscriberReport) -> None:
-        pipe.send(("report", (name, entry)))
+        _send(pipe, ("report", (name, entry)))
 
     try:
+        follow_parent(run, inherited)
         with session() as serve:
             timings: Timings | None = None
             while True:
-                pipe.send(("next", timings))
-                number = pipe.recv()
+                _send(pipe, ("next", timings))
+                number = _receive(pipe, run)
                 if number is None:
                     return
                 try:
                     timings = serve(batches[number], report)
                 except Exception as exc:  # the reports of a batch that raised say why
                     log.exception("a batch of %d subscribers failed", len(batches[number]))
-                    pipe.send(("failed", repr(exc)))
+                    _send(pipe, ("failed", repr(exc)))
                     timings = None
+    except RunGone:
+        log.warning("worker process %d: the run is gone; stopping", os.getpid())
     except Exception as exc:  # could not open the store or channels: others may still
         log.exception("a worker process could not start")
-        pipe.send(("broken", f"a worker could not start: {exc}"))
+        with suppress(RunGone):
+            _send(pipe, ("broken", f"a worker could not start: {exc}"))
     finally:
         pipe.close()
+
+
+def follow_parent(parent: int, inherited: Sequence[Connection]) -> None:
+    """In a process just forked from ``parent``: close the parent's pipe ends it was
+    given (held here, they would keep its own pipe from ever ending), have the kernel
+    kill it when the parent dies, and stop at once if the parent is already gone."""
+    for end in inherited:
+        end.close()
+    _die_with_parent()
+    if os.getppid() != parent:  # died before the request above took effect
+        raise RunGone
+
+
+def _die_with_parent() -> bool:
+    """Ask Linux to SIGKILL this process when the thread that forked it exits (the run's
+    thread, which waits for its workers, so: when the run dies). False where there is no
+    such request; the waits then check the parent themselves (``_receive``)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return bool(libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0)
+    except (OSError, AttributeError):
+        return False
+
+
+def _receive(pipe: Connection, parent: int) -> Any:
+    """The next message from the run; RunGone if the pipe ended or the run died (its
+    pid is no longer this process's parent) while waiting."""
+    try:
+        while not pipe.poll(PARENT_CHECK_SECONDS):
+            if os.getppid() != parent:
+                raise RunGone
+        return pipe.recv()
+    except (EOFError, OSError):
+        raise RunGone from None
+
+
+def _send(pipe: Connection, message: object) -> None:
+    """Send to the run; RunGone if nobody reads the pipe any more."""
+    try:
+        pipe.send(message)
+    except OSError:  # BrokenPipeError: the run's end is closed, so the run is dead
+        raise RunGone from None
 
 
 def map_in_processes(
@@ -167,10 +240,14 @@ def map_in_processes(
         return function(items)
     context = multiprocessing.get_context("fork")
     shares = [items[k::count] for k in range(count)]
-    running = []
+    running: list[tuple[Connection, multiprocessing.process.BaseProcess]] = []
+    parent = os.getpid()
     for share in shares[1:]:
         ours, theirs = context.Pipe(duplex=False)
-        process = context.Process(target=_map_share, args=(theirs, function, share))
+        inherited = [pipe for pipe, _process in running] + [ours]
+        process = context.Process(
+            target=_map_share, args=(theirs, function, share, parent, inherited)
+        )
         process.start()
         theirs.close()
         running.append((ours, process))
@@ -189,11 +266,18 @@ def map_in_processes(
 
 
 def _map_share(
-    pipe: Connection, function: Callable[[Sequence[Item]], list[Result]], share: Sequence[Item]
+    pipe: Connection,
+    function: Callable[[Sequence[Item]], list[Result]],
+    share: Sequence[Item],
+    parent: int,
+    inherited: list[Connection],
 ) -> None:
     # A collection would walk (and so copy) every page of the parent's objects.
     gc.disable()
     try:
-        pipe.send(function(share))
+        follow_parent(parent, inherited)
+        _send(pipe, function(share))
+    except RunGone:
+        pass
     finally:
         pipe.close()

@@ -4,7 +4,10 @@ starting together on a new store all open it."""
 from __future__ import annotations
 
 import multiprocessing
+import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
 import textwrap
@@ -160,3 +163,117 @@ def test_processes_opening_a_new_store_at_the_same_moment_all_get_it(tmp_path):
         for process in processes:
             process.join()
         assert outcomes == [("ok", SCHEMA_VERSION)] * 2, (attempt, outcomes)
+
+
+def test_a_forked_child_does_not_keep_its_parents_lock(tmp_path):
+    """A child shares its parent's open files, and so an flock: if it kept its copy, a
+    child outliving a killed run would lock every later run out."""
+    lock_path = tmp_path / "store.db.lock"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import datetime, os, pathlib, sys, time\n"
+            "from digest.store.lock import RunLock\n"
+            "RunLock(pathlib.Path(sys.argv[1])).acquire(datetime.datetime.now(datetime.UTC))\n"
+            "child = os.fork()\n"
+            "if child == 0:\n"
+            "    time.sleep(120)\n"
+            "    os._exit(0)\n"
+            "print(child, flush=True)\n"
+            "time.sleep(120)\n",
+            str(lock_path),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    child = 0
+    try:
+        assert holder.stdout is not None
+        child = int(holder.stdout.readline())
+        with pytest.raises(LockedError):  # the parent holds it
+            RunLock(lock_path).acquire(datetime.now(UTC))
+        holder.kill()
+        holder.wait(timeout=30)
+        os.kill(child, 0)  # the child lives on
+        lock = RunLock(lock_path)
+        lock.acquire(datetime.now(UTC))
+        assert lock.held and lock.took_over is None  # free: nothing had to be taken over
+        lock.release()
+    finally:
+        if child:
+            os.kill(child, signal.SIGKILL)
+        holder.kill()
+        holder.communicate()
+
+
+def test_a_lock_whose_holder_lives_is_never_taken_over(tmp_path):
+    lock = RunLock(tmp_path / "store.db.lock")
+    lock.acquire(datetime.now(UTC))
+    try:
+        with pytest.raises(LockedError, match=f"pid {os.getpid()} on "):
+            RunLock(tmp_path / "store.db.lock").acquire(datetime.now(UTC))
+    finally:
+        lock.release()
+
+
+def _stale_lock_kept_by_an_orphan(lock_path: Path) -> tuple[int, int]:
+    """A lock whose run was SIGKILLed while a process it started kept the lock's open
+    file: (the dead run's pid, the orphan's pid)."""
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import datetime, pathlib, subprocess, sys\n"
+            "from digest.store.lock import RunLock\n"
+            "lock = RunLock(pathlib.Path(sys.argv[1]))\n"
+            "lock.acquire(datetime.datetime.now(datetime.UTC))\n"
+            "orphan = subprocess.Popen(['sleep', '120'], pass_fds=[lock._fd],\n"
+            "    stdout=subprocess.DEVNULL)\n"
+            "print(orphan.pid, flush=True)\n"
+            "time = __import__('time'); time.sleep(120)\n",
+            str(lock_path),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout is not None
+    orphan = int(holder.stdout.readline())
+    holder.kill()
+    holder.communicate()
+    return holder.pid, orphan
+
+
+def _take(barrier, path: str, results) -> None:  # type: ignore[no-untyped-def]
+    lock = RunLock(Path(path))
+    barrier.wait()
+    try:
+        lock.acquire(datetime.now(UTC))
+    except LockedError as exc:
+        results.put(("locked", exc.message))
+        return
+    results.put(("took", lock.took_over or ""))
+    time.sleep(2)  # held while the others try
+
+
+def test_runs_meeting_a_stale_lock_at_once_take_it_over_once(tmp_path):
+    lock_path = tmp_path / "store.db.lock"
+    dead, orphan = _stale_lock_kept_by_an_orphan(lock_path)
+    try:
+        context = multiprocessing.get_context("fork")
+        barrier, results = context.Barrier(4), context.Queue()
+        takers = [
+            context.Process(target=_take, args=(barrier, str(lock_path), results)) for _ in range(4)
+        ]
+        for taker in takers:
+            taker.start()
+        outcomes = sorted(results.get(timeout=60) for _ in takers)
+        for taker in takers:
+            taker.join(timeout=30)
+    finally:
+        os.kill(orphan, signal.SIGKILL)
+    assert [kind for kind, _ in outcomes] == ["locked", "locked", "locked", "took"]
+    took = outcomes[-1][1]
+    assert f"from a dead run (pid {dead} on " in took and f"processes {orphan} left" in took
+    named = {re.search(r"\(pid (\d+) on ", message).group(1) for _, message in outcomes[:3]}
+    assert len(named) == 1 and int(named.pop()) in {t.pid for t in takers}  # the one taker

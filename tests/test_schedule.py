@@ -266,26 +266,58 @@ def test_schedule_runs_keeps_running_and_finishes_the_run_in_progress_on_sigterm
     assert summary["subscribers"][0]["delivered_papers"] == 38
 
 
+# A scheduler that has imported all it runs, says so, and starts once the test says go:
+# its fire time can then be set from when both are up, not guessed before a slow start.
+STARTING_ON_CUE = textwrap.dedent(
+    """
+    import pathlib, sys, time
+    from digest.cli import main
+    ready, go = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+    ready.touch()
+    while not go.exists():
+        time.sleep(0.02)
+    sys.argv = ["digest", "schedule", "--config", sys.argv[3]]
+    main()
+    """
+)
+
+
 @pytest.mark.slow
-def test_two_schedulers_on_one_store_deliver_once(make_config, seeds):
-    config = make_config(
-        extra=f'\n[schedule]\ncron = "{_cron_in(4)}"\ntimezone = "UTC"\ncatch_up = false\n'
-    )
-    shutil.copy(seeds[2], config.parent / "inbox" / "capture.txt")
-    command = [sys.executable, "-m", "digest", "schedule", "--config", str(config)]
+def test_two_schedulers_on_one_store_deliver_once(make_config, seeds, tmp_path):
+    config = tmp_path / "config.toml"
+    go = tmp_path / "go"
+    ready = [tmp_path / f"ready-{k}" for k in range(2)]
+    logs = [tmp_path / f"scheduler-{k}.log" for k in range(2)]
     children = [
-        subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        for _ in range(2)
+        subprocess.Popen(
+            [sys.executable, "-c", STARTING_ON_CUE, str(ready[k]), str(go), str(config)],
+            stdout=subprocess.DEVNULL,
+            stderr=logs[k].open("w"),
+            text=True,
+        )
+        for k in range(2)
     ]
     try:
-        runs = config.parent / "state" / "digest.db"
-        _wait(runs.exists, "a run")
-        time.sleep(8)  # both have fired by now
+        _wait(lambda: all(r.exists() for r in ready), "both schedulers to be ready")
+        fire = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=4)
+        cron = f"{fire.second} {fire.minute} {fire.hour} * * *"
+        make_config(extra=f'\n[schedule]\ncron = "{cron}"\ntimezone = "UTC"\ncatch_up = false\n')
+        shutil.copy(seeds[2], config.parent / "inbox" / "capture.txt")
+        go.touch()
+        outcomes = ("scheduled run finished", "scheduled run skipped")
+        _wait(
+            lambda: all(any(o in log.read_text() for o in outcomes) for log in logs),
+            "both schedulers to fire",
+        )
     finally:
         for child in children:
             child.send_signal(signal.SIGTERM)
-    logs = [child.communicate(timeout=60)[1] for child in children]
-    assert all(child.returncode == 0 for child in children), logs
+    for child in children:
+        child.wait(timeout=60)
+    texts = [log.read_text() for log in logs]
+    assert all(child.returncode == 0 for child in children), texts
+    for text in texts:  # both were up before the fire time, so both fired at it
+        assert f"next digest run at {fire.isoformat()}" in text, text
     emails = list((config.parent / "out" / "email").rglob("*.eml"))
     assert len(emails) == 1
     state = subprocess.run(
@@ -295,7 +327,7 @@ def test_two_schedulers_on_one_store_deliver_once(make_config, seeds):
         check=True,
     )
     assert json.loads(state.stdout)["subscribers"][0]["delivered_papers"] == 38
-    both = "\n".join(logs)
+    both = "\n".join(texts)
     assert "scheduled run finished" in both
     assert (
         "skipped: another run holds the lock" in both or both.count("scheduled run finished") == 2
