@@ -9,6 +9,7 @@ from __future__ import annotations
 import email
 import email.policy
 import os
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -20,7 +21,14 @@ import pytest
 from digest.config import EmailSettings
 from digest.models import Digest, FeedItem, Match, Paper, Scored, StoredPaper
 from digest.render.context import digest_view
-from digest.render.email import MAX_HTML_BYTES, build_message, render_html, render_text
+from digest.render.email import (
+    MAX_HTML_BYTES,
+    build_message,
+    html_fits,
+    parts_that_fit,
+    render_html,
+    render_text,
+)
 from digest.render.environment import make_environment, markdown_escape
 from digest.render.feeds import build_feeds
 from digest.render.pages import IndexEntry, render_index, render_markdown, render_page
@@ -160,7 +168,7 @@ def test_every_paper_links_somewhere():
     assert "https://arxiv.org/search/?query=Mamba+Layers" in digest_html  # no id: title search
 
 
-def test_a_huge_digest_is_cut_to_fit_and_links_the_rest():
+def test_a_huge_digest_is_cut_into_emails_that_each_fit_and_together_show_every_paper():
     base = sample_digest().papers[0]
     many = tuple(
         Scored(
@@ -177,21 +185,34 @@ def test_a_huge_digest_is_cut_to_fit_and_links_the_rest():
         for i in range(300)
     )
     digest = Digest("alice", date(2026, 3, 13), 1, many, candidates=300, digest_id=9)
-    message = build_message(
-        ENV,
-        digest_view(digest, generated_at=NOW, base_url="https://digest.example.org"),
-        settings=EmailSettings(),
-        to="alice@example.org",
-        now=NOW,
-    )
-    html = message.message().get_body(("html",)).get_content()
-    assert len(html.encode()) <= MAX_HTML_BYTES
-    shown = html.count('class="paper"')
-    assert 10 < shown < 300
-    assert f"{300 - shown} more papers did not fit in this email" in " ".join(html.split())
-    assert "https://digest.example.org/pages/alice/2026-03-13.html" in html
-    text = message.message().get_body(("plain",)).get_content()
-    assert f"{300 - shown} more papers did not fit" in text
+
+    def part_view(start: int, end: int):
+        return digest_view(replace(digest, papers=many[start:end]), generated_at=NOW)
+
+    sizes = parts_that_fit(len(many), lambda a, b: html_fits(render_html(ENV, part_view(a, b))))
+    assert sum(sizes) == 300 and len(sizes) > 1
+    start = 0
+    for size in sizes:
+        message = build_message(
+            ENV, part_view(start, start + size), settings=EmailSettings(), to="a@b.org", now=NOW
+        )
+        html = message.message().get_body(("html",)).get_content()
+        text = message.message().get_body(("plain",)).get_content()
+        assert len(html.encode()) <= MAX_HTML_BYTES
+        assert html.count('class="paper"') == size  # each part shows all of its papers
+        assert "did not fit" not in html and "did not fit" not in text
+        assert f"Paper number {start + size - 1} " in text  # the text part is never cut
+        start += size
+    # A part is as full as it can be: one more paper would not have fitted.
+    assert not html_fits(render_html(ENV, part_view(0, sizes[0] + 1)))
+
+
+def test_one_paper_too_large_for_any_email_is_an_email_of_its_own():
+    fits = [(0, 1), (1, 3), (3, 4)]  # what fits: paper 0 alone, papers 1-2, paper 3
+    sizes = parts_that_fit(4, lambda a, b: any(a == s and b <= e for s, e in fits))
+    assert sizes == [1, 2, 1]
+    assert parts_that_fit(4, lambda a, b: b - a == 1) == [1, 1, 1, 1]  # nothing fits: 1 each
+    assert parts_that_fit(0, lambda a, b: True) == []
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,8 @@ import base64
 import binascii
 import email
 import hashlib
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
 from email.policy import SMTP
@@ -41,25 +42,36 @@ def render_text(env: Environment, view: DigestView) -> str:
     return env.get_template("email.txt.j2").render(digest=view)
 
 
-def fit_to_size(
-    env: Environment, view: DigestView, limit: int = MAX_HTML_BYTES
-) -> tuple[DigestView, str]:
-    """Show as many papers as fit under ``limit`` bytes of HTML; the rest are linked."""
-    html = render_html(env, view)
-    if len(html.encode()) <= limit:
-        return view, html
-    low, high = 1, view.shown - 1  # find the largest count that fits
-    best = replace(view, shown=1)
-    best_html = render_html(env, best)
-    while low <= high:
-        middle = (low + high) // 2
-        candidate = replace(view, shown=middle)
-        candidate_html = render_html(env, candidate)
-        if len(candidate_html.encode()) <= limit:
-            best, best_html, low = candidate, candidate_html, middle + 1
-        else:
-            high = middle - 1
-    return best, best_html
+def parts_that_fit(count: int, fits: Callable[[int, int], bool]) -> list[int]:
+    """How many papers each email of a digest carries, in digest order, where
+    ``fits(start, end)`` says whether the papers ``[start:end]`` make one email small
+    enough. Every paper is in one of the parts (a paper that does not fit even alone makes
+    a part of its own): a reader is never sent a digest that hides some of its papers.
+
+    The common case, a digest that fits, costs one call.
+    """
+    sizes: list[int] = []
+    start = 0
+    while start < count:
+        if fits(start, count):
+            sizes.append(count - start)
+            break
+        low, high, best = start + 2, count - 1, start + 1  # the largest end that fits
+        while low <= high:
+            middle = (low + high) // 2
+            if fits(start, middle):
+                best, low = middle, middle + 1
+            else:
+                high = middle - 1
+        sizes.append(best - start)
+        start = best
+    return sizes
+
+
+def html_fits(html: str, limit: int = MAX_HTML_BYTES) -> bool:
+    """Whether an HTML part stays under ``limit`` bytes (Gmail clips past it), as the
+    reader's client decodes it: with CRLF line breaks."""
+    return len(html.encode()) + html.count("\n") <= limit
 
 
 def message_id(subscriber: str, view: DigestView, domain: str) -> str:
@@ -149,8 +161,10 @@ def build_message(
     settings: EmailSettings,
     to: str,
     now: datetime,
+    html: str | None = None,
 ) -> RenderedEmail:
-    view, html = fit_to_size(env, view)
+    """The complete email of ``view``; ``html``: its HTML part, when already rendered."""
+    html = render_html(env, view) if html is None else html
     domain = _domain(settings.from_address)
     headers = [("From", settings.from_address), ("To", to)]
     if settings.reply_to:

@@ -225,12 +225,31 @@ class DigestsMixin(StoreBase):
         run_id: int | None,
         now: datetime,
     ) -> Digest:
-        """Record a digest: its papers in the ledger, its watermark, one delivery per channel.
+        """Record one digest (see ``create_digests``)."""
+        return self.create_digests(
+            subscriber, digest_date, [selected], candidates, channels, run_id, now
+        )[0]
+
+    def create_digests(
+        self,
+        subscriber: str,
+        digest_date: date,
+        parts: Sequence[Sequence[Scored]],
+        candidates: Sequence[StoredPaper],
+        channels: Sequence[str],
+        run_id: int | None,
+        now: datetime,
+    ) -> list[Digest]:
+        """Record the digest of these candidates, its chosen papers in ``parts`` (one
+        digest each, with consecutive numbers that day: the emails of a digest too large
+        for one), in one transaction: their papers in the ledger, their watermark, one
+        delivery per channel each.
 
         After this commits, the candidates are never offered again; the chosen papers count
-        as delivered on a channel only once that channel's delivery is marked done.
+        as delivered on a channel only once that channel's delivery of their part is done.
         """
-        chosen = {item.paper.uid for item in selected}
+        parts = [tuple(part) for part in parts] or [()]
+        chosen = {item.paper.uid for part in parts for item in part}
         uids = self._sorted_uids(candidates)
         if not chosen.issubset(uids):  # chosen papers are candidates; be safe all the same
             uids = sorted(set(uids) | chosen)
@@ -241,49 +260,55 @@ class DigestsMixin(StoreBase):
             watermark = self._next_watermark(conn, digest_date, uids, previous)
             above = uids if watermark is None else uids[bisect_right(uids, watermark) :]
             uncovered = [u for u in above if u not in chosen]
-            seq = 1 + (last_seq or 0)
-            digest_id = int(
-                conn.execute(
-                    _NEW_DIGEST,
-                    {
-                        "subscriber": subscriber,
-                        "digest_date": digest_date,
-                        "seq": seq,
-                        "candidates": len(uids),
-                        "run_id": run_id,
-                        "created_at": now,
-                        "watermark": watermark,
-                    },
-                ).inserted_primary_key[0]
-            )
-            rows = [
-                _ledger_row(subscriber, digest_id, item, "selected", i)
-                for i, item in enumerate(selected)
-            ]
-            rows += [_considered_row(subscriber, digest_id, uid) for uid in uncovered]
-            if rows:
-                conn.execute(insert(ledger), rows)
-            if selected:
-                conn.execute(
-                    insert(deliveries),
-                    [
+            made = []
+            for number, part in enumerate(parts):
+                seq = 1 + (last_seq or 0) + number
+                digest_id = int(
+                    conn.execute(
+                        _NEW_DIGEST,
                         {
-                            "digest_id": digest_id,
-                            "channel": channel,
-                            "status": "pending",
-                            "attempts": 0,
-                        }
-                        for channel in channels
-                    ],
+                            "subscriber": subscriber,
+                            "digest_date": digest_date,
+                            "seq": seq,
+                            "candidates": len(uids),
+                            "run_id": run_id,
+                            "created_at": now,
+                            "watermark": watermark,
+                        },
+                    ).inserted_primary_key[0]
                 )
-        return Digest(
-            subscriber=subscriber,
-            date=digest_date,
-            seq=seq,
-            papers=tuple(selected),
-            candidates=len(uids),
-            digest_id=digest_id,
-        )
+                rows = [
+                    _ledger_row(subscriber, digest_id, item, "selected", i)
+                    for i, item in enumerate(part)
+                ]
+                if number == 0:
+                    rows += [_considered_row(subscriber, digest_id, uid) for uid in uncovered]
+                if rows:
+                    conn.execute(insert(ledger), rows)
+                if part:
+                    conn.execute(
+                        insert(deliveries),
+                        [
+                            {
+                                "digest_id": digest_id,
+                                "channel": channel,
+                                "status": "pending",
+                                "attempts": 0,
+                            }
+                            for channel in channels
+                        ],
+                    )
+                made.append(
+                    Digest(
+                        subscriber=subscriber,
+                        date=digest_date,
+                        seq=seq,
+                        papers=part,
+                        candidates=len(uids),
+                        digest_id=digest_id,
+                    )
+                )
+        return made
 
     def pending_deliveries(self, subscriber: str) -> list[PendingDelivery]:
         """Deliveries of this subscriber's digests that no channel has confirmed yet."""

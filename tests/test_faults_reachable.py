@@ -1,0 +1,130 @@
+"""Every paper recorded as delivered is one the reader can reach from what it received.
+
+Real runs on a temporary SQLite store, their outputs read back with the stdlib ``email``
+package and feedparser: the papers each reader's emails and feed show are counted against
+the papers the store's ledger records as delivered to it.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import json
+import sqlite3
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from pathlib import Path
+
+from conftest import day
+from digest.config import load_config
+from digest.pipeline import run_once
+
+GMAIL_CLIPS_AT = 102_000
+
+
+def reader(name: str, channels: list[str], **settings: object) -> str:
+    extra = "".join(f"{key} = {json.dumps(value)}\n" for key, value in settings.items())
+    return (
+        f'\n[[subscribers]]\nname = "{name}"\nemail = "{name}@example.org"\n'
+        f"keywords = []\nchannels = {json.dumps(channels)}\n{extra}"
+    )
+
+
+def listing(folder: Path, papers: list[tuple[str, str]], name: str = "daily.json") -> None:
+    """A saved Hugging Face daily_papers response with these (title, abstract) papers."""
+    items = [
+        {"paper": {"id": f"2603.{n:05d}", "title": title, "summary": abstract}}
+        for n, (title, abstract) in enumerate(papers, start=1)
+    ]
+    (folder / "inbox" / name).write_text(json.dumps(items), encoding="utf-8")
+
+
+def many_papers(count: int, start: int = 0) -> list[tuple[str, str]]:
+    abstract = "We study how a long abstract fills an email, one sentence at a time. " * 9
+    return [
+        (f"Paper {n} about efficient sequence models", abstract)
+        for n in range(start, start + count)
+    ]
+
+
+def run(config: Path, n: int = 0):
+    clock = lambda: datetime(2026, 3, 13 + n, 7, 30, tzinfo=UTC)  # noqa: E731
+    return run_once(load_config(config), today=day(n), clock=clock)
+
+
+def delivered(config: Path, subscriber: str) -> int:
+    """Papers the ledger records as chosen for ``subscriber`` in digests whose every
+    delivery is confirmed."""
+    with sqlite3.connect(config.parent / "state" / "digest.db") as conn:
+        pending = conn.execute("SELECT count(*) FROM deliveries WHERE status != 'done'").fetchone()[
+            0
+        ]
+        assert pending == 0
+        return conn.execute(
+            "SELECT count(*) FROM ledger WHERE subscriber = ? AND status = 'selected'",
+            (subscriber,),
+        ).fetchone()[0]
+
+
+def emails_of(config: Path, subscriber: str) -> list[EmailMessage]:
+    folder = config.parent / "out" / "email" / subscriber
+    return [
+        email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        for path in sorted(folder.glob("*.eml"))
+    ]
+
+
+def html_of(message: EmailMessage) -> str:
+    return message.get_body(("html",)).get_content()
+
+
+def papers_shown(html: str) -> int:
+    """Paper cards in an HTML part: one <h2> with a link each."""
+    return html.count('<div class="paper"')
+
+
+def test_a_digest_too_large_for_one_email_is_sent_as_several_that_show_every_paper(
+    make_config,
+):
+    config = make_config(subscribers=reader("ann", ["email"], max_papers=1000))
+    listing(config.parent, many_papers(119))
+    report = run(config)
+    assert report.ok, report.to_json()
+    messages = emails_of(config, "ann")
+    assert len(messages) > 1
+    for message in messages:
+        assert len(html_of(message).encode()) < GMAIL_CLIPS_AT
+    shown = [papers_shown(html_of(m)) for m in messages]
+    assert sum(shown) == delivered(config, "ann") == 119
+    assert len({m["Message-ID"] for m in messages}) == len(messages)
+    texts = [m.get_body(("plain",)).get_content() for m in messages]
+    assert sum(t.count("https://arxiv.org/abs/") for t in texts) == 119
+    assert all("did not fit" not in html_of(m) for m in messages)
+
+
+def test_links_of_an_email_lead_only_to_what_is_written(make_config):
+    config = make_config(subscribers=reader("ann", ["email"]))
+    text = config.read_text().replace(
+        "[output]\n", '[output]\nbase_url = "https://digest.example.org"\n'
+    )
+    config.write_text(text)
+    listing(config.parent, many_papers(3))
+    assert run(config).ok
+    [message] = emails_of(config, "ann")
+    html = html_of(message)
+    assert "digest.example.org/pages/" not in html  # no page channel: no page to link
+    assert "digest.example.org/feeds/" not in html
+    assert papers_shown(html) == delivered(config, "ann") == 3
+
+
+def test_a_huge_title_does_not_hide_the_other_papers(make_config):
+    config = make_config(subscribers=reader("ann", ["email"]))
+    papers = many_papers(10)
+    papers[0] = ("A title " + "that never ends " * 6_400, papers[0][1])  # 100 KB
+    listing(config.parent, papers)
+    assert run(config).ok
+    messages = emails_of(config, "ann")
+    assert len(messages) == 1
+    html = html_of(messages[0])
+    assert len(html.encode()) < GMAIL_CLIPS_AT
+    assert papers_shown(html) == delivered(config, "ann") == 10
