@@ -15,6 +15,8 @@ from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
 
+import feedparser
+
 from conftest import day
 from digest.config import load_config
 from digest.pipeline import run_once
@@ -30,11 +32,14 @@ def reader(name: str, channels: list[str], **settings: object) -> str:
     )
 
 
-def listing(folder: Path, papers: list[tuple[str, str]], name: str = "daily.json") -> None:
-    """A saved Hugging Face daily_papers response with these (title, abstract) papers."""
+def listing(
+    folder: Path, papers: list[tuple[str, str]], name: str = "daily.json", first: int = 1
+) -> None:
+    """A saved Hugging Face daily_papers response with these (title, abstract) papers,
+    numbered from ``first`` (arXiv ids 2603.00001...)."""
     items = [
         {"paper": {"id": f"2603.{n:05d}", "title": title, "summary": abstract}}
-        for n, (title, abstract) in enumerate(papers, start=1)
+        for n, (title, abstract) in enumerate(papers, start=first)
     ]
     (folder / "inbox" / name).write_text(json.dumps(items), encoding="utf-8")
 
@@ -128,3 +133,42 @@ def test_a_huge_title_does_not_hide_the_other_papers(make_config):
     html = html_of(messages[0])
     assert len(html.encode()) < GMAIL_CLIPS_AT
     assert papers_shown(html) == delivered(config, "ann") == 10
+
+
+def feed_entries(config: Path, subscriber: str) -> dict[str, int]:
+    """How many entries each of the subscriber's feeds holds, read back with feedparser."""
+    folder = config.parent / "out" / "feeds"
+    counts = {}
+    for kind in ("rss", "atom"):
+        parsed = feedparser.parse((folder / f"{subscriber}.{kind}").read_bytes())
+        assert parsed.bozo == 0
+        counts[kind] = len(parsed.entries)
+    return counts
+
+
+def test_a_feed_holds_every_paper_of_its_newest_digests_whatever_feed_items(make_config):
+    config = make_config(subscribers=reader("fay", ["feed"], max_papers=1000))
+    text = config.read_text().replace("[output]\n", "[output]\nfeed_items = 5\n")
+    config.write_text(text)
+    listing(config.parent, many_papers(20))
+    assert run(config).ok
+    assert feed_entries(config, "fay") == {"rss": 20, "atom": 20}
+    assert delivered(config, "fay") == 20
+    # The next day's digest is the newest: the feed keeps it whole, and the older papers
+    # only up to feed_items (they were shown in full the day before).
+    listing(config.parent, many_papers(3, start=20), name="next.json", first=21)
+    (config.parent / "inbox" / "daily.json").unlink()
+    assert run(config, 1).ok
+    assert delivered(config, "fay") == 23
+    assert feed_entries(config, "fay") == {"rss": 5, "atom": 5}
+
+
+def test_a_digest_cut_into_several_emails_is_whole_in_the_feed(make_config):
+    config = make_config(subscribers=reader("gus", ["email", "feed"], max_papers=1000))
+    text = config.read_text().replace("[output]\n", "[output]\nfeed_items = 10\n")
+    config.write_text(text)
+    listing(config.parent, many_papers(119))
+    assert run(config).ok
+    assert len(emails_of(config, "gus")) > 1
+    assert feed_entries(config, "gus") == {"rss": 119, "atom": 119}
+    assert delivered(config, "gus") == 119

@@ -374,18 +374,24 @@ class DigestsMixin(StoreBase):
     def feed_items(
         self, subscriber: str, limit: int, include_digest: int | None = None
     ) -> list[FeedItem]:
-        """The latest papers delivered to the subscriber's feed, newest digest first.
+        """The latest papers delivered to the subscriber's feed, newest digest first: the
+        newest ``limit``, and in any case every paper of the digests of its newest day.
 
-        ``include_digest`` adds a digest whose feed delivery is being made right now.
+        A feed reader polls now and then: the digests of a day (several when one was too
+        large for an email, or after downtime) stay in the feed whole, so that no paper
+        recorded as delivered falls off it before it was ever shown. ``include_digest``
+        adds a digest whose feed delivery is being made right now.
         """
         delivered = or_(deliveries.c.status == "done", digests.c.id == include_digest)
-        rows = self.conn.execute(
+        feed = (
             select(
                 ledger.c.paper_id,
                 ledger.c.score,
                 ledger.c.matches,
                 ledger.c.section,
+                ledger.c.position,
                 digests.c.digest_date,
+                digests.c.seq,
                 deliveries.c.delivered_at,
             )
             .join(digests, digests.c.id == ledger.c.digest_id)
@@ -394,9 +400,23 @@ class DigestsMixin(StoreBase):
                 and_(deliveries.c.digest_id == digests.c.id, deliveries.c.channel == "feed"),
             )
             .where(ledger.c.subscriber == subscriber, ledger.c.status == "selected", delivered)
-            .order_by(digests.c.digest_date.desc(), digests.c.seq.desc(), ledger.c.position)
-            .limit(limit)
+        )
+        newest_day = (
+            select(func.max(digests.c.digest_date))
+            .join(
+                deliveries,
+                and_(deliveries.c.digest_id == digests.c.id, deliveries.c.channel == "feed"),
+            )
+            .where(digests.c.subscriber == subscriber, delivered)
+            .scalar_subquery()
+        )
+        order = (digests.c.digest_date.desc(), digests.c.seq.desc(), ledger.c.position)
+        latest = self.conn.execute(feed.order_by(*order).limit(limit)).all()
+        whole = self.conn.execute(
+            feed.where(or_(digests.c.digest_date == newest_day, digests.c.id == include_digest))
         ).all()
+        found = {row.paper_id: row for row in [*latest, *whole]}
+        rows = sorted(found.values(), key=_newest_first)
         stored = {p.uid: p for p in self.get_papers([row.paper_id for row in rows])}
         return [
             FeedItem(_scored(stored[row.paper_id], row), row.digest_date, row.delivered_at)
@@ -506,6 +526,11 @@ class DigestsMixin(StoreBase):
             .where(ledger.c.digest_id == digest_id, ledger.c.status == "selected")
         ).scalar()
         return int(size or 0)
+
+
+def _newest_first(row: Any) -> tuple[int, int, int]:
+    """The feed's order: newest digest first, each digest's papers in digest order."""
+    return (-row.digest_date.toordinal(), -row.seq, row.position or 0)
 
 
 def _considered_row(subscriber: str, digest_id: int, uid: int) -> dict[str, Any]:
