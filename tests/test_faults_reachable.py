@@ -11,7 +11,7 @@ import email
 import email.policy
 import json
 import sqlite3
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -20,6 +20,7 @@ import feedparser
 from conftest import day
 from digest.config import load_config
 from digest.pipeline import run_once
+from digest.ranker import listing_days
 
 GMAIL_CLIPS_AT = 102_000
 
@@ -172,3 +173,35 @@ def test_a_digest_cut_into_several_emails_is_whole_in_the_feed(make_config):
     assert len(emails_of(config, "gus")) > 1
     assert feed_entries(config, "gus") == {"rss": 119, "atom": 119}
     assert delivered(config, "gus") == 119
+
+
+def test_after_downtime_each_missed_listing_day_gets_its_own_budget(make_config):
+    config = make_config(subscribers=reader("hal", ["email"], max_papers=3))
+    listing(config.parent, many_papers(2))
+    assert run(config).ok  # Friday 2026-03-13
+    assert delivered(config, "hal") == 2
+    # Down for a week: the next run, on Friday 2026-03-20, finds five weekdays of
+    # listings, four papers each.
+    for n in range(5):
+        listing(
+            config.parent, many_papers(4, start=10 * n), name=f"day{n}.json", first=100 + 10 * n
+        )
+    report = run(config, 7)
+    assert report.ok, report.to_json()
+    assert report.subscribers["hal"].selected == 15  # 3 for each of the 5 listing days
+    assert delivered(config, "hal") == 2 + 15
+    messages = emails_of(config, "hal")
+    assert sum(papers_shown(html_of(m)) for m in messages) == 2 + 15
+    # The next day is one listing day again.
+    listing(config.parent, many_papers(6, start=90), name="next.json", first=200)
+    assert run(config, 8).subscribers["hal"].selected == 3
+
+
+def test_listing_days_count_the_weekdays_a_digest_covers():
+    friday = date(2026, 3, 13)
+    assert listing_days(None, friday) == 1  # a first digest
+    assert listing_days(friday, friday + timedelta(days=3)) == 1  # Monday after Friday
+    assert listing_days(friday, friday + timedelta(days=1)) == 1  # a weekend run
+    assert listing_days(friday, friday + timedelta(days=7)) == 5
+    assert listing_days(friday, friday + timedelta(days=14)) == 10
+    assert listing_days(friday + timedelta(days=1), friday) == 1  # an earlier date replayed

@@ -165,6 +165,24 @@ class DigestsMixin(StoreBase):
             if owed.watermark is not None
         }
 
+    def last_digest_dates(self, names: Sequence[str]) -> dict[str, date]:
+        """The date of each subscriber's latest digest (those with none are left out): a
+        seek each in the (subscriber, date, seq) index, in IN queries."""
+        found: dict[str, date] = {}
+        latest = (
+            select(func.max(digests.c.digest_date))
+            .where(digests.c.subscriber == subscribers.c.name)
+            .scalar_subquery()
+        )
+        for start in range(0, len(names), CHUNK):
+            rows = self.conn.execute(
+                select(subscribers.c.name, latest).where(
+                    subscribers.c.name.in_(names[start : start + CHUNK])
+                )
+            )
+            found.update((name, day) for name, day in rows if day is not None)
+        return found
+
     def register_subscriber(self, name: str, today: date) -> date:
         """Record a subscriber on its first run; return the date it was first seen."""
         return self.register_subscribers([name], today)[name].joined
