@@ -16,6 +16,7 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import feedparser
+import pytest
 
 from conftest import day
 from digest.config import load_config
@@ -205,3 +206,35 @@ def test_listing_days_count_the_weekdays_a_digest_covers():
     assert listing_days(friday, friday + timedelta(days=7)) == 5
     assert listing_days(friday, friday + timedelta(days=14)) == 10
     assert listing_days(friday + timedelta(days=1), friday) == 1  # an earlier date replayed
+
+
+@pytest.mark.slow
+def test_each_email_of_a_large_digest_is_confirmed_on_its_own(make_config, smtp_server):
+    recorder, port = smtp_server
+    config = make_config(
+        subscribers=reader("ivy", ["email"], max_papers=1000),
+        extra=(
+            '\n[email]\nfrom = "Digest <digest@lab.example.org>"\nhost = "127.0.0.1"\n'
+            f'port = {port}\nsecurity = "none"\nretries = 1\nretry_backoff = 0.01\n'
+        ),
+    )
+    listing(config.parent, many_papers(119))
+
+    def refuse_the_next_email(accepted: int) -> None:
+        if accepted == 1:  # the second email is refused, and refused again when retried
+            recorder.data_replies = ["451 4.3.0 try again later"] * 2
+
+    recorder.on_message = refuse_the_next_email
+    first = run(config)
+    assert not first.ok
+    parts = len(recorder.messages) + 1  # all were sent but the refused one
+    assert parts >= 3
+    second = run(config)
+    assert second.ok, second.to_json()
+    messages = [
+        email.message_from_bytes(raw, policy=email.policy.default)
+        for _rcpts, raw in recorder.messages
+    ]
+    assert len(messages) == parts  # every email once: the refused one only came again
+    assert len({m["Message-ID"] for m in messages}) == parts
+    assert sum(papers_shown(html_of(m)) for m in messages) == delivered(config, "ivy") == 119
