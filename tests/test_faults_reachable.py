@@ -10,7 +10,11 @@ from __future__ import annotations
 import email
 import email.policy
 import json
+import os
+import signal
 import sqlite3
+import subprocess
+import sys
 from datetime import UTC, date, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
@@ -238,3 +242,45 @@ def test_each_email_of_a_large_digest_is_confirmed_on_its_own(make_config, smtp_
     assert len(messages) == parts  # every email once: the refused one only came again
     assert len({m["Message-ID"] for m in messages}) == parts
     assert sum(papers_shown(html_of(m)) for m in messages) == delivered(config, "ivy") == 119
+
+
+@pytest.mark.slow
+def test_killed_between_the_emails_of_a_digest_the_next_run_sends_only_the_rest(
+    make_config, smtp_server
+):
+    recorder, port = smtp_server
+    config = make_config(
+        subscribers=reader("joe", ["email"], max_papers=1000),
+        extra=(
+            '\n[email]\nfrom = "Digest <digest@lab.example.org>"\nhost = "127.0.0.1"\n'
+            f'port = {port}\nsecurity = "none"\nretries = 1\nretry_backoff = 0.01\n'
+        ),
+    )
+    listing(config.parent, many_papers(119))
+    child: dict[str, subprocess.Popen[str]] = {}
+
+    def kill_on_second(count: int) -> None:
+        if count == 2:  # the server has the 2nd email; its sender dies before hearing 250
+            os.kill(child["p"].pid, signal.SIGKILL)
+
+    recorder.on_message = kill_on_second
+    command = [sys.executable, "-m", "digest", "run", "--config", str(config)]
+    command += ["--date", "2026-03-13"]
+    child["p"] = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        child["p"].communicate(timeout=120)
+    finally:
+        child["p"].kill()
+    assert child["p"].returncode == -signal.SIGKILL
+    recorder.on_message = None
+    again = subprocess.run([*command, "--json"], capture_output=True, timeout=120)
+    assert again.returncode == 0, again.stderr
+    messages = [
+        email.message_from_bytes(raw, policy=email.policy.default)
+        for _rcpts, raw in recorder.messages
+    ]
+    ids = [m["Message-ID"] for m in messages]
+    assert len(set(ids)) >= 3
+    assert [i for i in set(ids) if ids.count(i) > 1] == [ids[1]]  # only the one in flight
+    unique = {m["Message-ID"]: m for m in messages}.values()
+    assert sum(papers_shown(html_of(m)) for m in unique) == delivered(config, "joe") == 119
