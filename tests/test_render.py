@@ -11,6 +11,7 @@ import email.policy
 import os
 from dataclasses import replace
 from datetime import UTC, date, datetime
+from itertools import pairwise
 from pathlib import Path
 
 import feedparser
@@ -24,7 +25,7 @@ from digest.render.context import digest_view
 from digest.render.email import (
     MAX_HTML_BYTES,
     build_message,
-    html_fits,
+    html_size,
     parts_that_fit,
     render_html,
     render_text,
@@ -189,7 +190,7 @@ def test_a_huge_digest_is_cut_into_emails_that_each_fit_and_together_show_every_
     def part_view(start: int, end: int):
         return digest_view(replace(digest, papers=many[start:end]), generated_at=NOW)
 
-    sizes = parts_that_fit(len(many), lambda a, b: html_fits(render_html(ENV, part_view(a, b))))
+    sizes = parts_that_fit(len(many), lambda a, b: html_size(render_html(ENV, part_view(a, b))))
     assert sum(sizes) == 300 and len(sizes) > 1
     start = 0
     for size in sizes:
@@ -204,15 +205,27 @@ def test_a_huge_digest_is_cut_into_emails_that_each_fit_and_together_show_every_
         assert f"Paper number {start + size - 1} " in text  # the text part is never cut
         start += size
     # A part is as full as it can be: one more paper would not have fitted.
-    assert not html_fits(render_html(ENV, part_view(0, sizes[0] + 1)))
+    assert html_size(render_html(ENV, part_view(0, sizes[0] + 1))) > MAX_HTML_BYTES
 
 
 def test_one_paper_too_large_for_any_email_is_an_email_of_its_own():
-    fits = [(0, 1), (1, 3), (3, 4)]  # what fits: paper 0 alone, papers 1-2, paper 3
-    sizes = parts_that_fit(4, lambda a, b: any(a == s and b <= e for s, e in fits))
-    assert sizes == [1, 2, 1]
-    assert parts_that_fit(4, lambda a, b: b - a == 1) == [1, 1, 1, 1]  # nothing fits: 1 each
-    assert parts_that_fit(0, lambda a, b: True) == []
+    papers = [30, 60, 10, 30, 95, 50]  # each paper's size; an email holds at most 100
+
+    def size(start: int, end: int) -> int:
+        return sum(papers[start:end])
+
+    assert parts_that_fit(6, size, limit=100) == [3, 1, 1, 1]  # 100, 30, 95, 50
+    assert parts_that_fit(3, lambda a, b: 1000 * (b - a), limit=100) == [1, 1, 1]
+    assert parts_that_fit(3, size, limit=100) == [3]  # 100 fits
+    assert parts_that_fit(0, size) == []
+    # The parts are as large as the limit allows, whatever the first guess was.
+    uneven = [5] * 10 + [80] + [5] * 10
+    parts = parts_that_fit(21, lambda a, b: sum(uneven[a:b]), limit=100)
+    assert sum(parts) == 21
+    bounds = [sum(parts[:i]) for i in range(len(parts) + 1)]
+    for a, b in pairwise(bounds):
+        assert sum(uneven[a:b]) <= 100
+        assert b == 21 or sum(uneven[a : b + 1]) > 100
 
 
 @pytest.mark.parametrize(

@@ -21,7 +21,7 @@ from digest.render.context import DigestView, digest_view
 from digest.render.email import (
     RenderedEmail,
     build_message,
-    html_fits,
+    html_size,
     parts_that_fit,
     render_html,
 )
@@ -77,14 +77,14 @@ class DeliveryContext:
         papers = digest.papers
         self._measured.clear()
 
-        def fits(start: int, end: int) -> bool:
+        def size(start: int, end: int) -> int:
             view = self.view(replace(digest, papers=papers[start:end]), subscriber)
             html = render_html(self.env, view)
             if start == 0 and end == len(papers):
                 self._measured[view] = html  # the whole digest: the email if it fits
-            return html_fits(html)
+            return html_size(html)
 
-        sizes = parts_that_fit(len(papers), fits)
+        sizes = parts_that_fit(len(papers), size)
         bounds = list(accumulate(sizes, initial=0))
         return [papers[a:b] for a, b in pairwise(bounds)]
 

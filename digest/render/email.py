@@ -42,36 +42,42 @@ def render_text(env: Environment, view: DigestView) -> str:
     return env.get_template("email.txt.j2").render(digest=view)
 
 
-def parts_that_fit(count: int, fits: Callable[[int, int], bool]) -> list[int]:
+def parts_that_fit(
+    count: int, size: Callable[[int, int], int], limit: int = MAX_HTML_BYTES
+) -> list[int]:
     """How many papers each email of a digest carries, in digest order, where
-    ``fits(start, end)`` says whether the papers ``[start:end]`` make one email small
-    enough. Every paper is in one of the parts (a paper that does not fit even alone makes
-    a part of its own): a reader is never sent a digest that hides some of its papers.
+    ``size(start, end)`` is the size of one email of the papers ``[start:end]``: each
+    part as large as stays within ``limit``. Every paper is in one of the parts (a paper
+    too large even alone makes a part of its own): a reader is never sent a digest that
+    hides some of its papers.
 
-    The common case, a digest that fits, costs one call.
+    A digest that fits costs one measure; one that does not, about two a part: the first
+    guess is in proportion to the size measured, then moved a paper at a time.
     """
     sizes: list[int] = []
     start = 0
     while start < count:
-        if fits(start, count):
+        whole = size(start, count)
+        if whole <= limit:
             sizes.append(count - start)
             break
-        low, high, best = start + 2, count - 1, start + 1  # the largest end that fits
-        while low <= high:
-            middle = (low + high) // 2
-            if fits(start, middle):
-                best, low = middle, middle + 1
-            else:
-                high = middle - 1
-        sizes.append(best - start)
-        start = best
+        end = start + max(1, min(count - start - 1, (count - start) * limit // whole))
+        if size(start, end) <= limit:
+            while end + 1 < count and size(start, end + 1) <= limit:
+                end += 1
+        else:
+            while end - 1 > start and size(start, end - 1) > limit:
+                end -= 1
+            end = max(start + 1, end - 1)
+        sizes.append(end - start)
+        start = end
     return sizes
 
 
-def html_fits(html: str, limit: int = MAX_HTML_BYTES) -> bool:
-    """Whether an HTML part stays under ``limit`` bytes (Gmail clips past it), as the
-    reader's client decodes it: with CRLF line breaks."""
-    return len(html.encode()) + html.count("\n") <= limit
+def html_size(html: str) -> int:
+    """The size of an HTML part as Gmail counts it against its clipping limit: the
+    decoded part, with CRLF line breaks."""
+    return len(html.encode()) + html.count("\n")
 
 
 def message_id(subscriber: str, view: DigestView, domain: str) -> str:
