@@ -15,7 +15,7 @@ from datetime import date
 from digest.channels import Channel, DeliveryContext
 from digest.config import SubscriberSettings
 from digest.errors import DeliveryDeferred, DeliveryUnknown, DigestError
-from digest.models import Digest, StoredPaper
+from digest.models import Digest, Scored, StoredPaper
 from digest.rank import Ranking
 from digest.ranker import Ranker
 from digest.report import DeliveryReport, SubscriberReport, Timings, redactor_for
@@ -62,23 +62,46 @@ def serve_subscriber(
         for pending in work.unconfirmed:
             todo.setdefault(pending.digest_id, (None, []))[1].append(pending.channel)
         if work.candidates:
+            parts = email_parts(subscriber, today, ranking, work, context, timings)
             with timings.measure("record"):
-                digest = store.create_digest(
+                recorded = store.create_digests(
                     subscriber.name,
                     today,
-                    ranking.selected,
+                    parts,
                     work.candidates,
                     subscriber.channels,
                     run_id,
                     context.now,
                 )
-            if ranking.selected and digest.digest_id is not None:
-                todo[digest.digest_id] = (digest, list(subscriber.channels))
+            for digest in recorded:
+                if digest.papers and digest.digest_id is not None:
+                    todo[digest.digest_id] = (digest, list(subscriber.channels))
         deliver(subscriber, todo, store, channels, context, entry, timings)
     except Exception as exc:
         entry.error = f"{exc}" if isinstance(exc, DigestError) else f"unexpected error: {exc!r}"
         log.exception("subscriber %s failed", subscriber.name)
     return entry
+
+
+def email_parts(
+    subscriber: SubscriberSettings,
+    today: date,
+    ranking: Ranking,
+    work: Work,
+    context: DeliveryContext,
+    timings: Timings,
+) -> list[tuple[Scored, ...]]:
+    """The chosen papers as the digests to record: one, or for an email reader whose
+    digest would pass the clipping limit, as many as its emails need (each recorded and
+    confirmed on its own), so that every paper recorded as sent is one its reader sees."""
+    selected = tuple(ranking.selected)
+    if "email" not in subscriber.channels or len(selected) < 2:
+        return [selected]
+    # Measured as the email it will be: the first digest of the day, unless one was made
+    # already (then only the slug differs, and the limit leaves room for it).
+    draft = Digest(subscriber.name, today, 1, selected, len(work.candidates))
+    with timings.measure("deliver:email"):
+        return context.email_parts(draft, subscriber)
 
 
 def deliver(

@@ -7,6 +7,7 @@ looks up the papers it liked, and ranks. Shared by `digest run`, `preview` and `
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Sequence
 from datetime import date, timedelta
@@ -42,6 +43,20 @@ def profile_of(subscriber: SubscriberSettings) -> Profile:
     )
 
 
+def listing_days(previous: date | None, today: date) -> int:
+    """How many listing days a digest of ``today`` covers: the weekdays (arXiv announces
+    Monday to Friday) since the subscriber's previous digest, at least one.
+
+    Each gets its own ``max_papers``: after days of downtime, the papers of every missed
+    day arrive at once, and one day's budget would keep only the top few of them, the rest
+    never offered again. A Monday after a Friday covers one day, as does a weekend run.
+    """
+    if previous is None or previous >= today:
+        return 1
+    days = (previous + timedelta(days=n) for n in range(1, (today - previous).days + 1))
+    return max(1, sum(1 for d in days if d.weekday() < 5))
+
+
 def _spec(keyword: object) -> object:
     dump = getattr(keyword, "model_dump", None)
     return dump() if dump else keyword
@@ -59,6 +74,7 @@ class Ranker:
         background.update({p.uid: p for p in pool})
         self._corpus = Corpus(sorted(background.values(), key=lambda p: p.uid))
         self._profiles: dict[int, tuple[SubscriberSettings, Profile]] = {}
+        self._last_digest: dict[str, date | None] = {}  # for the catch-up budget
         self._covered: dict[int, Sequence[StoredPaper]] = {}  # lists known to be in it
 
     def corpus_for(self, candidates: Sequence[StoredPaper]) -> Corpus:
@@ -93,6 +109,7 @@ class Ranker:
         """Analyse every term these subscribers use, once, spread over ``processes``
         (forked: they share the corpus), so that worker processes forked afterwards
         find them all analysed."""
+        self._read_last_digests([s for s, _candidates in owed])
         for _subscriber, candidates in owed:
             self.corpus_for(candidates)
         corpus = self._corpus
@@ -103,11 +120,24 @@ class Ranker:
         )
 
     def profile(self, subscriber: SubscriberSettings) -> Profile:
-        """The subscriber's Profile (made once per run)."""
+        """The subscriber's Profile (made once per run), with ``max_papers`` for each
+        listing day its digest covers (see ``listing_days``)."""
         found = self._profiles.get(id(subscriber))
         if found is None or found[0] is not subscriber:
-            found = self._profiles[id(subscriber)] = (subscriber, profile_of(subscriber))
+            self._read_last_digests([subscriber])
+            days = listing_days(self._last_digest[subscriber.name], self.today)
+            profile = profile_of(subscriber)
+            if days > 1:
+                profile = dataclasses.replace(profile, max_papers=profile.max_papers * days)
+            found = self._profiles[id(subscriber)] = (subscriber, profile)
         return found[1]
+
+    def _read_last_digests(self, subscribers: Sequence[SubscriberSettings]) -> None:
+        """Read, for those not read yet, the date of each subscriber's latest digest."""
+        names = [s.name for s in subscribers if s.name not in self._last_digest]
+        if names:
+            found = self.store.last_digest_dates(names)
+            self._last_digest.update((name, found.get(name)) for name in names)
 
     def rank_many(
         self, owed: Sequence[tuple[SubscriberSettings, Sequence[StoredPaper]]]
@@ -115,6 +145,7 @@ class Ranker:
         """``rank`` for many subscribers at once: readers owed the same list of papers
         are scored together (see rank.score)."""
         requests, notes = [], []
+        self._read_last_digests([s for s, _candidates in owed])
         for subscriber, candidates in owed:
             liked, warnings = self.liked(subscriber) if subscriber.liked else ([], [])
             for warning in warnings:

@@ -9,7 +9,9 @@ from __future__ import annotations
 import email
 import email.policy
 import os
+from dataclasses import replace
 from datetime import UTC, date, datetime
+from itertools import pairwise
 from pathlib import Path
 
 import feedparser
@@ -20,7 +22,14 @@ import pytest
 from digest.config import EmailSettings
 from digest.models import Digest, FeedItem, Match, Paper, Scored, StoredPaper
 from digest.render.context import digest_view
-from digest.render.email import MAX_HTML_BYTES, build_message, render_html, render_text
+from digest.render.email import (
+    MAX_HTML_BYTES,
+    build_message,
+    html_size,
+    parts_that_fit,
+    render_html,
+    render_text,
+)
 from digest.render.environment import make_environment, markdown_escape
 from digest.render.feeds import build_feeds
 from digest.render.pages import IndexEntry, render_index, render_markdown, render_page
@@ -160,7 +169,7 @@ def test_every_paper_links_somewhere():
     assert "https://arxiv.org/search/?query=Mamba+Layers" in digest_html  # no id: title search
 
 
-def test_a_huge_digest_is_cut_to_fit_and_links_the_rest():
+def test_a_huge_digest_is_cut_into_emails_that_each_fit_and_together_show_every_paper():
     base = sample_digest().papers[0]
     many = tuple(
         Scored(
@@ -177,21 +186,46 @@ def test_a_huge_digest_is_cut_to_fit_and_links_the_rest():
         for i in range(300)
     )
     digest = Digest("alice", date(2026, 3, 13), 1, many, candidates=300, digest_id=9)
-    message = build_message(
-        ENV,
-        digest_view(digest, generated_at=NOW, base_url="https://digest.example.org"),
-        settings=EmailSettings(),
-        to="alice@example.org",
-        now=NOW,
-    )
-    html = message.message().get_body(("html",)).get_content()
-    assert len(html.encode()) <= MAX_HTML_BYTES
-    shown = html.count('class="paper"')
-    assert 10 < shown < 300
-    assert f"{300 - shown} more papers did not fit in this email" in " ".join(html.split())
-    assert "https://digest.example.org/pages/alice/2026-03-13.html" in html
-    text = message.message().get_body(("plain",)).get_content()
-    assert f"{300 - shown} more papers did not fit" in text
+
+    def part_view(start: int, end: int):
+        return digest_view(replace(digest, papers=many[start:end]), generated_at=NOW)
+
+    sizes = parts_that_fit(len(many), lambda a, b: html_size(render_html(ENV, part_view(a, b))))
+    assert sum(sizes) == 300 and len(sizes) > 1
+    start = 0
+    for size in sizes:
+        message = build_message(
+            ENV, part_view(start, start + size), settings=EmailSettings(), to="a@b.org", now=NOW
+        )
+        html = message.message().get_body(("html",)).get_content()
+        text = message.message().get_body(("plain",)).get_content()
+        assert len(html.encode()) <= MAX_HTML_BYTES
+        assert html.count('class="paper"') == size  # each part shows all of its papers
+        assert "did not fit" not in html and "did not fit" not in text
+        assert f"Paper number {start + size - 1} " in text  # the text part is never cut
+        start += size
+    # A part is as full as it can be: one more paper would not have fitted.
+    assert html_size(render_html(ENV, part_view(0, sizes[0] + 1))) > MAX_HTML_BYTES
+
+
+def test_one_paper_too_large_for_any_email_is_an_email_of_its_own():
+    papers = [30, 60, 10, 30, 95, 50]  # each paper's size; an email holds at most 100
+
+    def size(start: int, end: int) -> int:
+        return sum(papers[start:end])
+
+    assert parts_that_fit(6, size, limit=100) == [3, 1, 1, 1]  # 100, 30, 95, 50
+    assert parts_that_fit(3, lambda a, b: 1000 * (b - a), limit=100) == [1, 1, 1]
+    assert parts_that_fit(3, size, limit=100) == [3]  # 100 fits
+    assert parts_that_fit(0, size) == []
+    # The parts are as large as the limit allows, whatever the first guess was.
+    uneven = [5] * 10 + [80] + [5] * 10
+    parts = parts_that_fit(21, lambda a, b: sum(uneven[a:b]), limit=100)
+    assert sum(parts) == 21
+    bounds = [sum(parts[:i]) for i in range(len(parts) + 1)]
+    for a, b in pairwise(bounds):
+        assert sum(uneven[a:b]) <= 100
+        assert b == 21 or sum(uneven[a : b + 1]) > 100
 
 
 @pytest.mark.parametrize(

@@ -7,17 +7,24 @@ the digest is really out: the file renamed into place, the mail server's 250.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime
+from itertools import accumulate, pairwise
 from pathlib import Path
 from typing import Protocol
 
 from jinja2 import Environment
 
 from digest.config import Config, SubscriberSettings
-from digest.models import Digest
+from digest.models import Digest, Scored
 from digest.render.context import DigestView, digest_view
-from digest.render.email import RenderedEmail, build_message
+from digest.render.email import (
+    RenderedEmail,
+    build_message,
+    html_size,
+    parts_that_fit,
+    render_html,
+)
 from digest.store import Store
 
 
@@ -29,6 +36,9 @@ class DeliveryContext:
     env: Environment
     store: Store
     now: datetime
+    # The HTML of the last digest measured by ``email_parts``, which the email channel then
+    # renders: measured before it is recorded, it is not rendered twice.
+    _measured: dict[DigestView, str] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def out_dir(self) -> Path:
@@ -36,21 +46,47 @@ class DeliveryContext:
 
     def email(self, digest: Digest, subscriber: SubscriberSettings) -> RenderedEmail:
         """The digest as the complete email message for this subscriber."""
+        view = self.view(digest, subscriber)
         return build_message(
             self.env,
-            self.view(digest, subscriber),
+            view,
             settings=self.config.email,
             to=subscriber.email,
             now=self.now,
+            html=self._measured.pop(view, None),
         )
 
     def view(self, digest: Digest, subscriber: SubscriberSettings | None = None) -> DigestView:
+        """The digest as templates see it; it links the subscriber's page and feed only
+        when they are written, so that no link of an email leads nowhere."""
         return digest_view(
             digest,
             generated_at=self.now.astimezone(self.config.zone),
             base_url=self.config.output.base_url,
             token=subscriber.feed_token if subscriber else None,
+            pages=subscriber is None or "page" in subscriber.channels,
+            feeds=subscriber is None or "feed" in subscriber.channels,
         )
+
+    def email_parts(
+        self, digest: Digest, subscriber: SubscriberSettings
+    ) -> list[tuple[Scored, ...]]:
+        """The digest's papers cut into consecutive parts, each one email that stays under
+        the clipping limit: what a reader is recorded as sent is what its emails show.
+        A digest that fits is one part (and its HTML is then rendered once, not twice)."""
+        papers = digest.papers
+        self._measured.clear()
+
+        def size(start: int, end: int) -> int:
+            view = self.view(replace(digest, papers=papers[start:end]), subscriber)
+            html = render_html(self.env, view)
+            if start == 0 and end == len(papers):
+                self._measured[view] = html  # the whole digest: the email if it fits
+            return html_size(html)
+
+        sizes = parts_that_fit(len(papers), size)
+        bounds = list(accumulate(sizes, initial=0))
+        return [papers[a:b] for a, b in pairwise(bounds)]
 
 
 class Channel(Protocol):

@@ -26,6 +26,7 @@ class FeedChannel:
             now=context.now,
             base_url=context.config.output.base_url,
             token=subscriber.feed_token,
+            pages="page" in subscriber.channels,
         )
         folder = context.out_dir / "feeds"
         atomic_write(folder / f"{subscriber.name}.rss", rss)

@@ -19,6 +19,11 @@ from digest.ids import pdf_url
 from digest.models import Digest, Paper, Scored
 
 _SAFE_URL = re.compile(r"^https?://[^\s<>\"'`\\]+$", re.IGNORECASE)
+# What one paper may take of a digest: a source's 100 KB title (or author name, or link)
+# must not push the other papers out of an email, nor bury them on a page or in a feed.
+TITLE_LIMIT = 300
+NAME_LIMIT = 100
+URL_LIMIT = 2_000
 
 
 def title_search_url(title: str) -> str:
@@ -28,8 +33,9 @@ def title_search_url(title: str) -> str:
 
 def safe_url(url: str | None) -> str | None:
     """The URL if it is a plain http(s) link, else None: sources are not trusted with
-    ``javascript:`` links or markup smuggled into an attribute."""
-    return url if url and _SAFE_URL.match(url) else None
+    ``javascript:`` links or markup smuggled into an attribute, nor with links longer
+    than any real one (``URL_LIMIT``)."""
+    return url if url and len(url) <= URL_LIMIT and _SAFE_URL.match(url) else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +57,7 @@ class PaperFacts:
 
     ref: str  # arXiv id, or "title:..." for papers known only by title
     arxiv_id: str | None
-    title: str
+    title: str  # at most TITLE_LIMIT characters (cut with "…"); the store keeps it whole
     abstract: str
     link: str  # arXiv abstract page when known, else the source's page, else a title search
     link_label: str  # "arXiv 2401.12345", "Source" or "Find on arXiv"
@@ -101,7 +107,7 @@ class DigestView:
     date: date
     slug: str  # file-name stem: 2026-03-14, or 2026-03-14-2 for a second digest that day
     papers: tuple[PaperView, ...]
-    shown: int  # how many papers the email shows (all, unless it would be too large)
+    shown: int  # how many papers the email shows: all (a digest too large is sent as several)
     candidates: int
     page_url: str | None  # this digest's HTML page, when the output folder is served
     feed_url: str | None
@@ -215,29 +221,32 @@ def paper_facts(paper: Paper) -> PaperFacts:
     link, label = safe_url(paper.link), f"arXiv {paper.arxiv_id}"
     if not paper.arxiv_id:
         label = "Source" if link else "Find on arXiv"
-    authors, total = paper.authors, paper.author_total
+    title = _shorten(paper.title, TITLE_LIMIT)
+    authors = tuple(_shorten(name, NAME_LIMIT) for name in paper.authors)
+    categories = tuple(_shorten(name, NAME_LIMIT) for name in paper.categories)
+    total = paper.author_total
     if not authors:
         short = f"{total} authors" if total else ""
     elif len(authors) <= 3:
         short = ", ".join(authors)
     else:
         short = f"{', '.join(authors[:3])} et al. ({total} authors)"
-    meta = [short, ", ".join(paper.categories[:3])]
+    meta = [short, ", ".join(categories[:3])]
     meta.append(paper.published.strftime("%d %b %Y") if paper.published else "")
     meta.append(f"▲ {paper.upvotes}" if paper.upvotes else "")
     meta.append(f"★ {paper.github_stars}" if paper.github_stars else "")
     return PaperFacts(
         ref=paper.ref,
         arxiv_id=paper.arxiv_id,
-        title=paper.title,
+        title=title,
         abstract=paper.abstract,
-        link=link or title_search_url(paper.title),
+        link=link or title_search_url(title),
         link_label=label,
         pdf_link=safe_url(paper.pdf_url or (pdf_url(paper.arxiv_id) if paper.arxiv_id else None)),
         hf_link=safe_url(hf_link),
         authors=authors,
         author_total=total,
-        categories=paper.categories,
+        categories=categories,
         published=paper.published,
         upvotes=paper.upvotes,
         github_repo=safe_url(paper.github_repo),
@@ -271,8 +280,14 @@ def digest_view(
     base_url: str | None = None,
     shown: int | None = None,
     token: str | None = None,
+    pages: bool = True,
+    feeds: bool = True,
 ) -> DigestView:
-    """The view of a digest; ``token`` is the subscriber's feed token for served links."""
+    """The view of a digest; ``token`` is the subscriber's feed token for served links.
+
+    ``pages`` and ``feeds`` say whether the subscriber's page and feed are written: a link
+    is given only to what exists (and only with a ``base_url`` to reach it by).
+    """
     papers = tuple(paper_view(i, item) for i, item in enumerate(digest.papers, start=1))
     suffix = f"?token={token}" if token else ""
     return DigestView(
@@ -283,8 +298,10 @@ def digest_view(
         shown=len(papers) if shown is None else min(shown, len(papers)),
         candidates=digest.candidates,
         page_url=f"{base_url}/pages/{digest.subscriber}/{digest.slug}.html{suffix}"
-        if base_url
+        if base_url and pages
         else None,
-        feed_url=f"{base_url}/feeds/{digest.subscriber}.atom{suffix}" if base_url else None,
+        feed_url=f"{base_url}/feeds/{digest.subscriber}.atom{suffix}"
+        if base_url and feeds
+        else None,
         generated_at=generated_at,
     )

@@ -12,7 +12,8 @@ import base64
 import binascii
 import email
 import hashlib
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
 from email.policy import SMTP
@@ -41,25 +42,42 @@ def render_text(env: Environment, view: DigestView) -> str:
     return env.get_template("email.txt.j2").render(digest=view)
 
 
-def fit_to_size(
-    env: Environment, view: DigestView, limit: int = MAX_HTML_BYTES
-) -> tuple[DigestView, str]:
-    """Show as many papers as fit under ``limit`` bytes of HTML; the rest are linked."""
-    html = render_html(env, view)
-    if len(html.encode()) <= limit:
-        return view, html
-    low, high = 1, view.shown - 1  # find the largest count that fits
-    best = replace(view, shown=1)
-    best_html = render_html(env, best)
-    while low <= high:
-        middle = (low + high) // 2
-        candidate = replace(view, shown=middle)
-        candidate_html = render_html(env, candidate)
-        if len(candidate_html.encode()) <= limit:
-            best, best_html, low = candidate, candidate_html, middle + 1
+def parts_that_fit(
+    count: int, size: Callable[[int, int], int], limit: int = MAX_HTML_BYTES
+) -> list[int]:
+    """How many papers each email of a digest carries, in digest order, where
+    ``size(start, end)`` is the size of one email of the papers ``[start:end]``: each
+    part as large as stays within ``limit``. Every paper is in one of the parts (a paper
+    too large even alone makes a part of its own): a reader is never sent a digest that
+    hides some of its papers.
+
+    A digest that fits costs one measure; one that does not, about two a part: the first
+    guess is in proportion to the size measured, then moved a paper at a time.
+    """
+    sizes: list[int] = []
+    start = 0
+    while start < count:
+        whole = size(start, count)
+        if whole <= limit:
+            sizes.append(count - start)
+            break
+        end = start + max(1, min(count - start - 1, (count - start) * limit // whole))
+        if size(start, end) <= limit:
+            while end + 1 < count and size(start, end + 1) <= limit:
+                end += 1
         else:
-            high = middle - 1
-    return best, best_html
+            while end - 1 > start and size(start, end - 1) > limit:
+                end -= 1
+            end = max(start + 1, end - 1)
+        sizes.append(end - start)
+        start = end
+    return sizes
+
+
+def html_size(html: str) -> int:
+    """The size of an HTML part as Gmail counts it against its clipping limit: the
+    decoded part, with CRLF line breaks."""
+    return len(html.encode()) + html.count("\n")
 
 
 def message_id(subscriber: str, view: DigestView, domain: str) -> str:
@@ -149,8 +167,10 @@ def build_message(
     settings: EmailSettings,
     to: str,
     now: datetime,
+    html: str | None = None,
 ) -> RenderedEmail:
-    view, html = fit_to_size(env, view)
+    """The complete email of ``view``; ``html``: its HTML part, when already rendered."""
+    html = render_html(env, view) if html is None else html
     domain = _domain(settings.from_address)
     headers = [("From", settings.from_address), ("To", to)]
     if settings.reply_to:

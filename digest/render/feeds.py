@@ -32,12 +32,17 @@ def build_feeds(
     now: datetime,
     base_url: str | None = None,
     token: str | None = None,
+    pages: bool = True,
 ) -> tuple[bytes, bytes]:
-    """(RSS, Atom) for ``subscriber``, newest papers first; ``token`` goes into served links."""
+    """(RSS, Atom) for ``subscriber``, newest papers first; ``token`` goes into served links.
+
+    The feed's home is the subscriber's pages when ``pages`` says they are written."""
     feed = FeedGenerator()
     suffix = f"?token={token}" if token else ""
     feed_base = f"{base_url}/feeds/{subscriber}" if base_url else None
-    home = f"{base_url}/pages/{subscriber}/index.html{suffix}" if base_url else "https://arxiv.org/"
+    home = "https://arxiv.org/"
+    if base_url and pages:
+        home = f"{base_url}/pages/{subscriber}/index.html{suffix}"
     # The id stays the same whether or not a token is set: it names the feed, not the URL.
     feed.id(f"{feed_base}.atom" if feed_base else f"urn:paper-digest:feed:{subscriber}")
     feed.title(f"Paper digest for {subscriber}")

@@ -173,6 +173,24 @@ class DigestsMixin(StoreBase):
             if owed.watermark is not None
         }
 
+    def last_digest_dates(self, names: Sequence[str]) -> dict[str, date]:
+        """The date of each subscriber's latest digest (those with none are left out): a
+        seek each in the (subscriber, date, seq) index, in IN queries."""
+        found: dict[str, date] = {}
+        latest = (
+            select(func.max(digests.c.digest_date))
+            .where(digests.c.subscriber == subscribers.c.name)
+            .scalar_subquery()
+        )
+        for start in range(0, len(names), CHUNK):
+            rows = self.conn.execute(
+                select(subscribers.c.name, latest).where(
+                    subscribers.c.name.in_(names[start : start + CHUNK])
+                )
+            )
+            found.update((name, day) for name, day in rows if day is not None)
+        return found
+
     def register_subscriber(self, name: str, today: date) -> date:
         """Record a subscriber on its first run; return the date it was first seen."""
         return self.register_subscribers([name], today)[name].joined
@@ -233,12 +251,31 @@ class DigestsMixin(StoreBase):
         run_id: int | None,
         now: datetime,
     ) -> Digest:
-        """Record a digest: its papers in the ledger, its watermark, one delivery per channel.
+        """Record one digest (see ``create_digests``)."""
+        return self.create_digests(
+            subscriber, digest_date, [selected], candidates, channels, run_id, now
+        )[0]
+
+    def create_digests(
+        self,
+        subscriber: str,
+        digest_date: date,
+        parts: Sequence[Sequence[Scored]],
+        candidates: Sequence[StoredPaper],
+        channels: Sequence[str],
+        run_id: int | None,
+        now: datetime,
+    ) -> list[Digest]:
+        """Record the digest of these candidates, its chosen papers in ``parts`` (one
+        digest each, with consecutive numbers that day: the emails of a digest too large
+        for one), in one transaction: their papers in the ledger, their watermark, one
+        delivery per channel each.
 
         After this commits, the candidates are never offered again; the chosen papers count
-        as delivered on a channel only once that channel's delivery is marked done.
+        as delivered on a channel only once that channel's delivery of their part is done.
         """
-        chosen = {item.paper.uid for item in selected}
+        parts = [tuple(part) for part in parts] or [()]
+        chosen = {item.paper.uid for part in parts for item in part}
         uids = self._sorted_uids(candidates)
         if not chosen.issubset(uids):  # chosen papers are candidates; be safe all the same
             uids = sorted(set(uids) | chosen)
@@ -249,49 +286,55 @@ class DigestsMixin(StoreBase):
             watermark = self._next_watermark(conn, digest_date, uids, previous)
             above = uids if watermark is None else uids[bisect_right(uids, watermark) :]
             uncovered = [u for u in above if u not in chosen]
-            seq = 1 + (last_seq or 0)
-            digest_id = int(
-                conn.execute(
-                    _NEW_DIGEST,
-                    {
-                        "subscriber": subscriber,
-                        "digest_date": digest_date,
-                        "seq": seq,
-                        "candidates": len(uids),
-                        "run_id": run_id,
-                        "created_at": now,
-                        "watermark": watermark,
-                    },
-                ).inserted_primary_key[0]
-            )
-            rows = [
-                _ledger_row(subscriber, digest_id, item, "selected", i)
-                for i, item in enumerate(selected)
-            ]
-            rows += [_considered_row(subscriber, digest_id, uid) for uid in uncovered]
-            if rows:
-                conn.execute(insert(ledger), rows)
-            if selected:
-                conn.execute(
-                    insert(deliveries),
-                    [
+            made = []
+            for number, part in enumerate(parts):
+                seq = 1 + (last_seq or 0) + number
+                digest_id = int(
+                    conn.execute(
+                        _NEW_DIGEST,
                         {
-                            "digest_id": digest_id,
-                            "channel": channel,
-                            "status": "pending",
-                            "attempts": 0,
-                        }
-                        for channel in channels
-                    ],
+                            "subscriber": subscriber,
+                            "digest_date": digest_date,
+                            "seq": seq,
+                            "candidates": len(uids),
+                            "run_id": run_id,
+                            "created_at": now,
+                            "watermark": watermark,
+                        },
+                    ).inserted_primary_key[0]
                 )
-        return Digest(
-            subscriber=subscriber,
-            date=digest_date,
-            seq=seq,
-            papers=tuple(selected),
-            candidates=len(uids),
-            digest_id=digest_id,
-        )
+                rows = [
+                    _ledger_row(subscriber, digest_id, item, "selected", i)
+                    for i, item in enumerate(part)
+                ]
+                if number == 0:
+                    rows += [_considered_row(subscriber, digest_id, uid) for uid in uncovered]
+                if rows:
+                    conn.execute(insert(ledger), rows)
+                if part:
+                    conn.execute(
+                        insert(deliveries),
+                        [
+                            {
+                                "digest_id": digest_id,
+                                "channel": channel,
+                                "status": "pending",
+                                "attempts": 0,
+                            }
+                            for channel in channels
+                        ],
+                    )
+                made.append(
+                    Digest(
+                        subscriber=subscriber,
+                        date=digest_date,
+                        seq=seq,
+                        papers=part,
+                        candidates=len(uids),
+                        digest_id=digest_id,
+                    )
+                )
+        return made
 
     def pending_deliveries(self, subscriber: str) -> list[PendingDelivery]:
         """Deliveries of this subscriber's digests that no channel has confirmed yet."""
@@ -381,18 +424,24 @@ class DigestsMixin(StoreBase):
     def feed_items(
         self, subscriber: str, limit: int, include_digest: int | None = None
     ) -> list[FeedItem]:
-        """The latest papers delivered to the subscriber's feed, newest digest first.
+        """The latest papers delivered to the subscriber's feed, newest digest first: the
+        newest ``limit``, and in any case every paper of the digests of its newest day.
 
-        ``include_digest`` adds a digest whose feed delivery is being made right now.
+        A feed reader polls now and then: the digests of a day (several when one was too
+        large for an email, or after downtime) stay in the feed whole, so that no paper
+        recorded as delivered falls off it before it was ever shown. ``include_digest``
+        adds a digest whose feed delivery is being made right now.
         """
         delivered = or_(deliveries.c.status == "done", digests.c.id == include_digest)
-        rows = self.conn.execute(
+        feed = (
             select(
                 ledger.c.paper_id,
                 ledger.c.score,
                 ledger.c.matches,
                 ledger.c.section,
+                ledger.c.position,
                 digests.c.digest_date,
+                digests.c.seq,
                 deliveries.c.delivered_at,
             )
             .join(digests, digests.c.id == ledger.c.digest_id)
@@ -401,9 +450,23 @@ class DigestsMixin(StoreBase):
                 and_(deliveries.c.digest_id == digests.c.id, deliveries.c.channel == "feed"),
             )
             .where(ledger.c.subscriber == subscriber, ledger.c.status == "selected", delivered)
-            .order_by(digests.c.digest_date.desc(), digests.c.seq.desc(), ledger.c.position)
-            .limit(limit)
+        )
+        newest_day = (
+            select(func.max(digests.c.digest_date))
+            .join(
+                deliveries,
+                and_(deliveries.c.digest_id == digests.c.id, deliveries.c.channel == "feed"),
+            )
+            .where(digests.c.subscriber == subscriber, delivered)
+            .scalar_subquery()
+        )
+        order = (digests.c.digest_date.desc(), digests.c.seq.desc(), ledger.c.position)
+        latest = self.conn.execute(feed.order_by(*order).limit(limit)).all()
+        whole = self.conn.execute(
+            feed.where(or_(digests.c.digest_date == newest_day, digests.c.id == include_digest))
         ).all()
+        found = {row.paper_id: row for row in [*latest, *whole]}
+        rows = sorted(found.values(), key=_newest_first)
         stored = {p.uid: p for p in self.get_papers([row.paper_id for row in rows])}
         return [
             FeedItem(_scored(stored[row.paper_id], row), row.digest_date, row.delivered_at)
@@ -513,6 +576,11 @@ class DigestsMixin(StoreBase):
             .where(ledger.c.digest_id == digest_id, ledger.c.status == "selected")
         ).scalar()
         return int(size or 0)
+
+
+def _newest_first(row: Any) -> tuple[int, int, int]:
+    """The feed's order: newest digest first, each digest's papers in digest order."""
+    return (-row.digest_date.toordinal(), -row.seq, row.position or 0)
 
 
 def _considered_row(subscriber: str, digest_id: int, uid: int) -> dict[str, Any]:
