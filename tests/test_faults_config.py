@@ -429,3 +429,37 @@ def test_check_reports_an_unset_database_url_variable(make_config, seeds):
         f"error: {config}:{line}: store.url_env: the environment variable TEST_CHECK_DB_URL "
         "is not set" in result.stderr
     )
+
+
+def test_a_maildir_message_delivered_but_not_recorded_is_not_added_twice(make_config, seeds):
+    """A run killed between the rename into the Maildir and the store's record leaves the
+    delivery pending; the next run finds the message there (in new/, or in cur/ once a mail
+    client has seen it) and records it without adding a copy."""
+    import sqlite3
+
+    extra = '\n[email]\ntransport = "maildir"\nmaildir = "out/Maildir"\n'
+    config = with_capture(make_config(subscribers=ONE_READER, extra=extra), seeds)
+    folder = config.parent / "out" / "Maildir"
+    assert digest("run", "--config", str(config), "--date", "2026-03-13").returncode == 0
+    (first,) = (folder / "new").iterdir()
+    store = config.parent / "state" / "digest.db"
+
+    def forget_the_record() -> None:  # what a SIGKILL after the rename leaves behind
+        with sqlite3.connect(store) as conn:
+            assert conn.execute("UPDATE deliveries SET status = 'pending'").rowcount == 1
+
+    def pending() -> int:
+        with sqlite3.connect(store) as conn:
+            return conn.execute(
+                "SELECT count(*) FROM deliveries WHERE status != 'done'"
+            ).fetchone()[0]
+
+    forget_the_record()
+    result = digest("run", "--config", str(config), "--date", "2026-03-13")
+    assert result.returncode == 0, result.stderr
+    assert list((folder / "new").iterdir()) == [first] and pending() == 0
+
+    first.rename(folder / "cur" / f"{first.name}:2,S")  # a mail client read it
+    forget_the_record()
+    assert digest("run", "--config", str(config), "--date", "2026-03-13").returncode == 0
+    assert len(mailbox.Maildir(folder, create=False)) == 1 and pending() == 0

@@ -30,7 +30,7 @@ def atomic_write(path: Path, data: bytes | str) -> None:
         with contextlib.suppress(FileNotFoundError):
             Path(temporary).unlink()
         raise
-    _sync_directory(path.parent)
+    sync_directory(path.parent)
 
 
 def _new_temporary(path: Path) -> tuple[int, str]:
@@ -49,7 +49,7 @@ def _new_temporary(path: Path) -> tuple[int, str]:
             continue
 
 
-def _sync_directory(folder: Path) -> None:
+def sync_directory(folder: Path) -> None:
     fd = os.open(folder, os.O_RDONLY)
     try:
         os.fsync(fd)
