@@ -12,8 +12,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from conftest import day
 from digest.cli import main
+from digest.config import load_config
 from digest.errors import SubscriberError
+from digest.pipeline import open_store, run_once
 from digest.store import Store
 
 NOW = datetime(2026, 3, 13, 7, 0, tzinfo=UTC)
@@ -173,3 +176,60 @@ def test_an_import_validates_every_row_first_and_upserts_by_address(store):
     assert updated.name == old.name and updated.settings.max_papers == 3
     assert updated.settings.keywords == ("mamba",)  # a field the row leaves out stays
     assert len(store.list_subscribers()) == 2
+
+
+# --- who a run serves ------------------------------------------------------------------------
+
+
+def test_a_run_serves_config_readers_and_active_store_readers_and_honours_unsubscribe_at_once(
+    make_config, tmp_path
+):
+    path = make_config(subscribers=ONE_READER)
+    daily_papers(tmp_path / "inbox", day(0), 4, 1)
+    config = load_config(path)
+    with open_store(config) as store:
+        names = {
+            status: store.add_subscriber(
+                {"email": f"{status}@example.org", "status": status, "channels": ["email"]}, NOW
+            ).name
+            for status in ("active", "pending", "paused", "unsubscribed", "bouncing")
+        }
+    first = run_once(config, today=day(0), clock=lambda: NOW)
+    assert list(first.subscribers) == ["all", names["active"]]
+    assert first.subscribers[names["active"]].delivered == 4
+    assert emails_of(tmp_path / "out") == {"all": 1, names["active"]: 1}
+
+    with open_store(config) as store:
+        store.set_status(names["active"], "unsubscribed", LATER)
+    daily_papers(tmp_path / "inbox", day(1), 3, 101)
+    second = run_once(config, today=day(1), clock=lambda: LATER)
+    assert list(second.subscribers) == ["all"] and second.subscribers["all"].delivered == 3
+    assert emails_of(tmp_path / "out") == {"all": 2, names["active"]: 1}
+
+
+def test_the_config_wins_over_a_store_reader_with_its_name_or_address(make_config, tmp_path):
+    path = make_config(subscribers=ONE_READER)
+    daily_papers(tmp_path / "inbox", day(0), 2, 1)
+    config = load_config(path)
+    with open_store(config) as store:  # written without the command line's checks
+        store.add_subscriber({"name": "all", "email": "someone@example.org"}, NOW)
+        store.add_subscriber({"email": "ALL@example.org"}, NOW)
+        kept = store.add_subscriber({"email": "kept@example.org", "channels": ["email"]}, NOW)
+        store.add_subscriber({"email": "src@example.org", "sources": ["nowhere"]}, NOW)
+    report = run_once(config, today=day(0), clock=lambda: NOW)
+    assert list(report.subscribers) == ["all", kept.name]
+    assert emails_of(tmp_path / "out") == {"all": 1, kept.name: 1}
+    message = (tmp_path / "out" / "email" / "all").glob("*.eml").__next__().read_text()
+    assert "To: all@example.org" in message
+
+
+def test_a_config_without_subscribers_serves_the_store_readers(make_config, tmp_path):
+    path = make_config(subscribers="")
+    daily_papers(tmp_path / "inbox", day(0), 2, 1)
+    config = load_config(path)
+    assert config.subscribers == ()
+    with open_store(config) as store:
+        reader = store.add_subscriber({"email": "solo@example.org", "channels": ["email"]}, NOW)
+    report = run_once(config, today=day(0), clock=lambda: NOW)
+    assert list(report.subscribers) == [reader.name]
+    assert emails_of(tmp_path / "out") == {reader.name: 1}
