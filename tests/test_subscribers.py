@@ -233,3 +233,182 @@ def test_a_config_without_subscribers_serves_the_store_readers(make_config, tmp_
     report = run_once(config, today=day(0), clock=lambda: NOW)
     assert list(report.subscribers) == [reader.name]
     assert emails_of(tmp_path / "out") == {reader.name: 1}
+
+
+# --- the command line ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "command", ["", "add", "list", "show", "edit", "remove", "import", "export"]
+)
+def test_every_subscribers_command_has_help(command):
+    result = cli("subscribers", *command.split(), "--help")
+    assert result.exit_code == 0 and "Usage:" in result.output
+    assert len(result.output.splitlines()) > 4
+
+
+def test_the_subscribers_commands_add_list_show_edit_and_remove(make_config):
+    path = str(make_config(subscribers=ONE_READER))
+    added = cli(
+        "subscribers", "add", "carol@example.org", "-c", path, "--keyword", "mamba",
+        "--keyword", "linear attention", "--cadence", "weekly", "--weekday", "mon",
+        "--tz", "Europe/Berlin", "--send-hour", "8", "--channel", "email", "--status", "pending",
+    )  # fmt: skip
+    assert added.exit_code == 0, added.output
+    name = re.search(r"added (r-[0-9a-f]+) <carol@example.org> \(pending\)", added.output)[1]
+    listed = json.loads(cli("subscribers", "list", "--json", "-c", path).output)
+    assert [(r["name"], r["managed_by"], r["status"]) for r in listed] == [
+        ("all", "config", "active"),
+        (name, "store", "pending"),
+    ]
+    pending = json.loads(
+        cli("subscribers", "list", "--json", "--status", "pending", "-c", path).output
+    )
+    assert [r["name"] for r in pending] == [name]
+    shown = json.loads(cli("subscribers", "show", "CAROL@example.org", "--json", "-c", path).output)
+    assert shown["keywords"] == ["mamba", "linear attention"] and shown["send_hour"] == 8
+    assert shown["weekday"] == "mon" and shown["timezone"] == "Europe/Berlin"
+
+    edited = cli(
+        "subscribers", "edit", name, "-c", path, "--status", "active",
+        "--set", "exclude=survey;benchmark", "--set", "max_papers=7",
+    )  # fmt: skip
+    assert edited.exit_code == 0, edited.output
+    shown = json.loads(cli("subscribers", "show", name, "--json", "-c", path).output)
+    assert shown["exclude"] == ["survey", "benchmark"] and shown["max_papers"] == 7
+    assert shown["status"] == "active" and shown["confirmed_at"]
+
+    bad = cli("subscribers", "edit", name, "-c", path, "--set", "send_hour=25", "--tz", "Nowhere")
+    assert bad.exit_code == 2
+    assert "send_hour: expected less than or equal to 23" in bad.output
+    assert "timezone: expected an IANA time zone" in bad.output
+
+    removed = cli("subscribers", "remove", "carol@example.org", "-c", path)
+    assert removed.exit_code == 0 and f"unsubscribed {name}" in removed.output
+    assert json.loads(cli("subscribers", "show", name, "--json", "-c", path).output)[
+        "unsubscribed_at"
+    ]
+    purged = cli("subscribers", "remove", name, "--purge", "-c", path)
+    assert purged.exit_code == 0
+    assert len(json.loads(cli("subscribers", "list", "--json", "-c", path).output)) == 1
+    missing = cli("subscribers", "show", name, "-c", path)
+    assert missing.exit_code == 2 and f"no reader {name!r}" in missing.output
+
+
+def test_the_command_line_refuses_to_change_a_reader_the_config_defines(make_config):
+    path = str(make_config(subscribers=ONE_READER))
+    for args in (
+        ("add", "ALL@example.org"),
+        ("add", "x@example.org", "--name", "all"),
+        ("edit", "all", "--set", "max_papers=3"),
+        ("edit", "all@example.org", "--send-hour", "3"),
+        ("remove", "all"),
+    ):
+        result = cli("subscribers", *args, "-c", path)
+        assert result.exit_code == 2, (args, result.output)
+        assert "'all' is defined in" in result.output and "edit it there" in result.output
+    assert json.loads(cli("subscribers", "list", "--json", "-c", path).output)[1:] == []
+    unknown = cli("subscribers", "add", "s@example.org", "--set", "sources=nowhere", "-c", path)
+    assert (
+        unknown.exit_code == 2 and "sources: nowhere not defined in [[sources]]" in unknown.output
+    )
+
+
+def test_an_import_reports_every_bad_row_by_file_and_line_and_imports_nothing(
+    make_config, tmp_path
+):
+    path = str(make_config(subscribers=ONE_READER))
+    rows = tmp_path / "readers.csv"
+    rows.write_text(
+        "email,keywords,max_papers,timezone,interests\n"
+        "a@example.org,mamba;state space model,10,Europe/Paris,\n"
+        'b@example.org,"linear\nattention",ten,UTC,\n'  # a quoted cell over two lines
+        "not-an-address,diffusion,5,UTC,\n"
+        "c@example.org,ab*,5,Mars/Olympus,\n"
+        'd@example.org,,5,UTC,"[{""name"": ""x""}]"\n'
+        'e@example.org,"[""a;b""]",5,UTC,{not json\n'
+        "A@example.org,again,5,UTC,\n"
+        "all@example.org,mine,5,UTC,\n",
+        encoding="utf-8",
+    )
+    result = cli("subscribers", "import", str(rows), "-c", path)
+    assert result.exit_code == 2
+    errors = [line for line in result.output.splitlines() if line.startswith("error: ")]
+    assert errors[:-1] == [
+        f"error: {rows}:3: max_papers: expected a whole number, got 'ten'",
+        f"error: {rows}:5: email: expected one email address such as name@example.org, got "
+        "'not-an-address' (An email address must have an @-sign.)",
+        f"error: {rows}:6: keywords.0: 'ab*': a wildcard needs at least 3 letters before the *",
+        f"error: {rows}:6: timezone: expected an IANA time zone such as Europe/Berlin, got "
+        "'Mars/Olympus'",
+        f"error: {rows}:7: interests.0.keywords: required",
+        f"error: {rows}:8: interests: expected a JSON array, got '{{not json' "
+        "(Expecting property name enclosed in double quotes)",
+        f"error: {rows}:9: email: A@example.org is also in row 1",
+        f"error: {rows}:10: email: all@example.org is subscriber 'all' in {path}; edit it there",
+    ]
+    assert errors[-1] == f"error: {rows}: 7 of 8 rows are bad; nothing was imported"
+    assert json.loads(cli("subscribers", "list", "--json", "-c", path).output)[1:] == []
+
+    skipped = cli("subscribers", "import", str(rows), "--skip-bad", "-c", path)
+    assert skipped.exit_code == 1
+    assert "imported 1 readers" in skipped.output and "7 bad rows skipped" in skipped.output
+    stored = json.loads(cli("subscribers", "list", "--json", "-c", path).output)[1:]
+    assert [(r["email"], r["keywords"], r["timezone"]) for r in stored] == [
+        ("a@example.org", ["mamba", "state space model"], "Europe/Paris")
+    ]
+
+
+def test_a_json_import_names_the_line_of_each_bad_object(make_config, tmp_path):
+    path = str(make_config(subscribers=ONE_READER))
+    rows = tmp_path / "readers.json"
+    rows.write_text(
+        '[\n  {"email": "a@example.org", "keywords": ["mamba"]},\n'
+        '  {"email": "b@example.org",\n   "cadence": "weekly"},\n'
+        '  {"email": "c@example.org", "max_papers": 0}\n]\n',
+        encoding="utf-8",
+    )
+    result = cli("subscribers", "import", str(rows), "-c", path)
+    assert result.exit_code == 2
+    assert f"error: {rows}:3: (reader): cadence weekly needs weekday (mon, tue, ... sun)" in (
+        result.output
+    )
+    assert f"error: {rows}:5: max_papers: expected greater than or equal to 1, got 0" in (
+        result.output
+    )
+    broken = tmp_path / "broken.json"
+    broken.write_text('[\n  {"email": "a@example.org"}\n  {"email": "b@example.org"}\n]')
+    result = cli("subscribers", "import", str(broken), "-c", path)
+    assert result.exit_code == 2 and f"{broken}:3: not valid JSON: expected ',' or ']'" in (
+        result.output
+    )
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json"])
+def test_export_writes_what_import_reads_back(make_config, tmp_path, fmt):
+    path = str(make_config(subscribers=ONE_READER))
+    for args in (
+        ("a@example.org", "--keyword", "mamba", "--keyword", "linear attention"),
+        ("b@example.org", "--status", "pending", "--cadence", "weekly", "--weekday", "sun"),
+        ("c@example.org", "--set", 'keywords=["semi;colon", {"term": "kv cache", "weight": 2}]'),
+        ("d@example.org", "--set", 'interests=[{"name": "Vision", "keywords": ["diffusion"]}]'),
+        ("e@example.org", "--tz", "America/New_York", "--send-hour", "0", "--channel", "feed"),
+    ):
+        assert cli("subscribers", "add", *args, "-c", path).exit_code == 0
+    cli("subscribers", "remove", "e@example.org", "-c", path)
+    exported = tmp_path / f"readers.{fmt}"
+    assert (
+        cli("subscribers", "export", "--format", fmt, "-o", str(exported), "-c", path).exit_code
+        == 0
+    )
+
+    (tmp_path / "other").mkdir()
+    other = make_config(subscribers=ONE_READER, folder=tmp_path / "other")
+    imported = cli("subscribers", "import", str(exported), "-c", str(other))
+    assert imported.exit_code == 0 and "5 added, 0 updated" in imported.output, imported.output
+    again = cli("subscribers", "export", "--format", fmt, "-c", str(other)).output
+    assert again == exported.read_text(encoding="utf-8")
+    first = json.loads(cli("subscribers", "list", "--json", "-c", path).output)
+    second = json.loads(cli("subscribers", "list", "--json", "-c", str(other)).output)
+    same = ("name", "email", "status", "keywords", "interests", "timezone", "weekday", "channels")
+    assert [[r.get(k) for k in same] for r in first] == [[r.get(k) for k in same] for r in second]
