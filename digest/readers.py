@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import logging
 import secrets
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from email_validator import EmailNotValidError, validate_email
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from digest.config import Config, SubscriberSettings
@@ -128,13 +128,11 @@ def new_reader_name() -> str:
 
 
 def email_key(address: str) -> str:
-    """The form two spellings of one address share (domain and case folded), so a reader
-    is found, and imported, by address whatever its capitalisation."""
-    try:
-        normalized = validate_email(address.strip(), check_deliverability=False).normalized
-    except EmailNotValidError:
-        normalized = address.strip()
-    return normalized.casefold()
+    """The form two spellings of one address share (Unicode NFC, case folded), so a
+    reader is found, and imported, by address whatever its capitalisation. Cheap on
+    purpose: an import computes it for every row, and the address is validated once,
+    as the reader is."""
+    return unicodedata.normalize("NFC", address.strip()).casefold()
 
 
 def validate_reader(values: Mapping[str, Any]) -> tuple[SubscriberSettings, ReaderState]:

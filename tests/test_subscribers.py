@@ -4,8 +4,11 @@ imports: every bad row reported by file and line, round trips, ten thousand rows
 
 from __future__ import annotations
 
+import csv
 import json
 import re
+import subprocess
+import sys
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -412,3 +415,43 @@ def test_export_writes_what_import_reads_back(make_config, tmp_path, fmt):
     second = json.loads(cli("subscribers", "list", "--json", "-c", str(other)).output)
     same = ("name", "email", "status", "keywords", "interests", "timezone", "weekday", "channels")
     assert [[r.get(k) for k in same] for r in first] == [[r.get(k) for k in same] for r in second]
+
+
+# --- ten thousand readers --------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_ten_thousand_readers_import_from_csv_and_one_run_serves_the_active_ones(
+    make_config, tmp_path
+):
+    path = make_config(subscribers="")
+    daily_papers(tmp_path / "inbox", day(0), 6, 1)
+    rows = tmp_path / "readers.csv"
+    active = {f"reader{n}@example.org" for n in (0, 17, 4242, 9999)}
+    with rows.open("w", newline="", encoding="utf-8") as out:
+        writer = csv.writer(out)
+        writer.writerow(["email", "keywords", "status", "channels"])
+        for n in range(10_000):
+            email = f"reader{n}@example.org"
+            status = "active" if email in active else ("paused", "pending")[n % 2]
+            writer.writerow([email, f"state space;topic {n % 97}", status, "email"])
+    digest = [sys.executable, "-m", "digest"]
+    imported = subprocess.run(
+        [*digest, "subscribers", "import", str(rows), "-c", str(path)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert imported.returncode == 0, imported.stderr
+    assert "10000 added, 0 updated" in imported.stdout
+    with open_store(load_config(path)) as store:
+        readers = store.list_subscribers()
+        assert len(readers) == 10_000 and len({r.name for r in readers}) == 10_000
+        names = {r.email: r.name for r in readers}
+    ran = subprocess.run(
+        [*digest, "run", "--json", "--date", day(0).isoformat(), "-c", str(path)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert ran.returncode == 0, ran.stderr
+    report = json.loads(ran.stdout)
+    assert sorted(report["subscribers"]) == sorted(names[e] for e in active)
+    assert all(entry["delivered"] == 6 for entry in report["subscribers"].values())
+    assert emails_of(tmp_path / "out") == {names[e]: 1 for e in sorted(active, key=names.get)}
