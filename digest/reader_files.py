@@ -35,6 +35,10 @@ LIST_FIELDS = frozenset(
 )
 JSON_FIELDS = frozenset(("interests",))
 FORMATS = ("csv", "json")
+FILE_HINT = (
+    "an import file is CSV with a header row of field names (email,keywords,...) or a "
+    "JSON list of objects, one per reader"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +54,9 @@ def read_rows(path: Path) -> list[Row]:
     try:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
-        raise SubscriberError(f"{path}: cannot read the import file: {exc}") from None
+        raise SubscriberError(
+            f"{path}: cannot read the import file: {exc}", hint=FILE_HINT
+        ) from None
     if text.lstrip().startswith("["):
         return json_rows(text, path)
     return csv_rows(text, path)
@@ -62,12 +68,20 @@ def csv_rows(text: str, path: Path) -> list[Row]:
     try:
         header = [name.strip() for name in next(reader)]
     except StopIteration:
-        raise SubscriberError(f"{path}: the file is empty; expected a header row") from None
+        raise SubscriberError(
+            f"{path}: the file is empty; expected a header row", hint=FILE_HINT
+        ) from None
+    twice = sorted({name for name in header if header.count(name) > 1})
+    if twice:
+        raise SubscriberError(
+            f"{path}:1: column {twice[0]!r} appears more than once", hint=FILE_HINT
+        )
     unknown = [name for name in header if name not in FIELDS]
     if unknown or "email" not in header:
         what = f"unknown column {unknown[0]!r}" if unknown else "no email column"
         raise SubscriberError(
-            f"{path}:1: {what}; expected a header row of: {', '.join(FIELDS)} (email required)"
+            f"{path}:1: {what}; expected a header row of: {', '.join(FIELDS)} (email required)",
+            hint=FILE_HINT,
         )
     rows = []
     start = reader.line_num + 1
@@ -82,7 +96,9 @@ def csv_rows(text: str, path: Path) -> list[Row]:
                 continue
             rows.append(_csv_row(line, header, cells))
     except csv.Error as exc:
-        raise SubscriberError(f"{path}:{reader.line_num}: not valid CSV: {exc}") from None
+        raise SubscriberError(
+            f"{path}:{reader.line_num}: not valid CSV: {exc}", hint=FILE_HINT
+        ) from None
     return rows
 
 
@@ -127,10 +143,14 @@ def json_rows(text: str, path: Path) -> list[Row]:
         try:
             value, end = decoder.raw_decode(text, at)
         except json.JSONDecodeError as exc:
-            raise SubscriberError(f"{path}:{exc.lineno}: not valid JSON: {exc.msg}") from None
+            raise SubscriberError(
+                f"{path}:{exc.lineno}: not valid JSON: {exc.msg}", hint=FILE_HINT
+            ) from None
         line = text.count("\n", 0, at) + 1
         if not isinstance(value, dict):
-            raise SubscriberError(f"{path}:{line}: expected an object per reader, got {value!r}")
+            raise SubscriberError(
+                f"{path}:{line}: expected an object per reader, got {value!r}", hint=FILE_HINT
+            )
         rows.append(Row(line, value))
         at = _skip(text, end)
         if text[at : at + 1] == ",":
@@ -140,10 +160,10 @@ def json_rows(text: str, path: Path) -> list[Row]:
             at += 1
             break
         line = text.count("\n", 0, at) + 1
-        raise SubscriberError(f"{path}:{line}: not valid JSON: expected ',' or ']'")
+        raise SubscriberError(f"{path}:{line}: not valid JSON: expected ',' or ']'", hint=FILE_HINT)
     if _skip(text, at) != len(text):
         line = text.count("\n", 0, at) + 1
-        raise SubscriberError(f"{path}:{line}: not valid JSON: text after the list")
+        raise SubscriberError(f"{path}:{line}: not valid JSON: text after the list", hint=FILE_HINT)
     return rows
 
 

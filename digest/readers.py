@@ -138,6 +138,7 @@ def email_key(address: str) -> str:
 def validate_reader(values: Mapping[str, Any]) -> tuple[SubscriberSettings, ReaderState]:
     """A reader's settings and state from plain values, or a SubscriberError listing every
     problem as ``key: what was expected``."""
+    values = {key: value for key, value in values.items() if value is not None}  # defaults
     unknown = sorted(set(values) - set(FIELDS))
     problems = [f"{key}: unknown field; known: {', '.join(FIELDS)}" for key in unknown]
     settings = state = None
@@ -251,8 +252,8 @@ def stamped(
         confirmed = now
     unsubscribed = None
     if state.status == "unsubscribed":
-        was = old is not None and old.status == "unsubscribed"
-        unsubscribed = old.unsubscribed_at if was and old else now
+        still = old is not None and old.status == "unsubscribed"
+        unsubscribed = old.unsubscribed_at if old is not None and still else now
     return Reader(
         settings=settings,
         state=state,

@@ -181,6 +181,22 @@ def test_an_import_validates_every_row_first_and_upserts_by_address(store):
     assert len(store.list_subscribers()) == 2
 
 
+def test_a_reader_stored_by_another_process_during_an_import_is_reported_and_nothing_written(
+    store_target,
+):
+    with Store.open(store_target) as one, Store.open(store_target) as other:
+
+        def meanwhile(reader):  # runs between the import's checks and its write
+            if reader.email == "a@example.org":
+                other.add_subscriber({"email": "A@example.org"}, NOW)
+            return []
+
+        rows = [{"email": "a@example.org"}, {"email": "b@example.org"}]
+        with pytest.raises(SubscriberError, match="another process stored a reader"):
+            one.import_subscribers(rows, NOW, check=meanwhile)
+        assert [r.email for r in one.list_subscribers()] == ["A@example.org"]
+
+
 # --- who a run serves ------------------------------------------------------------------------
 
 
@@ -385,6 +401,25 @@ def test_a_json_import_names_the_line_of_each_bad_object(make_config, tmp_path):
     assert result.exit_code == 2 and f"{broken}:3: not valid JSON: expected ',' or ']'" in (
         result.output
     )
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ("", ": the file is empty; expected a header row"),
+        ("email,keywords,email\n", ":1: column 'email' appears more than once"),
+        ("email,colour\n", ":1: unknown column 'colour'; expected a header row of: name, email"),
+        ("name,keywords\n", ":1: no email column"),
+        ('[\n  {"email": "a@example.org"},\n  3\n]', ":3: expected an object per reader"),
+        ('[\n  {"email": "a@example.org",}\n]', ":2: not valid JSON"),
+    ],
+)
+def test_an_import_file_that_cannot_be_read_says_where(make_config, tmp_path, content, expected):
+    path = str(make_config(subscribers=ONE_READER))
+    rows = tmp_path / "rows.txt"
+    rows.write_text(content, encoding="utf-8")
+    result = cli("subscribers", "import", str(rows), "-c", path)
+    assert result.exit_code == 2 and f"error: {rows}{expected}" in result.output
 
 
 @pytest.mark.parametrize("fmt", ["csv", "json"])

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from digest.errors import SubscriberError
 from digest.readers import (
@@ -94,6 +96,20 @@ def _reader_of(row: Any) -> Reader:
     )
 
 
+@contextmanager
+def _same_reader_meanwhile() -> Iterator[None]:
+    """Another process may add a reader of the same name or address between our check and
+    our write (several hosts on one PostgreSQL store): say so, rather than a traceback."""
+    try:
+        yield
+    except IntegrityError:
+        raise SubscriberError(
+            "another process stored a reader of the same name or address meanwhile; "
+            "nothing was written",
+            hint="run the command again: it now sees that reader",
+        ) from None
+
+
 class ReadersMixin(StoreBase):
     # --- one reader -------------------------------------------------------------------------
 
@@ -110,7 +126,8 @@ class ReadersMixin(StoreBase):
                 raise SubscriberError(f"email: {reader.email} is a reader already")
             if self.get_subscriber(reader.name) is not None:
                 raise SubscriberError(f"name: {reader.name!r} is taken by another reader")
-            conn.execute(insert(readers).values(**_row_of(reader)))
+            with _same_reader_meanwhile():
+                conn.execute(insert(readers).values(**_row_of(reader)))
         return reader
 
     def get_subscriber(self, ref: str) -> Reader | None:
@@ -203,7 +220,7 @@ class ReadersMixin(StoreBase):
                 result.bad += [(index, problem) for problem in problems]
         if (result.bad and not skip_bad) or not write:
             return result
-        with self.transaction() as conn:
+        with _same_reader_meanwhile(), self.transaction() as conn:
             for start in range(0, len(new), CHUNK):
                 conn.execute(insert(readers), [_row_of(r) for r in new[start : start + CHUNK]])
             if changed:
