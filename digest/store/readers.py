@@ -89,7 +89,7 @@ def _reader_of(row: Any) -> Reader:
     except SubscriberError as exc:
         raise SubscriberError(
             f"store reader {row.name}: its stored details no longer validate: {exc.message}",
-            hint=f"fix it with `digest subscribers edit {row.name} --set KEY=VALUE`",
+            hint="it is left out of runs until its row in the store's readers table is fixed",
         ) from None
     return Reader(
         settings, state, row.created_at, row.updated_at, row.confirmed_at, row.unsubscribed_at
@@ -212,12 +212,12 @@ class ReadersMixin(StoreBase):
         changed: list[Reader] = []
         seen: dict[str, int] = {}
         for index, values in enumerate(rows):
-            problems = self._plan_row(index, values, existing, names, seen, now, check)
-            if isinstance(problems, Reader):
-                old = existing.get(email_key(problems.email))
-                (changed if old else new).append(problems)
+            planned = self._plan_row(index, values, existing, names, seen, now, check)
+            if isinstance(planned, Reader):
+                old = existing.get(email_key(planned.email))
+                (changed if old else new).append(planned)
             else:
-                result.bad += [(index, problem) for problem in problems]
+                result.bad += [(index, problem) for problem in planned]
         if (result.bad and not skip_bad) or not write:
             return result
         with _same_reader_meanwhile(), self.transaction() as conn:
