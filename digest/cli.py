@@ -20,12 +20,13 @@ from typing import Any, NoReturn
 import click
 
 from digest import __version__
-from digest.config import Config, SubscriberSettings, environment_problems, load_config
-from digest.errors import ConfigError, DigestError, StoreError
+from digest.config import CHANNELS, Config, SubscriberSettings, environment_problems, load_config
+from digest.errors import ConfigError, DigestError, StoreError, SubscriberError
 from digest.explain import describe, explain
 from digest.pipeline import digest_date, open_store, run_once, utc_now
 from digest.previews import PREVIEW_FORMATS, preview, send_test
 from digest.progress import terminal_progress
+from digest.readers import STATUSES, WEEKDAYS
 from digest.report import RedactingFilter, Redactor, RunReport, redactor_for
 from digest.scheduler import run_scheduler, schedule_of
 from digest.serve import make_http_server, serve_until
@@ -446,3 +447,290 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, date | datetime):
         return value.isoformat()
     return value
+
+
+# --- digest subscribers: readers kept in the store ---------------------------------------
+
+
+@main.group(name="subscribers")
+def subscribers_group() -> None:
+    """Readers kept in the store: add, list, show, edit, remove, import, export.
+
+    A run serves the config's [[subscribers]] and the store's active readers. The config
+    wins: a name or address it defines is edited in the config, never here.
+    """
+
+
+def _reader_options(command: Any) -> Any:
+    """The options add and edit share: the common fields, and --set for any field."""
+    options = [
+        click.option("--keyword", "keywords", multiple=True, help="A keyword (repeatable)."),
+        click.option("--exclude", multiple=True, help="A term that leaves a paper out."),
+        click.option("--author", "authors", multiple=True, help="An author who boosts a paper."),
+        click.option("--category", "categories", multiple=True, help="An arXiv category."),
+        click.option("--max-papers", type=int, default=None, help="Papers a digest at most."),
+        click.option(
+            "--channel",
+            "channels",
+            multiple=True,
+            type=click.Choice(CHANNELS),
+            help="A channel (repeatable). Default: email, feed, page.",
+        ),
+        click.option(
+            "--cadence",
+            type=click.Choice(["daily", "weekly"]),
+            default=None,
+            help="How often (stored now; the scheduler honours it later). Default: daily.",
+        ),
+        click.option(
+            "--weekday", type=click.Choice(WEEKDAYS), default=None, help="The day, if weekly."
+        ),
+        click.option("--tz", "timezone", default=None, help="IANA time zone, e.g. Europe/Berlin."),
+        click.option("--send-hour", type=int, default=None, help="Local hour to send, 0-23."),
+        click.option(
+            "--set",
+            "assignments",
+            multiple=True,
+            metavar="KEY=VALUE",
+            help="Any field (lists ';'-separated, interests as JSON); an empty VALUE resets it.",
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _changes(options: dict[str, Any]) -> dict[str, Any]:
+    """The fields the options give: flags first, then --set (which may reset a field)."""
+    from digest.reader_files import cell_value
+    from digest.readers import FIELDS
+
+    changes = {
+        key: list(value) if isinstance(value, tuple) else value
+        for key, value in options.items()
+        if key != "assignments" and value not in (None, ())
+    }
+    for assignment in options.get("assignments", ()):
+        key, sep, text = assignment.partition("=")
+        key = key.strip()
+        if not sep or key not in FIELDS:
+            fail(
+                SubscriberError(
+                    f"--set {assignment!r}: expected KEY=VALUE with KEY one of {', '.join(FIELDS)}"
+                )
+            )
+        try:
+            changes[key] = cell_value(key, text)
+        except ValueError as exc:
+            fail(SubscriberError(f"--set {key}: {exc}"))
+    return changes
+
+
+def _config_check(config: Config) -> Any:
+    from digest.readers import check_against_config
+
+    return lambda reader: check_against_config(reader.settings, config)
+
+
+def _refuse_config_reader(config: Config, ref: str) -> None:
+    from digest.readers import config_reader
+
+    defined = config_reader(config, ref)
+    if defined is not None:
+        fail(
+            SubscriberError(
+                f"{ref}: subscriber {defined.name!r} is defined in {config.path} "
+                "([[subscribers]]); edit it there",
+                hint="the command line changes only the readers it keeps in the store",
+            )
+        )
+
+
+def _store_call(config: Config, call: Any) -> Any:
+    """Run ``call(store)`` on the config's store, turning its errors into exit statuses."""
+    try:
+        with open_store(config) as store:
+            return call(store)
+    except DigestError as exc:
+        fail(exc)
+
+
+@subscribers_group.command(name="add")
+@config_option
+@click.argument("email")
+@click.option("--name", default=None, help="Its name (in file names and URLs). Default: r-...")
+@click.option(
+    "--status", type=click.Choice(["active", "pending"]), default="active", show_default=True
+)
+@_reader_options
+def subscribers_add(config_path: Path, email: str, **options: Any) -> None:
+    """Add a reader to the store; it is served from the next run if active."""
+    config = load(config_path)
+    values = {"email": email, **_changes(options)}
+    _refuse_config_reader(config, email)
+    reader = _store_call(
+        config, lambda store: store.add_subscriber(values, utc_now(), check=_config_check(config))
+    )
+    click.echo(f"added {reader.name} <{reader.email}> ({reader.status})")
+
+
+@subscribers_group.command(name="edit")
+@config_option
+@click.argument("ref", metavar="NAME|EMAIL")
+@click.option("--email", default=None, help="A new address.")
+@click.option("--status", type=click.Choice(STATUSES), default=None, help="A new status.")
+@_reader_options
+def subscribers_edit(config_path: Path, ref: str, **options: Any) -> None:
+    """Change a store reader's fields; the others keep their values, and a list option
+    (--keyword ...) replaces its list."""
+    config = load(config_path)
+    _refuse_config_reader(config, ref)
+    changes = _changes(options)
+    if not changes:
+        fail(SubscriberError("nothing to change; give an option or --set KEY=VALUE"))
+    reader = _store_call(
+        config,
+        lambda store: store.update_subscriber(ref, changes, utc_now(), check=_config_check(config)),
+    )
+    click.echo(f"updated {reader.name} <{reader.email}> ({reader.status})")
+
+
+@subscribers_group.command(name="remove")
+@config_option
+@click.argument("ref", metavar="NAME|EMAIL")
+@click.option("--purge", is_flag=True, help="Delete the reader instead of unsubscribing it.")
+def subscribers_remove(config_path: Path, ref: str, purge: bool) -> None:
+    """Unsubscribe a store reader (the next run sends it nothing), or --purge it."""
+    config = load(config_path)
+    _refuse_config_reader(config, ref)
+    if purge:
+        reader = _store_call(config, lambda store: store.remove_subscriber(ref))
+        click.echo(f"deleted {reader.name} <{reader.email}>")
+        return
+    reader = _store_call(config, lambda store: store.set_status(ref, "unsubscribed", utc_now()))
+    click.echo(f"unsubscribed {reader.name} <{reader.email}>")
+
+
+def _all_readers(config: Config, status: str | None) -> list[dict[str, Any]]:
+    """Config readers (always active) and store readers, as records for list and show."""
+    found = [
+        {"managed_by": "config", "status": "active"}
+        | s.model_dump(mode="json", exclude_defaults=True)
+        for s in config.subscribers
+        if status in (None, "active")
+    ]
+    readers = _store_call(config, lambda store: store.list_subscribers(status))
+    return found + [{"managed_by": "store"} | reader.to_json() for reader in readers]
+
+
+@subscribers_group.command(name="list")
+@config_option
+@click.option("--status", type=click.Choice(STATUSES), default=None, help="Only these readers.")
+@click.option("--json", "as_json", is_flag=True, help="Print them as JSON.")
+def subscribers_list(config_path: Path, status: str | None, as_json: bool) -> None:
+    """List the readers: the config's, then the store's in the order they were added."""
+    config = load(config_path)
+    records = _all_readers(config, status)
+    if as_json:
+        click.echo(json.dumps(records, indent=2, ensure_ascii=False))
+        return
+    for record in records:
+        keywords = "; ".join(str(k) for k in record.get("keywords", []))
+        keywords = keywords if len(keywords) <= 60 else keywords[:59] + "…"
+        click.echo(
+            f"{record['name']:<16} {record['status']:<12} {record['managed_by']:<6} "
+            f"{record['email']}  {keywords}"
+        )
+    click.echo(f"{len(records)} readers")
+
+
+@subscribers_group.command(name="show")
+@config_option
+@click.argument("ref", metavar="NAME|EMAIL")
+@click.option("--json", "as_json", is_flag=True, help="Print it as JSON.")
+def subscribers_show(config_path: Path, ref: str, as_json: bool) -> None:
+    """Show one reader, from the config or the store, with every field set."""
+    from digest.readers import config_reader
+
+    config = load(config_path)
+    defined = config_reader(config, ref)
+    if defined is not None:
+        record = {"managed_by": "config", "status": "active"} | defined.model_dump(
+            mode="json", exclude_defaults=True
+        )
+    else:
+        reader = _store_call(config, lambda store: store.get_subscriber(ref))
+        if reader is None:
+            fail(
+                SubscriberError(
+                    f"no reader {ref!r} in {config.path} or its store",
+                    hint="`digest subscribers list` shows them",
+                )
+            )
+        record = {"managed_by": "store"} | reader.to_json()
+    if as_json:
+        click.echo(json.dumps(record, indent=2, ensure_ascii=False))
+        return
+    for key, value in record.items():
+        click.echo(f"{key + ':':<16} {json.dumps(value, ensure_ascii=False)}")
+
+
+@subscribers_group.command(name="import")
+@config_option
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--skip-bad", is_flag=True, help="Import the good rows even if some are bad.")
+def subscribers_import(config_path: Path, file: Path, skip_bad: bool) -> None:
+    """Add or update readers by address from a CSV (header row: email,keywords,...; lists
+    ';'-separated) or JSON file (a list of objects). Every row is checked first; if one
+    is bad, nothing is imported (unless --skip-bad)."""
+    from digest.reader_files import import_file
+
+    config = load(config_path)
+    check = _config_check(config)
+    done = _store_call(
+        config,
+        lambda store: import_file(store, file, utc_now(), check=check, skip_bad=skip_bad),
+    )
+    for problem in done.problems:
+        click.secho(f"error: {problem}", fg="red", err=True)
+    if not done.written:
+        fail(
+            SubscriberError(
+                f"{file}: {done.bad_rows} of {done.rows} rows are bad; nothing was imported",
+                hint="fix them, or import the good rows with --skip-bad",
+            )
+        )
+    skipped = f", {done.bad_rows} bad rows skipped" if done.bad_rows else ""
+    click.echo(
+        f"imported {done.added + done.updated} readers from {file}: "
+        f"{done.added} added, {done.updated} updated{skipped}"
+    )
+    if done.bad_rows:
+        sys.exit(EXIT_FAILED)
+
+
+@subscribers_group.command(name="export")
+@config_option
+@click.option(
+    "--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True
+)
+@click.option("--status", type=click.Choice(STATUSES), default=None, help="Only these readers.")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write to this file. Default: standard output.",
+)
+def subscribers_export(
+    config_path: Path, fmt: str, status: str | None, output: Path | None
+) -> None:
+    """Write the store's readers as `digest subscribers import` reads them."""
+    from digest.reader_files import write_readers
+
+    config = load(config_path)
+    text = write_readers(_store_call(config, lambda store: store.list_subscribers(status)), fmt)
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8")

@@ -682,7 +682,9 @@ class Config(_Settings):
     serve: ServeSettings = Field(default_factory=ServeSettings)  # type: ignore[arg-type]
     sources: tuple[SourceSettings, ...] = Field(min_length=1, description="Where papers come from.")
     subscribers: tuple[SubscriberSettings, ...] = Field(
-        min_length=1, description="Who gets a digest."
+        (),
+        description="Who gets a digest, besides the readers `digest subscribers` keeps in "
+        "the store.",
     )
     _path: Path = PrivateAttr(default=Path("config.toml"))
 

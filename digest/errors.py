@@ -5,6 +5,7 @@ Every error a user can cause or meet derives from :class:`DigestError`; the CLI 
 
     DigestError
     ├── ConfigError        the config file is missing, is not TOML, or a key is wrong
+    │   └── SubscriberError   a store reader's details are wrong, or it cannot be found
     ├── SourceError        a source could not be read (file, URL, status)
     │   └── ParseError     a listing was read but is not in any format we understand
     ├── StoreError         the state store cannot be opened or is from a newer version
@@ -38,6 +39,19 @@ class ConfigError(DigestError):
     """The configuration cannot be used. The message names the file and the key."""
 
     hint = "fix the config file; `digest check --config FILE` lists every problem"
+
+
+class SubscriberError(ConfigError):
+    """A reader given on the command line or in an import file is invalid, unknown, or
+    managed by the config. ``problems`` lists each one as ``key: what was expected``."""
+
+    hint = "see `digest subscribers --help`; readers in the config file are edited there"
+
+    def __init__(
+        self, message: str, *, hint: str | None = None, problems: list[str] | None = None
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.problems = problems or [message]
 
 
 class SourceError(DigestError):

@@ -40,6 +40,7 @@ from digest.errors import DigestError
 from digest.http import Http, Throttle
 from digest.rank import Ranking
 from digest.ranker import Ranker
+from digest.readers import run_subscribers
 from digest.render.environment import make_environment
 from digest.report import RunReport, SourceReport, SubscriberReport, Timings, redactor_for
 from digest.sources import FetchContext, Source, build_sources
@@ -126,7 +127,7 @@ def run_once(
                     report,
                 )
             report.breakers = http.given_up()
-            chosen = [s for s in config.subscribers if not only or s.name in only]
+            chosen = [s for s in run_subscribers(config, store) if not only or s.name in only]
             # Given channels (a test's) or a dry run's savepoint stay in this process.
             workers = 1 if channels or dry_run else worker_count(config.run.workers, len(chosen))
             if workers > 1:  # each worker process opens its own channels

@@ -57,7 +57,7 @@ def digest_of(
 
 def test_a_new_store_has_the_current_schema_and_refuses_a_newer_one(store_target):
     with Store.open(store_target) as store:
-        assert store.schema_version == SCHEMA_VERSION == 5
+        assert store.schema_version == SCHEMA_VERSION == 6
         with store.transaction() as conn:
             conn.execute(text("UPDATE meta SET value = '99' WHERE key = 'schema_version'"))
     with pytest.raises(StoreError, match="schema version 99, newer than"):
@@ -72,6 +72,7 @@ def test_older_stores_are_migrated_and_keep_their_data(tmp_path):
         ).uids
         old = digest_of(store, "alice", D0, [uids[0]], uids)
         with store.transaction() as conn:  # make it what version 1 created
+            conn.execute(text("DROP TABLE readers"))
             conn.execute(text("DROP INDEX ix_digests_watermark"))
             conn.execute(text("ALTER TABLE digests DROP COLUMN watermark"))
             conn.execute(text("ALTER TABLE ledger DROP COLUMN section"))
@@ -91,10 +92,12 @@ def test_older_stores_are_migrated_and_keep_their_data(tmp_path):
             )
             conn.execute(text("UPDATE meta SET value = '1' WHERE key = 'schema_version'"))
     with Store.open(path) as store:
-        assert store.schema_version == 5
+        assert store.schema_version == 6
         with Store.open(tmp_path / "new.db") as fresh:
             assert indexes(store, "digests") == indexes(fresh, "digests")
             assert columns(store, "deliveries") == columns(fresh, "deliveries")
+            assert columns(store, "readers") == columns(fresh, "readers")
+            assert indexes(store, "readers") == indexes(fresh, "readers")
             assert "ix_digests_watermark" in indexes(fresh, "digests")
         # An old pending delivery has had no copy sent without confirmation.
         assert store.mark_unknown(old.digest_id, "email", "no answer") == "unknown"

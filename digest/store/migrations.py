@@ -12,7 +12,7 @@ from collections.abc import Callable
 from sqlalchemy import Connection, insert, inspect, select, text, update
 
 from digest.errors import StoreError
-from digest.store.schema import digests, meta, metadata
+from digest.store.schema import digests, meta, metadata, readers
 
 
 def _v2_ledger_sections(conn: Connection) -> None:
@@ -37,6 +37,10 @@ def _v5_delivery_unknown_sends(conn: Connection) -> None:
     conn.execute(text("ALTER TABLE deliveries ADD COLUMN unknown_sends INTEGER NOT NULL DEFAULT 0"))
 
 
+def _v6_readers(conn: Connection) -> None:
+    readers.create(conn)
+
+
 # Each step takes the store from version N-1 to N. Version 1 is the first schema.
 MIGRATIONS: dict[int, tuple[str, Callable[[Connection], None]]] = {
     2: ("ledger.section: the interest a paper was chosen for", _v2_ledger_sections),
@@ -46,6 +50,7 @@ MIGRATIONS: dict[int, tuple[str, Callable[[Connection], None]]] = {
         "deliveries.unknown_sends: copies sent whose outcome is unknown",
         _v5_delivery_unknown_sends,
     ),
+    6: ("readers: subscribers managed in the store", _v6_readers),
 }
 SCHEMA_VERSION = max(MIGRATIONS, default=1)
 

@@ -4,6 +4,8 @@
 - ``paper_keys``: every key a paper is known by (``arxiv:ID``, ``title:KEY``), so a paper
   first seen by title and later by id stays one paper.
 - ``subscribers``: when each subscriber first took part in a run.
+- ``readers``: subscribers managed in the store rather than the config: address, status,
+  profile (JSON, validated as a config subscriber is), channels, schedule, timestamps (v6).
 - ``digests``: each digest made for a subscriber (date and sequence within the day).
 - ``ledger``: the papers chosen for a subscriber's digests (and, rarely, papers considered
   but not covered by the digest's watermark); ``digests.watermark`` covers the rest.
@@ -89,6 +91,30 @@ subscribers = Table(
     metadata,
     Column("name", String(64), primary_key=True),
     Column("created_on", Date, nullable=False),
+)
+
+readers = Table(
+    "readers",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),  # the order they came in
+    Column("name", String(64), nullable=False),
+    Column("email", Text, nullable=False),
+    Column("email_key", Text, nullable=False),  # the address case-folded: one reader each
+    Column("status", String(16), nullable=False),  # pending | active | paused | ...
+    Column("profile", Text, nullable=False),  # JSON: SubscriberSettings' profile fields
+    Column("channels", Text, nullable=False),  # JSON list
+    Column("cadence", String(8), nullable=False),  # daily | weekly
+    Column("weekday", String(3), nullable=True),  # mon ... sun, for weekly
+    Column("timezone", String(64), nullable=False),
+    Column("send_hour", Integer, nullable=False),
+    Column("feed_token", String(128), nullable=True),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+    Column("confirmed_at", UtcDateTime(), nullable=True),
+    Column("unsubscribed_at", UtcDateTime(), nullable=True),
+    UniqueConstraint("name", name="uq_readers_name"),
+    UniqueConstraint("email_key", name="uq_readers_email"),
+    Index("ix_readers_status", "status"),
 )
 
 digests = Table(

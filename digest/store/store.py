@@ -3,6 +3,7 @@
 - ``base.py``: the connection, transactions, dry runs, and concurrency per backend;
 - ``papers.py``: papers and their identity (keys, merges);
 - ``digests.py``: subscribers, what they are owed, digests and their deliveries;
+- ``readers.py``: readers managed in the store (not the config), and their imports;
 - ``runs.py``: runs, per-source cursors and the summary ``digest state`` prints;
 - ``schema.py`` and ``migrations.py``: the tables and their versions.
 
@@ -14,8 +15,9 @@ from __future__ import annotations
 
 from digest.store.digests import DigestsMixin
 from digest.store.papers import PapersMixin
+from digest.store.readers import ReadersMixin
 from digest.store.runs import RunsMixin
 
 
-class Store(PapersMixin, DigestsMixin, RunsMixin):
-    """Papers, subscribers' ledgers, digests, deliveries, runs and cursors."""
+class Store(PapersMixin, DigestsMixin, ReadersMixin, RunsMixin):
+    """Papers, store-managed readers, ledgers, digests, deliveries, runs and cursors."""
