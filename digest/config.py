@@ -125,7 +125,18 @@ def _check_feed_token(value: str) -> str:
     return value
 
 
+def _check_zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"expected an IANA time zone such as Europe/Berlin, got {value!r}"
+        ) from None
+    return value
+
+
 Name = Annotated[str, AfterValidator(_check_name)]
+ZoneName = Annotated[str, AfterValidator(_check_zone)]
 EmailAddress = Annotated[str, AfterValidator(_check_email)]
 SenderAddress = Annotated[str, AfterValidator(_check_sender)]
 _HOST_LABEL = re.compile(r"^(?!-)[A-Za-z0-9_-]{1,63}(?<!-)$")
@@ -598,7 +609,7 @@ class ScheduleSettings(_Settings):
         description="When to run, as a standard 5-field crontab line (minute hour day "
         "month weekday; 0 or 7 is Sunday). A 6th field in front, for seconds, is accepted.",
     )
-    timezone: str | None = Field(
+    timezone: ZoneName | None = Field(
         None, description="IANA zone the cron line is read in. Default: the top-level timezone."
     )
     misfire_grace_minutes: int = Field(
@@ -623,19 +634,6 @@ class ScheduleSettings(_Settings):
             cron_trigger(value, "UTC")
         except ValueError as exc:
             raise ValueError(f"{exc}, got {value!r}") from None
-        return value
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, value: str | None) -> str | None:
-        if value is None:
-            return value
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(
-                f"expected an IANA time zone such as Europe/Berlin, got {value!r}"
-            ) from None
         return value
 
 
@@ -667,7 +665,7 @@ class ServeSettings(_Settings):
 
 
 class Config(_Settings):
-    timezone: str = Field("UTC", description="IANA zone whose today is a run's digest date.")
+    timezone: ZoneName = Field("UTC", description="IANA zone whose today is a run's digest date.")
     templates: Path | None = Field(
         None, description="Folder of templates that override the built-in ones by file name."
     )
@@ -687,17 +685,6 @@ class Config(_Settings):
         "the store.",
     )
     _path: Path = PrivateAttr(default=Path("config.toml"))
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(
-                f"expected an IANA time zone such as Europe/Berlin, got {value!r}"
-            ) from None
-        return value
 
     @model_validator(mode="after")
     def _unique_names(self) -> Config:

@@ -19,11 +19,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from digest.config import Config, SubscriberSettings
+from digest.config import Config, SubscriberSettings, ZoneName
 from digest.errors import SubscriberError
 
 if TYPE_CHECKING:
@@ -51,24 +50,13 @@ class ReaderState(BaseModel):
     weekday: Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"] | None = Field(
         None, description="The day of a weekly digest."
     )
-    timezone: str = Field("UTC", description="IANA zone the send hour is read in.")
+    timezone: ZoneName = Field("UTC", description="IANA zone the send hour is read in.")
     send_hour: int = Field(7, ge=0, le=23, description="Local hour the digest is sent at.")
 
     @field_validator("weekday", mode="before")
     @classmethod
     def _lower(cls, value: Any) -> Any:
         return value.strip().lower() or None if isinstance(value, str) else value
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(
-                f"expected an IANA time zone such as Europe/Berlin, got {value!r}"
-            ) from None
-        return value
 
     @model_validator(mode="after")
     def _weekly_has_a_day(self) -> ReaderState:
