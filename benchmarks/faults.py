@@ -61,6 +61,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from workload import Workload
 
+from digest.models import digest_slug
+
 FIRST_DAY = date(2026, 1, 5)
 ARXIV_LINK = re.compile(r"arxiv\.org/abs/(\d{4}\.\d{4,5})")
 SCENARIOS = [(1, "smtp"), (1, "files"), (2, "smtp"), (2, "files")]
@@ -127,6 +129,11 @@ class Mailbox:
                 reader = address.split("@", 1)[0]
                 self.received.append(Received(reader, str(message["Message-ID"]), self.day, papers))
         return "250 2.0.0 Queued"
+
+
+def slug_of(message_id: str) -> str:
+    """The digest a Message-ID names: ``<digest.SLUG.TOKEN@domain>`` gives SLUG."""
+    return message_id.split("@", 1)[0].split(".")[1]
 
 
 def written(out: Path) -> list[Received]:
@@ -396,20 +403,23 @@ class Scenario:
                 return list(self.mailbox.received)
         return written(self.folder / "out")
 
-    def accepted_but_unrecorded(self, day: date) -> set[str]:
-        """Readers whose email of ``day`` the server accepted (or whose file is in place)
-        while the store does not record it delivered: the kill landed in between."""
-        got = {m.reader for m in self.messages() if m.day == day}
+    def accepted_but_unrecorded(self, day: date) -> set[tuple[str, str]]:
+        """The messages of ``day`` (reader, Message-ID) that the server accepted (or whose
+        file is in place) while the store does not record their digest delivered: the kill
+        landed in between. Counted per message, since a digest too large for one email is
+        several digests of the day, each delivered and recorded on its own."""
+        got = {(m.reader, m.message_id) for m in self.messages() if m.day == day}
         with self.store() as db:
-            recorded = {
-                reader
-                for (reader,) in db.execute(
-                    "SELECT d.subscriber FROM deliveries x JOIN digests d ON d.id = x.digest_id"
-                    " WHERE x.channel = 'email' AND x.status = 'done' AND d.digest_date = ?",
-                    (day.isoformat(),),
-                )
-            }
-        return got - recorded
+            rows = db.execute(
+                "SELECT d.subscriber, d.digest_date, d.seq FROM deliveries x"
+                " JOIN digests d ON d.id = x.digest_id"
+                " WHERE x.channel = 'email' AND x.status = 'done' AND d.digest_date = ?",
+                (day.isoformat(),),
+            ).fetchall()
+        recorded = {
+            (reader, digest_slug(date.fromisoformat(str(on)[:10]), seq)) for reader, on, seq in rows
+        }
+        return {(reader, mid) for reader, mid in got if (reader, slug_of(mid)) not in recorded}
 
     def store(self) -> sqlite3.Connection:
         path = self.folder / "digest.db"
