@@ -36,9 +36,11 @@ class DeliveryContext:
     env: Environment
     store: Store
     now: datetime
-    # The HTML of the last digest measured by ``email_parts``, which the email channel then
-    # renders: measured before it is recorded, it is not rendered twice.
-    _measured: dict[DigestView, str] = field(default_factory=dict, compare=False, repr=False)
+    # The view and HTML of the last digest measured by ``email_parts``, which the email
+    # channel then sends: measured before it is recorded, it is not built twice.
+    _measured: dict[tuple[object, ...], tuple[DigestView, str]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     @property
     def out_dir(self) -> Path:
@@ -46,14 +48,15 @@ class DeliveryContext:
 
     def email(self, digest: Digest, subscriber: SubscriberSettings) -> RenderedEmail:
         """The digest as the complete email message for this subscriber."""
-        view = self.view(digest, subscriber)
+        measured = self._measured.pop(_measure_key(digest, subscriber), None)
+        view, html = measured or (self.view(digest, subscriber), None)
         return build_message(
             self.env,
             view,
             settings=self.config.email,
             to=subscriber.email,
             now=self.now,
-            html=self._measured.pop(view, None),
+            html=html,
         )
 
     def view(self, digest: Digest, subscriber: SubscriberSettings | None = None) -> DigestView:
@@ -78,15 +81,28 @@ class DeliveryContext:
         self._measured.clear()
 
         def size(start: int, end: int) -> int:
-            view = self.view(replace(digest, papers=papers[start:end]), subscriber)
+            part = replace(digest, papers=papers[start:end])
+            view = self.view(part, subscriber)
             html = render_html(self.env, view)
-            if start == 0 and end == len(papers):
-                self._measured[view] = html  # the whole digest: the email if it fits
+            if start == 0 and end == len(papers):  # the whole digest: the email if it fits
+                self._measured[_measure_key(part, subscriber)] = (view, html)
             return html_size(html)
 
         sizes = parts_that_fit(len(papers), size)
         bounds = list(accumulate(sizes, initial=0))
         return [papers[a:b] for a, b in pairwise(bounds)]
+
+
+def _measure_key(digest: Digest, subscriber: SubscriberSettings) -> tuple[object, ...]:
+    """What makes a digest's view, cheap to compare: the papers by identity (the digest
+    recorded from a measured draft holds the very same objects), not by their contents."""
+    return (
+        subscriber.name,
+        digest.date,
+        digest.seq,
+        digest.candidates,
+        tuple(map(id, digest.papers)),
+    )
 
 
 class Channel(Protocol):
