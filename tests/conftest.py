@@ -107,6 +107,24 @@ path = "inbox/*"
     return make
 
 
+def utc_at(day: str, hour: int = 12) -> datetime:
+    """``hour`` o'clock UTC on ``day`` (an ISO date)."""
+    return datetime.fromisoformat(f"{day}T{hour:02d}:00:00+00:00")
+
+
+def run_on(config_path: Path, day: str, http, hour: int = 12):
+    """One run of the config for ``day`` (an ISO date) at ``hour`` UTC, through ``http``."""
+    from digest.config import load_config
+    from digest.pipeline import run_once
+
+    return run_once(
+        load_config(config_path),
+        today=date.fromisoformat(day),
+        clock=lambda: utc_at(day, hour),
+        http=http,
+    )
+
+
 def day(n: int) -> date:
     """Day n of the replay used throughout: 2026-03-13 + n."""
     return date(2026, 3, 13) + timedelta(days=n)

@@ -16,23 +16,11 @@ from pathlib import Path
 import pytest
 from werkzeug import Request, Response
 
+from conftest import run_on, utc_at
 from digest.config import load_config
 from digest.pipeline import open_store, run_once
 
 HF_0612 = "hf_daily_papers/daily_papers_2026-06-12_sotawhat.json"
-
-
-def at(day: str, hour: int = 12) -> datetime:
-    return datetime.fromisoformat(f"{day}T{hour:02d}:00:00+00:00")
-
-
-def run(config_path: Path, day: str, http, hour: int = 12):
-    return run_once(
-        load_config(config_path),
-        today=date.fromisoformat(day),
-        clock=lambda: at(day, hour),
-        http=http,
-    )
 
 
 def hf_source(base: str, **extra: object) -> str:
@@ -110,14 +98,14 @@ def test_hf_pages_after_a_failed_page_are_read_after_a_304_on_page_0(
     config = make_config(
         sources=hf_source(httpserver.url_for("").rstrip("/"), recheck_days=0, page_size=10)
     )
-    first = run(config, "2026-06-12", make_http(retries=1))
+    first = run_on(config, "2026-06-12", make_http(retries=1))
     assert first.sources["hf"].error and "2026-06-12" in first.sources["hf"].error
     assert first.sources["hf"].new == 10  # page 0 only
     assert len(stored_ids(config, _paper_ids(day_0612))) == 10
 
     served.fault = lambda _page, _request: None
     served.log.clear()
-    second = run(config, "2026-06-12", make_http())
+    second = run_on(config, "2026-06-12", make_http())
     assert served.log[0] == (0, 304, True)  # page 0 is unchanged, and says so
     assert [page for page, status, _ in served.log] == [0, 1, 2, 3]
     assert second.sources["hf"].error is None
@@ -134,10 +122,10 @@ def test_an_unchanged_day_read_to_its_end_costs_one_304_per_page(
     config = make_config(
         sources=hf_source(httpserver.url_for("").rstrip("/"), recheck_days=0, page_size=10)
     )
-    first = run(config, "2026-06-12", make_http())
+    first = run_on(config, "2026-06-12", make_http())
     assert (first.sources["hf"].new, first.sources["hf"].error) == (30, None)
     served.log.clear()
-    second = run(config, "2026-06-12", make_http(), hour=18)
+    second = run_on(config, "2026-06-12", make_http(), hour=18)
     assert served.log == [(0, 304, True), (1, 304, True), (2, 304, True), (3, 304, True)]
     assert (second.sources["hf"].papers, second.sources["hf"].error) == (0, None)
     assert second.subscribers["all"].delivered == 0
@@ -151,10 +139,10 @@ def test_papers_added_to_a_later_page_of_a_read_day_are_found(
     config = make_config(
         sources=hf_source(httpserver.url_for("").rstrip("/"), recheck_days=0, page_size=10)
     )
-    assert run(config, "2026-06-12", make_http()).sources["hf"].new == 25
+    assert run_on(config, "2026-06-12", make_http()).sources["hf"].new == 25
     served.items = day_0612  # five more papers, at the end of the day's list
     served.log.clear()
-    later = run(config, "2026-06-12", make_http(), hour=18)
+    later = run_on(config, "2026-06-12", make_http(), hour=18)
     assert [(page, status) for page, status, _ in served.log] == [
         (0, 304),
         (1, 304),
@@ -279,7 +267,7 @@ def test_an_empty_feed_without_a_date_is_reported_stale(
     )
     config = make_config(sources=rss_source(httpserver.url_for("").rstrip("/")))
     for hour in (11, 15):  # the second read is a 304 of the same undated, empty feed
-        report = run_at(config, "2026-08-03", at("2026-08-03", hour), make_http())
+        report = run_at(config, "2026-08-03", utc_at("2026-08-03", hour), make_http())
         source = report.sources["rss"]
         assert (source.papers, source.error, source.stale) == (0, None, True)
         assert [w for w in source.warnings if "carries no date" in w] == [
@@ -347,9 +335,9 @@ def test_an_api_window_cut_by_max_results_is_asked_for_again(
         )
         + "\n"
     )
-    assert run(config, "2026-07-10", make_http()).sources["api"].error is None
+    assert run_on(config, "2026-07-10", make_http()).sources["api"].error is None
     serving[0] = "many"
-    cut = run(config, "2026-07-13", make_http())
+    cut = run_on(config, "2026-07-13", make_http())
     assert cut.sources["api"].papers == 50
     assert any(
         "386601 results, only the newest 50 were read; the days from 2026-07-05 are asked "
@@ -358,5 +346,5 @@ def test_an_api_window_cut_by_max_results_is_asked_for_again(
     )
     with open_store(load_config(config)) as store:
         assert store.get_cursor("api")["last_day"] == "2026-07-10"
-    run(config, "2026-07-14", make_http())
+    run_on(config, "2026-07-14", make_http())
     assert "submittedDate:[202607050000 TO 202607150000]" in queries[-1]

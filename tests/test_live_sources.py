@@ -14,15 +14,16 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
 
 import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
+from conftest import run_on
 from digest.config import load_config
-from digest.pipeline import open_store, run_once
+from digest.pipeline import open_store
 
 HF_0612 = "hf_daily_papers/daily_papers_2026-06-12_sotawhat.json"
 HF_0713 = "hf_daily_papers/daily_papers_limit25_2026-07-13_mixed_ai_summary_aiweeklyradar.json"
@@ -69,19 +70,6 @@ def serve_hf_days(server: HTTPServer, days: dict[str, bytes]) -> None:
     )
 
 
-def at(day: str, hour: int = 12) -> datetime:
-    return datetime.fromisoformat(f"{day}T{hour:02d}:00:00+00:00")
-
-
-def run(config_path: Path, day: str, http, hour: int = 12):
-    return run_once(
-        load_config(config_path),
-        today=date.fromisoformat(day),
-        clock=lambda: at(day, hour),
-        http=http,
-    )
-
-
 # --- 1. real responses parse into the expected papers ------------------------------------
 
 
@@ -90,7 +78,7 @@ def test_hf_daily_reads_the_day_and_rechecks_the_days_before(
 ):
     serve_hf_days(httpserver, {"2026-06-12": fixture(fixtures_dir, HF_0612)})
     config = make_config(sources=hf_source(httpserver.url_for("").rstrip("/")))
-    report = run(config, "2026-06-12", make_http())
+    report = run_on(config, "2026-06-12", make_http())
     source = report.sources["hf"]
     assert (source.papers, source.new, source.error) == (30, 30, None)
     assert [r["url"].split("date=")[1][:10] for r in source.requests] == [
@@ -116,7 +104,7 @@ def test_rss_keeps_new_and_cross_and_leaves_replacements_out(
             httpserver.url_for("").rstrip("/"), ["cs.LG", "cs.AI", "cs.CL", "stat.ML"]
         )
     )
-    report = run(config, "2026-09-24", make_http(), hour=11)
+    report = run_on(config, "2026-09-24", make_http(), hour=11)
     source = report.sources["rss"]
     assert (source.papers, source.new, source.error, source.stale) == (3, 3, None, False)
     ids = {p["id"] for p in report.subscribers["all"].papers}
@@ -134,7 +122,7 @@ def test_hf_and_arxiv_listings_of_one_paper_become_one_paper_with_both_fields(
     config = make_config(
         sources=hf_source(base, recheck_days=0) + api_source(base, page_size=50, max_results=50)
     )
-    report = run(config, "2026-07-13", make_http())
+    report = run_on(config, "2026-07-13", make_http())
     assert report.sources["hf"].new == 25
     assert report.sources["api"].papers == 50
     assert report.sources["api"].new == 48  # two papers were already known from Hugging Face
@@ -154,11 +142,11 @@ def test_saturday_feed_is_empty_and_fine_and_an_old_feed_is_stale(
         fixture(fixtures_dir, RSS_SATURDAY), content_type="application/rss+xml"
     )
     config = make_config(sources=rss_source(httpserver.url_for("").rstrip("/"), ["cs.CL"]))
-    saturday = run(config, "2026-08-01", make_http())
+    saturday = run_on(config, "2026-08-01", make_http())
     assert saturday.sources["rss"].error is None and saturday.sources["rss"].papers == 0
     assert saturday.sources["rss"].stale is False and saturday.ok
 
-    monday = run(config, "2026-08-03", make_http())  # the server still sends Saturday's feed
+    monday = run_on(config, "2026-08-03", make_http())  # the server still sends Saturday's feed
     source = monday.sources["rss"]
     assert source.stale is True
     assert any("still dated 2026-08-01, expected 2026-08-03" in w for w in source.warnings)
@@ -172,7 +160,7 @@ def test_generic_feed_source_reads_any_rss(httpserver, fixtures_dir, make_config
     sources = (
         f'\n[[sources]]\nname = "tldr"\nkind = "feed"\nurl = "{httpserver.url_for("/feed.xml")}"\n'
     )
-    report = run(make_config(sources=sources), "2026-04-30", make_http())
+    report = run_on(make_config(sources=sources), "2026-04-30", make_http())
     assert (report.sources["tldr"].papers, report.sources["tldr"].error) == (50, None)
     assert report.subscribers["all"].papers[0]["id"] == "2604.26238"
 
@@ -188,7 +176,7 @@ def test_429_with_retry_after_is_waited_out(
     )
     serve_hf_days(httpserver, {"2026-06-12": fixture(fixtures_dir, HF_0612)})
     config = make_config(sources=hf_source(httpserver.url_for("").rstrip("/"), recheck_days=0))
-    report = run(config, "2026-06-12", make_http())
+    report = run_on(config, "2026-06-12", make_http())
     assert fake_time.sleeps == [7.0]
     source = report.sources["hf"]
     assert source.error is None and source.new == 30
@@ -209,7 +197,7 @@ def test_hugging_face_ratelimit_header_says_how_long_to_wait(
     )
     serve_hf_days(httpserver, {"2026-06-12": fixture(fixtures_dir, HF_0612)})
     config = make_config(sources=hf_source(httpserver.url_for("").rstrip("/"), recheck_days=0))
-    assert run(config, "2026-06-12", make_http()).sources["hf"].new == 30
+    assert run_on(config, "2026-06-12", make_http()).sources["hf"].new == 30
     assert fake_time.sleeps == [55.0]
 
 
@@ -219,7 +207,7 @@ def test_503_then_200_backs_off_and_succeeds(
     httpserver.expect_oneshot_request("/api/daily_papers").respond_with_data("busy", status=503)
     serve_hf_days(httpserver, {"2026-06-12": fixture(fixtures_dir, HF_0612)})
     config = make_config(sources=hf_source(httpserver.url_for("").rstrip("/"), recheck_days=0))
-    report = run(config, "2026-06-12", make_http(backoff=1.5))
+    report = run_on(config, "2026-06-12", make_http(backoff=1.5))
     assert fake_time.sleeps == [1.5]  # backoff * 2**0, jitter fixed at 1.0
     assert report.sources["hf"].requests[0]["retries"] == [
         "HTTP 503 SERVICE UNAVAILABLE; waited 1.5s"
@@ -237,7 +225,7 @@ def test_persistent_503_fails_the_source_only_and_keeps_its_cursor(
     )
     config = make_config(sources=sources)
     (config.parent / "inbox" / "capture.txt").write_bytes(seeds[2].read_bytes())
-    report = run(config, "2026-06-12", make_http(retries=2))
+    report = run_on(config, "2026-06-12", make_http(retries=2))
     error = report.sources["hf"].error
     assert "/api/daily_papers?date=2026-06-12" in error
     assert "HTTP 503 SERVICE UNAVAILABLE (gave up after 3 attempts)" in error
@@ -256,7 +244,7 @@ def test_a_retry_after_longer_than_max_wait_gives_up_at_once(
         "", status=429, headers={"Retry-After": "3600"}
     )
     config = make_config(sources=hf_source(httpserver.url_for("").rstrip("/"), recheck_days=0))
-    report = run(config, "2026-06-12", make_http(max_wait=300))
+    report = run_on(config, "2026-06-12", make_http(max_wait=300))
     assert (
         "the server asks to wait 3600s, longer than [http] max_wait (300s)"
         in report.sources["hf"].error
@@ -274,7 +262,7 @@ def test_a_server_that_does_not_answer_times_out(httpserver, make_config, make_h
 
     httpserver.expect_request("/api/daily_papers").respond_with_handler(slow)
     config = make_config(sources=hf_source(httpserver.url_for("").rstrip("/"), recheck_days=0))
-    report = run(config, "2026-06-12", make_http(timeout=0.2, retries=1))
+    report = run_on(config, "2026-06-12", make_http(timeout=0.2, retries=1))
     assert "no answer within 0.2s (gave up after 2 attempts)" in report.sources["hf"].error
     for _ in range(2):  # let the server finish both slow answers before the next test
         assert answered.acquire(timeout=10)
@@ -297,7 +285,7 @@ def test_a_connection_that_breaks_off_mid_body_is_retried_then_reported(
         threading.Thread(target=server.serve_forever, daemon=True).start()
         base = f"http://127.0.0.1:{server.server_address[1]}"
         config = make_config(sources=hf_source(base, recheck_days=0))
-        report = run(config, "2026-06-12", make_http(retries=1))
+        report = run_on(config, "2026-06-12", make_http(retries=1))
         server.shutdown()
     error = report.sources["hf"].error
     assert "the connection broke off (truncated response" in error
@@ -314,10 +302,10 @@ def test_a_truncated_document_is_a_parse_error_and_the_next_good_run_delivers(
     )
     serve_hf_days(httpserver, {"2026-06-12": body})
     config = make_config(sources=hf_source(httpserver.url_for("").rstrip("/"), recheck_days=0))
-    first = run(config, "2026-06-12", make_http())
+    first = run_on(config, "2026-06-12", make_http())
     assert "not valid JSON" in first.sources["hf"].error
     assert first.subscribers["all"].delivered == 0
-    second = run(config, "2026-06-12", make_http())
+    second = run_on(config, "2026-06-12", make_http())
     assert second.sources["hf"].new == 30 and second.subscribers["all"].delivered == 30
 
 
@@ -325,7 +313,7 @@ def test_an_html_error_page_served_as_xml_is_an_error(httpserver, make_config, m
     page = b"<!DOCTYPE html><html><head><title>Service Unavailable</title></head><body><h1>Maintenance</h1></body></html>"
     httpserver.expect_request("/rss/cs.LG").respond_with_data(page, content_type="application/xml")
     config = make_config(sources=rss_source(httpserver.url_for("").rstrip("/"), ["cs.LG"]))
-    report = run(config, "2026-09-24", make_http())
+    report = run_on(config, "2026-09-24", make_http())
     assert "/rss/cs.LG: an HTML page, not XML" in report.sources["rss"].error
 
 
@@ -340,9 +328,9 @@ def test_conditional_get_turns_an_unchanged_feed_into_a_304(
         body, content_type="application/rss+xml", headers={"ETag": '"v1"'}
     )
     config = make_config(sources=rss_source(httpserver.url_for("").rstrip("/"), ["cs.LG"]))
-    first = run(config, "2026-09-24", make_http(), hour=11)
+    first = run_on(config, "2026-09-24", make_http(), hour=11)
     assert first.sources["rss"].new == 3
-    second = run(config, "2026-09-24", make_http(), hour=15)
+    second = run_on(config, "2026-09-24", make_http(), hour=15)
     source = second.sources["rss"]
     assert source.requests == [{"url": source.requests[0]["url"], "status": 304, "retries": []}]
     assert (source.papers, source.error, source.stale) == (0, None, False)
@@ -356,7 +344,7 @@ def test_arxiv_error_entry_with_http_200_is_an_error(
         fixture(fixtures_dir, API_ERROR), content_type="application/atom+xml"
     )
     config = make_config(sources=api_source(httpserver.url_for("").rstrip("/")))
-    report = run(config, "2026-07-13", make_http())
+    report = run_on(config, "2026-07-13", make_http())
     assert (
         "the arXiv API answered with an error: incorrect id format for 1234.12345"
         in report.sources["api"].error
@@ -368,7 +356,7 @@ def test_arxiv_error_entry_with_http_200_is_an_error(
 def test_http_error_statuses_say_what_to_do(httpserver, make_config, make_http, fake_time):
     httpserver.expect_request("/rss/cs.XX").respond_with_data("no such feed", status=404)
     config = make_config(sources=rss_source(httpserver.url_for("").rstrip("/"), ["cs.XX"]))
-    report = run(config, "2026-09-24", make_http())
+    report = run_on(config, "2026-09-24", make_http())
     assert (
         "/rss/cs.XX: HTTP 404 NOT FOUND (nothing at this address; check base_url"
         in report.sources["rss"].error
@@ -381,7 +369,7 @@ def test_oversized_responses_are_refused(httpserver, make_config, make_http):
         b"[" + b" " * 2_000_000 + b"]", content_type="application/json"
     )
     config = make_config(sources=hf_source(httpserver.url_for("").rstrip("/"), recheck_days=0))
-    report = run(config, "2026-06-12", make_http(max_response_mb=1))
+    report = run_on(config, "2026-06-12", make_http(max_response_mb=1))
     assert "the response is larger than 1 MB" in report.sources["hf"].error
 
 
@@ -405,25 +393,25 @@ def test_two_days_of_downtime_are_caught_up_on_the_third(fixtures_dir, make_conf
     try:
         config = make_config(sources=hf_source(server.url_for("").rstrip("/"), recheck_days=0))
         serve_hf_days(server, {"2026-08-01": day_papers["2026-08-01"]})
-        first = run(config, "2026-08-01", make_http())
+        first = run_on(config, "2026-08-01", make_http())
         assert first.subscribers["all"].delivered == 30
         server.stop()
 
         for day in ("2026-08-02", "2026-08-03"):
-            down = run(config, day, make_http(retries=1))
+            down = run_on(config, day, make_http(retries=1))
             assert "cannot connect" in down.sources["hf"].error
             assert down.subscribers["all"].delivered == 0
 
         server.clear()
         server.start()
         serve_hf_days(server, day_papers)
-        back = run(config, "2026-08-04", make_http())
+        back = run_on(config, "2026-08-04", make_http())
         dates = [r["url"].split("date=")[1][:10] for r in back.sources["hf"].requests]
         assert dates == ["2026-08-02", "2026-08-03", "2026-08-04"]
         assert back.ok
         assert back.subscribers["all"].delivered == 3 + 30
 
-        after = run(config, "2026-08-05", make_http())
+        after = run_on(config, "2026-08-05", make_http())
         assert after.subscribers["all"].delivered == 0
         with open_store(load_config(config)) as store:
             summary = {s.name: s for s in store.summary().subscribers}
@@ -483,7 +471,7 @@ def test_consecutive_arxiv_requests_are_three_seconds_apart(
     config = make_config(
         sources=rss_source(base, ["cs.LG"]) + api_source(base, page_size=50, max_results=100)
     )
-    report = run(config, "2026-09-24", make_http(), hour=11)
+    report = run_on(config, "2026-09-24", make_http(), hour=11)
     assert report.sources["api"].error is None
     assert len(seen) == 3  # the feed, then two pages of the search
     gaps = [b - a for a, b in itertools.pairwise(seen)]
@@ -537,7 +525,7 @@ def test_user_agent_names_the_tool_and_the_contact(httpserver, make_config, make
 
     http = Http(HttpSettings(contact="me@example.org"))
     try:
-        report = run(config, "2026-06-12", http)
+        report = run_on(config, "2026-06-12", http)
     finally:
         http.close()
     assert report.sources["hf"].error is None, report.sources["hf"].error
@@ -555,6 +543,6 @@ def test_hf_token_is_sent_from_the_environment_and_never_reported(
             httpserver.url_for("").rstrip("/"), recheck_days=0, token_env="MY_HF_TOKEN"
         )
     )
-    report = run(config, "2026-06-12", make_http())
+    report = run_on(config, "2026-06-12", make_http())
     assert report.sources["hf"].error is None
     assert "hf_secret_value" not in json.dumps(report.to_json())
