@@ -28,9 +28,22 @@ class Redactor:
 
     The code never puts a secret in a message on purpose; this catches what a server or a
     library echoes back (a relay quoting the login, a URL with a password in an error).
+    A run may know thousands of secrets (every private feed's token), so secrets are
+    looked up by their first characters at each place of the text: the cost of a text is
+    its length, not the number of secrets.
     """
 
     secrets: tuple[str, ...] = ()  # longest first, so a secret inside another goes too
+    _by_start: dict[str, tuple[str, ...]] = field(
+        init=False, default_factory=dict, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        by_start: dict[str, list[str]] = {}
+        for secret in self.secrets:  # kept longest first within each start
+            by_start.setdefault(secret[:MIN_SECRET_LENGTH], []).append(secret)
+        for start, found in by_start.items():
+            self._by_start[start] = tuple(found)
 
     @classmethod
     def of(cls, values: Iterable[str | None]) -> Redactor:
@@ -38,10 +51,19 @@ class Redactor:
         return cls(tuple(sorted(found, key=lambda v: (-len(v), v))))
 
     def text(self, text: str) -> str:
-        for secret in self.secrets:
-            if secret in text:
-                text = text.replace(secret, REDACTED)
-        return text
+        if not self._by_start:
+            return text
+        parts: list[str] = []
+        done = at = 0
+        while at <= len(text) - MIN_SECRET_LENGTH:
+            candidates = self._by_start.get(text[at : at + MIN_SECRET_LENGTH], ())
+            secret = next((s for s in candidates if text.startswith(s, at)), None)
+            if secret is None:
+                at += 1
+                continue
+            parts += (text[done:at], REDACTED)
+            at = done = at + len(secret)
+        return "".join((*parts, text[done:])) if parts else text
 
     def json(self, value: Any) -> Any:
         """``value`` (JSON-like: dicts, lists, strings) with every string redacted."""
