@@ -319,6 +319,14 @@ class EmailSettings(_Settings):
         description="HTTPS one-click unsubscribe URL (RFC 8058); {subscriber} is filled in.",
     )
 
+    bounce_runs: int = Field(
+        3,
+        ge=1,
+        le=100,
+        description="Runs in a row on which the server refuses an address for good (5xx "
+        "to RCPT) before it is marked bouncing and nothing more is sent to it.",
+    )
+
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     @field_validator("unsubscribe_url")
@@ -664,6 +672,70 @@ class ServeSettings(_Settings):
     )
 
 
+class WebSettings(_Settings):
+    secret_env: Annotated[str, _env_name_of("secret")] | None = Field(
+        None,
+        description="Name of the environment variable holding the secret that signs every "
+        "link in emails (manage, unsubscribe, ratings, confirmation) and the pages' forms. "
+        "Several secrets separated by spaces rotate it: the first signs, every one is "
+        "accepted. Unset: no links are signed and the reader pages are off.",
+    )
+    signup: Literal["off", "open"] = Field(
+        "off",
+        description="off: readers are added by the admin only; open: `digest serve` shows "
+        "a sign-up form at /subscribe (double opt-in by email).",
+    )
+    signup_domains: tuple[str, ...] = Field(
+        (),
+        description="Only addresses in these domains (and their subdomains) may sign up, "
+        'e.g. ["lab.example.org"]; empty: any address.',
+    )
+    confirm_hours: int = Field(
+        48, ge=1, le=24 * 30, description="Hours a confirmation link stays valid."
+    )
+    mails_per_address_per_day: int = Field(
+        3,
+        ge=1,
+        le=100,
+        description="Sign-up mails (confirmations, reminders) one address may get in 24 "
+        "hours, however often it is entered in the form.",
+    )
+    mail_interval_minutes: int = Field(
+        10,
+        ge=0,
+        le=24 * 60,
+        description="Least minutes between two sign-up mails to one address.",
+    )
+    signups_per_client_per_hour: int = Field(
+        10,
+        ge=1,
+        le=10000,
+        description="Sign-up form posts one client (IP address) may make in an hour.",
+    )
+    posts_per_client_per_minute: int = Field(
+        30,
+        ge=1,
+        le=10000,
+        description="Form posts of any kind (ratings, preferences) one client may make in "
+        "a minute.",
+    )
+    trusted_proxies: int = Field(
+        0,
+        ge=0,
+        le=5,
+        description="Reverse proxies in front of `digest serve` whose X-Forwarded-For and "
+        "X-Forwarded-Proto to believe; 0: the client is the connection's peer.",
+    )
+
+    @field_validator("signup_domains")
+    @classmethod
+    def _domains(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        domains = tuple(d.strip().lower().lstrip("@") for d in value)
+        for domain in domains:
+            _check_host(domain)
+        return domains
+
+
 class Config(_Settings):
     timezone: ZoneName = Field("UTC", description="IANA zone whose today is a run's digest date.")
     templates: Path | None = Field(
@@ -678,6 +750,7 @@ class Config(_Settings):
         None, description="When `digest schedule` runs the digest."
     )
     serve: ServeSettings = Field(default_factory=ServeSettings)  # type: ignore[arg-type]
+    web: WebSettings = Field(default_factory=WebSettings)  # type: ignore[arg-type]
     sources: tuple[SourceSettings, ...] = Field(min_length=1, description="Where papers come from.")
     subscribers: tuple[SubscriberSettings, ...] = Field(
         (),

@@ -21,6 +21,7 @@ from digest.config import (
     ScheduleSettings,
     ServeSettings,
     SubscriberSettings,
+    WebSettings,
     WeightedTerm,
     load_config,
     parse_config,
@@ -48,6 +49,7 @@ ALL_MODELS = [
     HttpSettings,
     ScheduleSettings,
     ServeSettings,
+    WebSettings,
     FileSourceSettings,
     HfDailySettings,
     ArxivRssSettings,
@@ -59,7 +61,18 @@ ALL_MODELS = [
 ]
 
 
-TABLES = {"store", "run", "output", "email", "http", "schedule", "serve", "sources", "subscribers"}
+TABLES = {
+    "store",
+    "run",
+    "output",
+    "email",
+    "http",
+    "schedule",
+    "serve",
+    "web",
+    "sources",
+    "subscribers",
+}
 
 
 def fields_of(model: type[BaseModel]) -> set[str]:
@@ -87,7 +100,7 @@ def test_the_example_config_loads_and_documents_every_setting():
 def test_every_setting_has_a_description():
     for model in ALL_MODELS:
         for name, info in model.model_fields.items():
-            if name not in {"store", "run", "output", "email", "http", "serve"}:
+            if name not in {"store", "run", "output", "email", "http", "serve", "web"}:
                 assert info.description, f"{model.__name__}.{name} has no description"
 
 

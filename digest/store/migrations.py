@@ -12,7 +12,18 @@ from collections.abc import Callable
 from sqlalchemy import Connection, insert, inspect, select, text, update
 
 from digest.errors import StoreError
-from digest.store.schema import digests, meta, metadata, readers
+from digest.store.schema import (
+    bounces,
+    digests,
+    mail_log,
+    meta,
+    metadata,
+    opt_outs,
+    ratings,
+    reader_keys,
+    readers,
+    subscribers,
+)
 
 
 def _v2_ledger_sections(conn: Connection) -> None:
@@ -41,6 +52,13 @@ def _v6_readers(conn: Connection) -> None:
     readers.create(conn)
 
 
+def _v7_reader_loop(conn: Connection) -> None:
+    kind = subscribers.c.served_at.type.compile(dialect=conn.dialect)
+    conn.execute(text(f"ALTER TABLE subscribers ADD COLUMN served_at {kind}"))
+    for table in (reader_keys, ratings, opt_outs, bounces, mail_log):
+        table.create(conn)
+
+
 # Each step takes the store from version N-1 to N. Version 1 is the first schema.
 MIGRATIONS: dict[int, tuple[str, Callable[[Connection], None]]] = {
     2: ("ledger.section: the interest a paper was chosen for", _v2_ledger_sections),
@@ -51,6 +69,11 @@ MIGRATIONS: dict[int, tuple[str, Callable[[Connection], None]]] = {
         _v5_delivery_unknown_sends,
     ),
     6: ("readers: subscribers managed in the store", _v6_readers),
+    7: (
+        "reader_keys, ratings, opt_outs, bounces, mail_log, subscribers.served_at: "
+        "the reader's loop",
+        _v7_reader_loop,
+    ),
 }
 SCHEMA_VERSION = max(MIGRATIONS, default=1)
 

@@ -130,7 +130,9 @@ class RunsMixin(StoreBase):
             keys=conn.execute(select(count).select_from(paper_keys)).scalar() or 0,
             runs=self.last_runs(10),
         )
-        for name, created_on in conn.execute(select(subscribers).order_by(subscribers.c.name)):
+        for name, created_on in conn.execute(
+            select(subscribers.c.name, subscribers.c.created_on).order_by(subscribers.c.name)
+        ):
             entry = SubscriberSummary(name=name, created_on=created_on)
             entry.digests, entry.last_digest, offered = conn.execute(
                 select(

@@ -11,6 +11,14 @@
   but not covered by the digest's watermark); ``digests.watermark`` covers the rest.
 - ``deliveries``: one row per digest and channel; ``done`` only once the channel confirmed,
   ``unknown`` / ``unconfirmed`` when a copy went out and no confirmation came back.
+- ``reader_keys``: each reader's random key, the only thing signed links carry of it (v7).
+- ``ratings``: a reader's vote on a paper (+1 more like this, -1 less), last vote wins (v7).
+- ``opt_outs``: addresses of config-managed readers who unsubscribed or bounce (v7); a
+  store reader's status says the same of it.
+- ``bounces``: runs in a row on which the mail server refused an address for good (v7).
+- ``mail_log``: sign-up mails sent to an address, and sign-up posts by a client, for
+  their rate limits (v7).
+- ``subscribers.served_at``: when a run last served the reader, for cadences (v7).
 - ``runs``: one row per run with its report. ``cursors``: per-source state between runs.
 - ``meta``: the schema version.
 """
@@ -91,6 +99,9 @@ subscribers = Table(
     metadata,
     Column("name", String(64), primary_key=True),
     Column("created_on", Date, nullable=False),
+    # When a run last served this reader (made a digest or found none owed), so a daily or
+    # weekly reader is served once per period whatever the number of runs (v7).
+    Column("served_at", UtcDateTime(), nullable=True),
 )
 
 readers = Table(
@@ -185,4 +196,54 @@ cursors = Table(
     Column("source", String(64), primary_key=True),
     Column("data", Text, nullable=False),
     Column("updated_at", UtcDateTime(), nullable=False),
+)
+
+reader_keys = Table(
+    "reader_keys",
+    metadata,
+    Column("subscriber", String(64), primary_key=True),
+    Column("key", String(32), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    UniqueConstraint("key", name="uq_reader_keys_key"),
+)
+
+ratings = Table(
+    "ratings",
+    metadata,
+    Column("subscriber", String(64), primary_key=True),
+    Column("paper_id", Integer, ForeignKey("papers.id", ondelete="CASCADE"), primary_key=True),
+    Column("vote", Integer, nullable=False),  # +1 more like this, -1 less like this
+    Column("source", String(16), nullable=False),  # web | cli | import
+    Column("rated_at", UtcDateTime(), nullable=False),
+    Index("ix_ratings_rated_at", "subscriber", "rated_at"),
+)
+
+opt_outs = Table(
+    "opt_outs",
+    metadata,
+    Column("email_key", Text, primary_key=True),
+    Column("reason", String(16), nullable=False),  # unsubscribed | bouncing
+    Column("source", String(32), nullable=False),  # one-click | page | cli | smtp
+    Column("at", UtcDateTime(), nullable=False),
+)
+
+bounces = Table(
+    "bounces",
+    metadata,
+    Column("email_key", Text, primary_key=True),
+    Column("runs", Integer, nullable=False),  # runs in a row with a permanent refusal
+    Column("last_run_id", Integer, nullable=True),
+    Column("first_at", UtcDateTime(), nullable=False),
+    Column("last_at", UtcDateTime(), nullable=False),
+    Column("last_reply", Text, nullable=False),
+)
+
+mail_log = Table(
+    "mail_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(16), nullable=False),  # mail (to an address) | post (by a client)
+    Column("who", String(128), nullable=False),  # the address' key hashed, or the client
+    Column("at", UtcDateTime(), nullable=False),
+    Index("ix_mail_log_who", "kind", "who", "at"),
 )

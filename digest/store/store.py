@@ -4,6 +4,7 @@
 - ``papers.py``: papers and their identity (keys, merges);
 - ``digests.py``: subscribers, what they are owed, digests and their deliveries;
 - ``readers.py``: readers managed in the store (not the config), and their imports;
+- ``web.py``: readers' link keys, ratings, opt-outs and sign-up rate limits;
 - ``runs.py``: runs, per-source cursors and the summary ``digest state`` prints;
 - ``schema.py`` and ``migrations.py``: the tables and their versions.
 
@@ -17,7 +18,8 @@ from digest.store.digests import DigestsMixin
 from digest.store.papers import PapersMixin
 from digest.store.readers import ReadersMixin
 from digest.store.runs import RunsMixin
+from digest.store.web import WebMixin
 
 
-class Store(PapersMixin, DigestsMixin, ReadersMixin, RunsMixin):
+class Store(PapersMixin, DigestsMixin, ReadersMixin, RunsMixin, WebMixin):
     """Papers, store-managed readers, ledgers, digests, deliveries, runs and cursors."""
