@@ -49,6 +49,11 @@ class MaildirChannel:
     ) -> str:
         message = context.email(digest, subscriber)
         name = maildir_name(message["Message-ID"] or f"{subscriber.name}/{digest.slug}")
+        return self.put(message.as_bytes(), name)
+
+    def put(self, message: bytes, name: str) -> str:
+        """Put one message (its bytes, as sent over SMTP) into ``new/`` as ``name``, unless
+        a message of that name is there already; return where it is."""
         for folder in ("tmp", "new", "cur"):  # with the folders above it (out/ on a first run)
             (self.path / folder).mkdir(parents=True, exist_ok=True)
         earlier = self.find(name)
@@ -57,7 +62,7 @@ class MaildirChannel:
         temporary, final = self.path / "tmp" / name, self.path / "new" / name
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o666)
         with os.fdopen(fd, "wb") as handle:
-            handle.write(local_line_endings(message.as_bytes()))
+            handle.write(local_line_endings(message))
             handle.flush()
             os.fsync(handle.fileno())
         temporary.replace(final)  # the moment of delivery, as the Maildir format defines it
