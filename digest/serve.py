@@ -352,7 +352,7 @@ def _pid_exists(pid: int) -> bool:
     return True
 
 
-# Only GET and HEAD are answered, so a request never needs a body; headers stay small.
+# The output folder answers GET and HEAD only; the reader pages' forms are small.
 MAX_REQUEST_HEADER_BYTES = 64 * 1024
 MAX_REQUEST_BODY_BYTES = 64 * 1024
 # How often the server looks for connections idle past the timeout, at most.
@@ -361,11 +361,14 @@ LONGEST_CLEANUP_INTERVAL = 10
 SHUTDOWN_GRACE_SECONDS = 5
 
 _TOKEN_VALUE = re.compile(r"(token=)[^&\s\"'#]*", re.IGNORECASE)
+# The reader pages' signed links carry their token as a path segment.
+_PATH_TOKEN = re.compile(r"(/(?:confirm|manage|unsubscribe|rate|ratings)/)[^/?#\s\"']+")
 
 
 def redact(text: str) -> str:
-    """``text`` with every ``token=`` value replaced, so private feed tokens stay out of logs."""
-    return _TOKEN_VALUE.sub(r"\1REDACTED", text)
+    """``text`` with every ``token=`` value and every reader link's path token replaced, so
+    private feed tokens and signed links stay out of logs."""
+    return _PATH_TOKEN.sub(r"\1REDACTED", _TOKEN_VALUE.sub(r"\1REDACTED", text))
 
 
 class RedactTokens(logging.Filter):
@@ -416,7 +419,9 @@ class AccessLog:
                 "%s %s %s%s %s",
                 environ.get("REMOTE_ADDR", "-"),
                 environ.get("REQUEST_METHOD", "-"),
-                quote(environ.get("PATH_INFO", "/"), safe=_PATH_SAFE),
+                _PATH_TOKEN.sub(
+                    r"\1REDACTED", quote(environ.get("PATH_INFO", "/"), safe=_PATH_SAFE)
+                ),
                 f"?{query}" if query else "",
                 status.split(" ", 1)[0],
             )
@@ -425,15 +430,49 @@ class AccessLog:
         return self.app(environ, logged)
 
 
+# The paths the reader pages answer; every other path is the output folder's.
+READER_PATHS = re.compile(r"^/(?:subscribe$|(?:confirm|manage|unsubscribe|rate|ratings|static)/)")
+
+
+class Dispatcher:
+    """WSGI: the reader pages' paths to their app (when ``[web] secret_env`` is set), every
+    other path to ``DigestApp``, unchanged."""
+
+    def __init__(
+        self, files: DigestApp, pages: Callable[..., Iterable[bytes]] | None = None
+    ) -> None:
+        self.files = files
+        self.pages = pages
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "/") or "/"
+        if self.pages is not None and READER_PATHS.match(path):
+            return self.pages(environ, start_response)
+        return self.files(environ, start_response)
+
+
+def make_app(config: Config, now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> Dispatcher:
+    """The whole site: the output folder and, with a web secret, the reader pages."""
+    from digest.web.app import create_app  # Flask is loaded only where pages are served
+
+    return Dispatcher(DigestApp(config, now), create_app(config, now))
+
+
 HttpServer = BaseWSGIServer | MultiSocketServer
 
 
-def make_http_server(config: Config, host: str, port: int) -> HttpServer:
-    """A waitress server for the output folder, listening but not yet serving."""
+def make_http_server(
+    config: Config,
+    host: str,
+    port: int,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> HttpServer:
+    """A waitress server for the output folder and the reader pages, listening but not
+    yet serving. ``now`` is the clock of health checks, token expiry and rate limits."""
     settings = config.serve
     redact_server_logs()
     server = create_server(
-        AccessLog(DigestApp(config)),
+        AccessLog(make_app(config, now)),
         host=host,
         port=port,
         threads=settings.threads,

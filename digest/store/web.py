@@ -14,10 +14,10 @@ import json
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from digest.store.base import CHUNK, StoreBase
@@ -163,7 +163,8 @@ class WebMixin(StoreBase):
 
     def opted_out(self) -> dict[str, str]:
         """Every opted-out address key and its reason."""
-        return dict(self.conn.execute(select(opt_outs.c.email_key, opt_outs.c.reason)).tuples())
+        rows = self.conn.execute(select(opt_outs.c.email_key, opt_outs.c.reason))
+        return dict(rows.tuples().all())  # a Result has keys(): dict() would index it
 
     # --- rate limits --------------------------------------------------------------------------
 
@@ -181,6 +182,37 @@ class WebMixin(StoreBase):
             .order_by(mail_log.c.at)
         )
         return list(rows.scalars())
+
+    def claim_event(
+        self,
+        kind: str,
+        who: str,
+        now: datetime,
+        *,
+        limit: int,
+        per: timedelta,
+        gap: timedelta = timedelta(0),
+    ) -> bool:
+        """Log an event of ``kind`` for ``who`` and say True, unless ``who`` had ``limit``
+        of them in the last ``per``, or one within ``gap``: then log nothing and say False.
+        Counted and logged in one transaction (on PostgreSQL under a lock on ``who``), so
+        requests arriving together cannot all pass a limit that only one should."""
+        with self.transaction() as conn:
+            if self.postgres:
+                lock = int.from_bytes(hashlib.sha256(f"{kind} {who}".encode()).digest()[:7])
+                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock})
+            times = list(
+                conn.execute(
+                    select(mail_log.c.at)
+                    .where(mail_log.c.kind == kind, mail_log.c.who == who)
+                    .where(mail_log.c.at > now - per)
+                    .order_by(mail_log.c.at)
+                ).scalars()
+            )
+            if len(times) >= limit or (gap and times and times[-1] > now - gap):
+                return False
+            conn.execute(insert(mail_log).values(kind=kind, who=who, at=now))
+            return True
 
     def prune_events(self, before: datetime) -> int:
         """Forget events older than ``before`` (the limits look back a day at most)."""
