@@ -164,7 +164,7 @@ class WebMixin(StoreBase):
     def opted_out(self) -> dict[str, str]:
         """Every opted-out address key and its reason."""
         rows = self.conn.execute(select(opt_outs.c.email_key, opt_outs.c.reason))
-        return dict(rows.tuples().all())  # a Result has keys(): dict() would index it
+        return {key: reason for key, reason in rows}  # dict(rows) would index the Result
 
     # --- rate limits --------------------------------------------------------------------------
 

@@ -80,8 +80,8 @@ def _mail_the_address(values: dict[str, object]) -> None:
     configured = config_reader(config, address)
     stored = None if configured else store().get_subscriber(address)
     if configured is not None or (stored is not None and stored.status in SUBSCRIBED):
-        name = configured.name if configured else stored.name  # type: ignore[union-attr]
-        _send_manage_link(address, name)
+        known = configured or stored.settings  # type: ignore[union-attr]
+        _send_manage_link(known.email, known.name)
         return
     changes = {f: None for f in (*PROFILE_FIELDS, *STATE_FIELDS)} | values
     try:
