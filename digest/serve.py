@@ -482,6 +482,9 @@ def make_http_server(
         max_request_header_size=MAX_REQUEST_HEADER_BYTES,
         max_request_body_size=MAX_REQUEST_BODY_BYTES,
         asyncore_use_poll=True,  # select() cannot watch descriptors past 1024
+        # The reader pages read X-Forwarded-* of [web] trusted_proxies (ProxyFix); without
+        # any, waitress drops those headers, so no client can claim another's address.
+        clear_untrusted_proxy_headers=not config.web.trusted_proxies,
         ident=f"paper-digest/{__version__}",
         expose_tracebacks=False,
     )
