@@ -259,6 +259,8 @@ def _start_server(
     host, port = host or config.serve.host, port or config.serve.port
     try:
         server = make_http_server(config, host, port)
+    except DigestError as exc:  # the reader pages' secret is missing or too short
+        fail(exc)
     except OSError as exc:
         fail(
             DigestError(

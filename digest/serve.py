@@ -7,6 +7,10 @@ Routes (GET and HEAD only; everything else is 404 or 405):
 - ``/pages/<subscriber>/`` and ``/pages/<subscriber>/<date>.html``;
 - ``/healthz``: the last run and whether the schedule is on time (503 if not).
 
+With ``[web] secret_env`` set, ``Dispatcher`` hands the reader pages' paths
+(``/subscribe``, ``/confirm/``, ``/manage/``, ``/unsubscribe/``, ``/rate/``,
+``/ratings/``, ``/static/``) to their own app (``digest.web``), forms and all.
+
 A subscriber with a ``feed_token`` is served only with ``?token=<it>``; a wrong or missing
 token is a 404, as is any name not in the config, so private feeds cannot be guessed or
 listed. Paths are matched against fixed patterns, never joined from the request, and a
@@ -17,7 +21,8 @@ a matching conditional request gets a 304.
 The server is waitress: connections wait in a poll loop, not in threads, so idle or slow
 clients hold no worker; a connection idle for ``[serve] channel_timeout`` seconds is closed,
 at most ``[serve] connection_limit`` are open at once, and ``[serve] threads`` answer
-requests. Feed tokens never reach the logs: every line says ``token=REDACTED``.
+requests. Feed tokens never reach the logs: every line says ``token=REDACTED``, and the
+reader pages' path tokens ``/manage/REDACTED``.
 """
 
 from __future__ import annotations

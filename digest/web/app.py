@@ -102,5 +102,5 @@ def _http_error(error: HTTPException) -> Response:
         return plain(f"the form is too large (at most {MAX_BODY_BYTES} bytes)", 413)
     response = plain(error.description or error.name, error.code or 500)
     if error.code == 405:
-        response.headers["Allow"] = ", ".join(error.valid_methods or ())  # type: ignore[attr-defined]
+        response.headers["Allow"] = ", ".join(getattr(error, "valid_methods", None) or ())
     return response

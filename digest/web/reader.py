@@ -16,10 +16,20 @@ from zoneinfo import available_timezones
 from flask import Blueprint, Response, request
 
 from digest.errors import SubscriberError
-from digest.readers import check_against_config, email_key
+from digest.readers import email_key
 from digest.web.forms import CHANNELS, FORM_ERROR, LIST_FIELDS, manage_form
 from digest.web.security import is_one_click
-from digest.web.site import Who, links, not_found, now, page, plain, reader_of, site, store
+from digest.web.site import (
+    Who,
+    config_allows,
+    links,
+    not_found,
+    now,
+    page,
+    plain,
+    reader_of,
+    store,
+)
 
 pages = Blueprint("reader", __name__)
 
@@ -67,12 +77,13 @@ def _manage_page(who: Who, status: int = 200, **values: object) -> Response:
     }
     shown = {k: v for k, v in outputs.items() if k in who.settings.channels}
     defaults = {"typed": _typed_of(who), "errors": {}, "saved": False}
+    reader_status = _status(who)
     return page(
         "manage",
         status,
         who=who,
-        reader_status=_status(who),
-        resumable=_status(who) in RESUMABLE,
+        reader_status=reader_status,
+        resumable=reader_status in RESUMABLE,
         outputs=shown,
         ratings_url=links().ratings(who.key),
         unsubscribe_url=links().unsubscribe(who.key),
@@ -103,16 +114,12 @@ def manage(token: str) -> Response:
     parsed = manage_form(request.form, who.name, who.settings.email, who.stored.state)
     if not parsed.errors:
         try:
-            store().update_subscriber(who.name, parsed.values, now(), check=_config_allows)
+            store().update_subscriber(who.name, parsed.values, now(), check=config_allows)
         except SubscriberError as exc:
             parsed.errors[FORM_ERROR] = exc.message
     if parsed.errors:
         return _manage_page(who, 400, typed=parsed.typed, errors=parsed.errors)
     return _manage_page(_reloaded(who), saved=True)
-
-
-def _config_allows(reader):  # type: ignore[no-untyped-def]
-    return check_against_config(reader.settings, site().config)
 
 
 def _pause_or_resume(who: Who, action: str) -> Response:

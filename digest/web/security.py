@@ -20,11 +20,15 @@ import base64
 import hashlib
 import hmac
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, cast
 
 from flask import Response, current_app, g, request
 
 from digest.store.web import hashed
+
+if TYPE_CHECKING:
+    from digest.web.site import Site
 
 COOKIE = "digest_csrf"
 SECURE_COOKIE = "__Host-digest_csrf"  # only over https: bound to this host, path /
@@ -38,8 +42,8 @@ PRUNE_EVERY = timedelta(minutes=10)
 EVENTS_KEPT = timedelta(days=1)  # the longest window a limit looks back
 
 
-def _site():  # type: ignore[no-untyped-def]
-    return current_app.extensions["digest"]
+def _site() -> Site:
+    return cast("Site", current_app.extensions["digest"])
 
 
 def _cookie_name() -> str:
@@ -107,7 +111,8 @@ def within_client_limits() -> bool:
     return True
 
 
-def _prune(at):  # type: ignore[no-untyped-def]
+def _prune(at: datetime) -> None:
+    """Forget events no limit looks at any more, every few minutes rather than per post."""
     from digest.web.site import store
 
     last = current_app.config.get("DIGEST_PRUNED_AT")

@@ -18,18 +18,22 @@ from zoneinfo import available_timezones
 from flask import Blueprint, Response, request
 
 from digest.errors import SubscriberError
-from digest.readers import (
-    PROFILE_FIELDS,
-    STATE_FIELDS,
-    check_against_config,
-    config_reader,
-    email_key,
-)
+from digest.readers import PROFILE_FIELDS, STATE_FIELDS, config_reader, email_key
 from digest.store.web import hashed
 from digest.web.forms import signup_form
 from digest.web.mailer import MailNotSent, send_one
 from digest.web.mails import confirmation_mail, manage_mail
-from digest.web.site import links, not_found, now, page, reader_of, site, store
+from digest.web.site import (
+    Who,
+    config_allows,
+    links,
+    not_found,
+    now,
+    page,
+    reader_of,
+    site,
+    store,
+)
 
 log = logging.getLogger("digest")
 
@@ -77,18 +81,19 @@ def _mail_the_address(values: dict[str, object]) -> None:
     ):
         log.info("web: sign-up mail not sent: the address had its share of them")
         return
-    configured = config_reader(config, address)
-    stored = None if configured else store().get_subscriber(address)
-    if configured is not None or (stored is not None and stored.status in SUBSCRIBED):
-        known = configured or stored.settings  # type: ignore[union-attr]
-        _send_manage_link(known.email, known.name)
+    subscribed = config_reader(config, address)
+    stored = None if subscribed else store().get_subscriber(address)
+    if stored is not None and stored.status in SUBSCRIBED:
+        subscribed = stored.settings
+    if subscribed is not None:  # never changed by the form: sent its manage link
+        _send_manage_link(subscribed.email, subscribed.name)
         return
     changes = {f: None for f in (*PROFILE_FIELDS, *STATE_FIELDS)} | values
     try:
         if stored is None:
-            stored = store().add_subscriber(changes, at, check=_config_allows)
+            stored = store().add_subscriber(changes, at, check=config_allows)
         else:  # pending (its profile replaced) or unsubscribed (signing up again)
-            stored = store().update_subscriber(stored.name, changes, at, check=_config_allows)
+            stored = store().update_subscriber(stored.name, changes, at, check=config_allows)
     except SubscriberError as exc:  # a reader stored meanwhile, or refused by the config
         log.warning("web: sign-up not stored: %s", exc)
         return
@@ -106,10 +111,6 @@ def _mail_the_address(values: dict[str, object]) -> None:
     send_one(config, message, stored.email, at)
 
 
-def _config_allows(reader):  # type: ignore[no-untyped-def]
-    return check_against_config(reader.settings, site().config)
-
-
 def _send_manage_link(address: str, name: str) -> None:
     key = store().reader_key(name, now())
     message = manage_mail(
@@ -124,29 +125,27 @@ def _send_manage_link(address: str, name: str) -> None:
     send_one(site().config, message, address, now())
 
 
+def _confirmable(token: str) -> Who | None:
+    """The store reader a confirmation link opens: pending, or active already (a link
+    used twice). Any other (paused, unsubscribed...) is not brought back by an old link."""
+    found = reader_of(token, "confirm")
+    if found is None or found[0].stored is None:
+        return None
+    return found[0] if found[0].stored.status in ("pending", "active") else None
+
+
 @confirm_pages.get("/confirm/<token>")
 def confirm_page(token: str) -> Response:
-    found = reader_of(token, "confirm")
-    if (
-        found is None
-        or found[0].stored is None
-        or found[0].stored.status
-        not in (
-            "pending",
-            "active",
-        )
-    ):
+    who = _confirmable(token)
+    if who is None or who.stored is None:
         return not_found()
-    return page("confirm", token=token, done=found[0].stored.status == "active")
+    return page("confirm", token=token, done=who.stored.status == "active")
 
 
 @confirm_pages.post("/confirm/<token>")
 def confirm(token: str) -> Response:
-    found = reader_of(token, "confirm")
-    if found is None or found[0].stored is None:
-        return not_found()
-    who = found[0]
-    if who.stored is None or who.stored.status not in ("pending", "active"):
+    who = _confirmable(token)
+    if who is None or who.stored is None:
         return not_found()
     if who.stored.status == "pending":
         store().set_status(who.name, "active", now())

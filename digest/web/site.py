@@ -94,6 +94,11 @@ def config_reader_named(name: str) -> SubscriberSettings | None:
     return next((s for s in site().config.subscribers if s.name == name), None)
 
 
+def config_allows(reader: Reader) -> list[str]:
+    """Why the config forbids this store reader (one of its names or addresses), if it does."""
+    return check_against_config(reader.settings, site().config)
+
+
 def reader_of(token: str, purpose: Purpose) -> tuple[Who, str] | None:
     """The reader ``token`` opens for ``purpose``, and the token's subject; None if the
     token does not verify or names no reader (any more)."""
