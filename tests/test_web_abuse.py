@@ -10,9 +10,10 @@ from datetime import timedelta
 
 import httpx
 import pytest
-from web_site import extract_link, running_site
+from web_site import SECRET, extract_link, running_site
 
 from digest.serve import redact
+from digest.tokens import Signer
 
 
 @pytest.fixture
@@ -309,3 +310,17 @@ def test_tokens_in_paths_never_reach_the_logs(site, caplog):
     assert redact(trace) == (
         'File "x", in view\nValueError: bad /confirm/REDACTED and /rate/REDACTED/up'
     )
+
+
+def test_links_signed_with_a_rotated_out_secret_work_until_it_is_removed(
+    make_config, seeds, monkeypatch
+):
+    old = Signer([SECRET])
+    new_secret = "the-new-web-secret-0123456789abcdef"
+    with running_site(make_config, seeds, monkeypatch, secret=f"{new_secret} {SECRET}") as site:
+        key = site.key("carol")
+        assert site.client.get(f"/manage/{old.sign('manage', key)}").status_code == 200
+        assert site.links.manage(key) != f"{site.base}/manage/{old.sign('manage', key)}"
+    with running_site(make_config, seeds, monkeypatch, secret=new_secret) as site:
+        assert site.client.get(f"/manage/{old.sign('manage', key)}").status_code == 404
+        assert site.client.get(site.path(site.links.manage(key))).status_code == 200

@@ -172,11 +172,13 @@ def running_site(
     subscribers: str = CONFIG_READER,
     base_url: str | None = None,
     signup: str = "open",
+    secret: str = SECRET,
 ) -> Iterator[Site]:
-    """The site, with one day of papers stored; ``web`` adds lines to ``[web]``."""
+    """The site, with one day of papers stored; ``web`` adds lines to ``[web]``;
+    ``secret`` is what the secret's variable holds (several: rotation)."""
     from aiosmtpd.controller import Controller
 
-    monkeypatch.setenv(SECRET_ENV, SECRET)
+    monkeypatch.setenv(SECRET_ENV, secret)
     recorder = SmtpRecorder()
     smtp_port, port = free_port(), free_port()
     controller = Controller(recorder, hostname="127.0.0.1", port=smtp_port)
