@@ -23,6 +23,8 @@ MAX_SHORT = 64  # a zone name, a cadence, a number
 LIST_FIELDS = ("keywords", "exclude", "authors", "categories")
 CHANNELS = ("email", "feed", "page")
 FORM_ERROR = "form"  # problems about no one field
+# A new reader's name is made when it is stored; its form is checked with a stand-in.
+STAND_IN_NAME = "r-000000000000"
 
 
 @dataclass(slots=True)
@@ -79,7 +81,7 @@ def signup_form(form: Mapping[str, str], domains: tuple[str, ...], default_zone:
     parsed.values["channels"] = ["email"]
     if not address and "email" not in parsed.errors:
         parsed.errors["email"] = "required"
-    _validate(parsed, {"name": "r-000000000000"})
+    _validate(parsed, {"name": STAND_IN_NAME})
     if "email" not in parsed.errors and domains and not in_domains(address, domains):
         parsed.errors["email"] = "sign-up is open to addresses in " + ", ".join(
             f"@{d}" for d in domains
@@ -104,6 +106,7 @@ def manage_form(form: Mapping[str, Any], name: str, email: str, state: ReaderSta
         parsed.values["send_hour"] = send_hour
     channels = [c for c in _list(form, "channels") if c in CHANNELS]
     parsed.values["channels"] = channels
+    parsed.typed["channels"] = ",".join(channels)
     if not channels:
         parsed.errors["channels"] = "choose at least one (email, feed or page)"
     _validate(parsed, {"name": name, "email": email, "status": state.status})
