@@ -173,6 +173,8 @@ def test_manage_validates_and_saves_the_whole_profile(site):
     )
     assert bad.status_code == 400
     assert 'id="keywords-error"' in bad.text and 'id="max_papers-error"' in bad.text
+    none = site.submit(manage, {"keywords": "mamba", "send_hour": "7"})
+    assert none.status_code == 400 and 'id="channels-error"' in none.text
     with site.store() as store:
         assert store.get_subscriber(name).settings.keywords == ("mamba",)
 
