@@ -15,6 +15,7 @@ from zoneinfo import available_timezones
 
 from flask import Blueprint, Response, request
 
+from digest.config import WeightedTerm
 from digest.errors import SubscriberError
 from digest.readers import email_key
 from digest.web.forms import CHANNELS, FORM_ERROR, LIST_FIELDS, manage_form
@@ -52,14 +53,9 @@ def _typed_of(who: Who) -> dict[str, str]:
     return typed
 
 
-def _term_text(term: object) -> str:
-    if isinstance(term, str):
-        return term
-    dumped = getattr(term, "model_dump", None)
-    if dumped is not None:
-        values = dumped()
-        return f"{values.get('term')}^{values.get('weight'):g}"
-    return str(term)
+def _term_text(term: str | WeightedTerm) -> str:
+    """A keyword as the form shows it: a weighted one in the ``term^weight`` syntax."""
+    return term if isinstance(term, str) else f"{term.term}^{term.weight:g}"
 
 
 def _status(who: Who) -> str:

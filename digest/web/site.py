@@ -120,13 +120,8 @@ def reader_of(token: str, purpose: Purpose) -> tuple[Who, str] | None:
 def page(template: str, status: int = 200, **values: Any) -> Response:
     """A reader page from ``web/<template>.html.j2`` (autoescaped), with a CSRF token for
     its forms."""
-    body = (
-        site()
-        .env.get_template(f"web/{template}.html.j2")
-        .render(
-            csrf=csrf_token(), site_name=site().config.output.base_url or request.host, **values
-        )
-    )
+    template_file = site().env.get_template(f"web/{template}.html.j2")
+    body = template_file.render(csrf=csrf_token(), **values)
     return Response(body, status=status, content_type="text/html; charset=utf-8")
 
 
