@@ -317,3 +317,38 @@ def test_rating_get_shows_the_paper_post_records_the_last_vote_and_clear_undoes(
     site.submit(site.path(site.links.rate_base(key, paper) + "/clear"), {}, form=up)
     with site.store() as store:
         assert store.votes_of(["carol"]) == {}
+
+
+@pytest.mark.parametrize("transport", ["files", "maildir"])
+def test_sign_up_mails_go_through_the_configured_transport(make_config, transport):
+    from datetime import UTC, datetime, timedelta
+    from email import message_from_bytes
+    from email.policy import default
+    from pathlib import Path
+
+    from digest.config import load_config
+    from digest.render.environment import make_environment
+    from digest.web.mailer import send_one
+    from digest.web.mails import CONFIRM_SUBJECT, confirmation_mail
+
+    extra = f'[email]\ntransport = "{transport}"\nmaildir = "Maildir"\n'
+    config = load_config(make_config(extra=extra))
+    now = datetime(2026, 3, 13, 9, 0, tzinfo=UTC)
+    message = confirmation_mail(
+        make_environment(),
+        config.email,
+        "dana@example.org",
+        confirm_url="https://digest.example.org/confirm/t0ken",
+        expires=now + timedelta(hours=48),
+        site="https://digest.example.org",
+        now=now,
+    )
+    where = Path(send_one(config, message, "dana@example.org", now))
+    assert where.parent.name == ("new" if transport == "maildir" else "_signup")
+    sent = message_from_bytes(where.read_bytes(), policy=default)
+    assert sent["Subject"] == CONFIRM_SUBJECT and sent["To"] == "dana@example.org"
+    text = sent.get_body(("plain",)).get_content()
+    html = sent.get_body(("html",)).get_content()
+    assert "https://digest.example.org/confirm/t0ken" in text
+    assert 'href="https://digest.example.org/confirm/t0ken"' in html
+    assert "style=" in html  # the digest's CSS, inlined for mail clients
