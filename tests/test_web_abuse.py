@@ -157,6 +157,18 @@ def test_a_client_posting_too_many_sign_ups_gets_429(make_config, seeds, monkeyp
         assert site.submit("/subscribe", {"email": "a9@example.org"}).status_code == 200
 
 
+def test_forwarded_addresses_count_only_from_trusted_proxies(make_config, seeds, monkeypatch):
+    web = "signups_per_client_per_hour = 2\n"
+    with running_site(make_config, seeds, monkeypatch, web=web, proxies=0) as site:
+        codes = [
+            site.submit(
+                "/subscribe", {"email": f"a{n}@example.org"}, site.new_client(ip)
+            ).status_code
+            for n, ip in enumerate(("192.0.2.1", "192.0.2.2", "192.0.2.3"))
+        ]
+        assert codes == [200, 200, 429]  # one client, whatever X-Forwarded-For claims
+
+
 def test_a_client_posting_too_fast_gets_429(make_config, seeds, monkeypatch):
     web = "posts_per_client_per_minute = 4\n"
     with running_site(make_config, seeds, monkeypatch, web=web) as site:

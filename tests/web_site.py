@@ -173,6 +173,7 @@ def running_site(
     base_url: str | None = None,
     signup: str = "open",
     secret: str = SECRET,
+    proxies: int = 1,
 ) -> Iterator[Site]:
     """The site, with one day of papers stored; ``web`` adds lines to ``[web]``;
     ``secret`` is what the secret's variable holds (several: rotation)."""
@@ -196,7 +197,7 @@ timeout = 5
 [web]
 secret_env = "{SECRET_ENV}"
 signup = "{signup}"
-trusted_proxies = 1
+trusted_proxies = {proxies}
 {web}
 """
     path = make_config(subscribers=subscribers, extra=extra)
