@@ -92,6 +92,8 @@ class Signer:
             payload, mac = _unb64(encoded), _unb64(mac_text)
         except (binascii.Error, ValueError):
             return None
+        if _b64(payload) != encoded or _b64(mac) != mac_text:
+            return None  # spelled otherwise (the unused bits of a last character): altered
         valid = False
         for secret_key in self._keys:  # every key is tried: the time does not tell which
             valid |= hmac.compare_digest(mac, self._mac(secret_key, purpose, payload))
