@@ -458,6 +458,8 @@ class Dispatcher:
 
 def make_app(config: Config, now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> Dispatcher:
     """The whole site: the output folder and, with a web secret, the reader pages."""
+    if not config.web.secret_env:
+        return Dispatcher(DigestApp(config, now))
     from digest.web.app import create_app  # Flask is loaded only where pages are served
 
     return Dispatcher(DigestApp(config, now), create_app(config, now))

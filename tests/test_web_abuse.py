@@ -32,10 +32,11 @@ def snapshot(site):
         )
 
 
-def altered(token: str) -> str:
-    """The token with one character of its MAC changed."""
-    last = token[-1]
-    return token[:-1] + ("A" if last != "A" else "B")
+def altered(url: str, at: int = -1) -> str:
+    """The link with one character of its token changed (the last by default, whose low
+    bits base64 does not use: the token must still not verify)."""
+    where = len(url) + at if at < 0 else at
+    return url[:where] + ("A" if url[where] != "A" else "B") + url[where + 1 :]
 
 
 def test_bad_tokens_are_the_404_of_an_unknown_path_and_change_nothing(site):
@@ -54,6 +55,7 @@ def test_bad_tokens_are_the_404_of_an_unknown_path_and_change_nothing(site):
         "/manage/" + "A" * 700,
         site.path(altered(links.manage(key))),
         site.path(altered(confirm)),
+        site.path(altered(confirm, len(site.base) + len("/confirm/") + 3)),  # the payload
         site.path(expired),
         f"/unsubscribe/{signer.sign('manage', key)}",  # a token of another purpose
         f"/manage/{signer.sign('unsubscribe', key)}",

@@ -20,6 +20,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from digest.config import Config
+from digest.pipeline import templates_of
 from digest.render.environment import builtin_templates, make_environment
 from digest.tokens import signer_from_env
 from digest.web import ratings, reader, signup
@@ -47,8 +48,6 @@ def create_app(
     signer = signer_from_env(config.web.secret_env)
     if signer is None:
         return None
-    from digest.pipeline import templates_of
-
     app = PagesApp(
         "digest.web",
         root_path=str(builtin_templates()),
