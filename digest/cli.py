@@ -139,11 +139,7 @@ def run(
 ) -> None:
     """Run one digest now: ingest, pick the new papers, rank, render, deliver."""
     config = load(config_path)
-    for name in only:
-        try:
-            config.subscriber(name)
-        except ConfigError as exc:
-            fail(exc)
+    _check_runnable(config, only)
     quiet = click.get_current_context().find_root().obj["quiet"]
     try:
         with terminal_progress(not (as_json or quiet)) as progress:
@@ -162,6 +158,33 @@ def run(
     elif not quiet:
         _print_report(report, config)
     sys.exit(0 if report.ok else EXIT_FAILED)
+
+
+def _check_runnable(config: Config, names: tuple[str, ...]) -> None:
+    """Each ``--subscriber`` is a config reader, or an active store reader (served now,
+    whatever its schedule); else exit saying which is not."""
+    missing = [name for name in names if all(s.name != name for s in config.subscribers)]
+    if not missing:
+        return
+    readers = _store_call(config, lambda store: [store.get_subscriber(n) for n in missing])
+    for name, reader in zip(missing, readers, strict=True):
+        if reader is None:
+            known = ", ".join(s.name for s in config.subscribers) or "none"
+            fail(
+                ConfigError(
+                    f"{config.path}: no subscriber named {name!r} in the config "
+                    f"(known: {known}) nor in the store",
+                    hint="`digest subscribers list` shows every reader",
+                )
+            )
+        if reader.status != "active":
+            fail(
+                ConfigError(
+                    f"--subscriber {name}: the store reader is {reader.status}; "
+                    "only active readers are served",
+                    hint=f"`digest subscribers edit {name} --status active` serves it again",
+                )
+            )
 
 
 @main.command()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -46,9 +46,12 @@ def serve_subscriber(
     run_id: int | None = None,
     ranked: tuple[Ranking, list[str]] | None = None,
     detail: bool = True,
+    mark_served: bool = False,
 ) -> SubscriberReport:
     """Rank (unless ``ranked`` already is), record and deliver one subscriber's digest;
-    never raises."""
+    never raises. ``mark_served``: record that the reader was served (its cadence's
+    period is done) once its digest is recorded or nothing is owed, before delivering:
+    unfinished deliveries are finished by later runs whether or not it is due."""
     entry = SubscriberReport()
     try:
         if ranked is None:
@@ -76,6 +79,8 @@ def serve_subscriber(
             for digest in recorded:
                 if digest.papers and digest.digest_id is not None:
                     todo[digest.digest_id] = (digest, list(subscriber.channels))
+        if mark_served:
+            store.mark_served(subscriber.name, context.now)
         deliver(subscriber, todo, store, channels, context, entry, timings)
     except Exception as exc:
         entry.error = f"{exc}" if isinstance(exc, DigestError) else f"unexpected error: {exc!r}"
@@ -207,17 +212,25 @@ def paper_summaries(ranking: Ranking) -> list[dict[str, object]]:
 
 
 def owed_work(
-    store: Store, subscribers: Sequence[SubscriberSettings], today: date
+    store: Store,
+    subscribers: Sequence[SubscriberSettings],
+    today: date,
+    finish_only: Collection[str] = (),
 ) -> dict[str, Work]:
-    """What each subscriber is owed, read for all of them at once."""
+    """What each subscriber is owed, read for all of them at once. Those in
+    ``finish_only`` (readers whose send moment has not come) are owed only their
+    unfinished deliveries, no new papers."""
     names = [s.name for s in subscribers]
     owed = store.register_subscribers(names, today)
+    reading = {n: o for n, o in owed.items() if n not in finish_only} if finish_only else owed
     backfill = {s.name: s.backfill_days for s in subscribers}
-    pending = store.pending_for(owed, today, backfill)
+    pending = store.pending_for(reading, today, backfill)
     unconfirmed = store.pending_deliveries_of(names)
     return {
         s.name: Work(
-            pending.for_subscriber(s.name, owed[s.name], today, s.backfill_days),
+            pending.for_subscriber(s.name, owed[s.name], today, s.backfill_days)
+            if s.name in reading
+            else [],
             unconfirmed.get(s.name, []),
             owed[s.name].watermark,
         )

@@ -163,7 +163,7 @@ class WebMixin(StoreBase):
 
     def opted_out(self) -> dict[str, str]:
         """Every opted-out address key and its reason."""
-        return dict(self.conn.execute(select(opt_outs.c.email_key, opt_outs.c.reason)).tuples())
+        return dict(self.conn.execute(select(opt_outs.c.email_key, opt_outs.c.reason)).all())
 
     # --- rate limits --------------------------------------------------------------------------
 
