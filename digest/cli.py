@@ -30,6 +30,7 @@ from digest.readers import STATUSES, WEEKDAYS
 from digest.report import RedactingFilter, Redactor, RunReport, redactor_for
 from digest.scheduler import run_scheduler, schedule_of
 from digest.serve import make_http_server, serve_until
+from digest.store import StoreSummary
 
 log = logging.getLogger("digest")
 
@@ -405,6 +406,7 @@ def state(config_path: Path, as_json: bool) -> None:
                 f"  {'':<16} outcome unknown {sub.unknown_deliveries} (sent once more next run)"
                 f"  unconfirmed {sub.unconfirmed_deliveries} (sent twice, not sent again)"
             )
+    _print_bounces(summary)
     click.echo("last runs:")
     for entry in summary.runs:
         dry = "  (dry run)" if entry["dry_run"] else ""
@@ -412,6 +414,24 @@ def state(config_path: Path, as_json: bool) -> None:
             f"  #{entry['id']:<5} {entry['date']}  {entry['status']:<11}"
             f" started {entry['started_at']}{dry}"
         )
+
+
+def _print_bounces(summary: StoreSummary) -> None:
+    """The readers no longer sent mail, and the addresses a mail server refuses."""
+    if summary.bouncing_readers:
+        click.echo(f"bouncing store readers: {', '.join(summary.bouncing_readers)}")
+    if summary.opted_out:
+        counts = ", ".join(
+            f"{count} {reason}" for reason, count in sorted(summary.opted_out.items())
+        )
+        click.echo(f"config readers opted out: {counts}")
+    if summary.bounces:
+        click.echo("addresses refused by the mail server (runs in a row):")
+        for bounce in summary.bounces:
+            address, runs, last = bounce["address"], bounce["runs"], bounce["last_at"]
+            click.echo(
+                f"  {address:<32} {runs:>3}  last {last:%Y-%m-%d %H:%M}  {bounce['last_reply']}"
+            )
 
 
 def _print_report(report: RunReport, config: Config) -> None:

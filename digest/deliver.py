@@ -12,9 +12,10 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 
+from digest.bounces import note_delivered, note_refusal
 from digest.channels import Channel, DeliveryContext
 from digest.config import SubscriberSettings
-from digest.errors import DeliveryDeferred, DeliveryUnknown, DigestError
+from digest.errors import DeliveryDeferred, DeliveryUnknown, DigestError, RecipientRefused
 from digest.models import Digest, Scored, StoredPaper
 from digest.rank import Ranking
 from digest.ranker import Ranker
@@ -81,7 +82,7 @@ def serve_subscriber(
                     todo[digest.digest_id] = (digest, list(subscriber.channels))
         if mark_served:
             store.mark_served(subscriber.name, context.now)
-        deliver(subscriber, todo, store, channels, context, entry, timings)
+        deliver(subscriber, todo, store, channels, context, entry, timings, run_id)
     except Exception as exc:
         entry.error = f"{exc}" if isinstance(exc, DigestError) else f"unexpected error: {exc!r}"
         log.exception("subscriber %s failed", subscriber.name)
@@ -117,6 +118,7 @@ def deliver(
     context: DeliveryContext,
     entry: SubscriberReport,
     timings: Timings,
+    run_id: int | None = None,
 ) -> None:
     """Deliver each digest on each channel still owed; record what each channel confirmed."""
     errors: list[str] = []
@@ -126,7 +128,16 @@ def deliver(
         for name in names:
             complete = (
                 _deliver_one(
-                    digest, name, subscriber, store, channels, context, entry, errors, timings
+                    digest,
+                    name,
+                    subscriber,
+                    store,
+                    channels,
+                    context,
+                    entry,
+                    errors,
+                    timings,
+                    run_id,
                 )
                 and complete
             )
@@ -146,6 +157,7 @@ def _deliver_one(
     entry: SubscriberReport,
     errors: list[str],
     timings: Timings,
+    run_id: int | None = None,
 ) -> bool:
     channel = channels.get(name)
     started = time.perf_counter()
@@ -165,6 +177,11 @@ def _deliver_one(
         reason = redactor_for(context.config).text(reason)  # a server may echo a secret
         with timings.measure("record"):
             store.mark_failed(digest.digest_id or 0, name, reason)
+            if isinstance(exc, RecipientRefused):  # a bounce: after some runs, no more mail
+                notice = note_refusal(
+                    store, context.config, subscriber, reason, run_id, context.now
+                )
+                reason = f"{reason}; {notice}" if notice else reason
         entry.deliveries.append(DeliveryReport(digest.slug, name, "failed", reason))
         errors.append(f"{name} delivery of {digest.slug} failed: {reason}")
         log.error("%s: %s delivery of %s failed: %s", subscriber.name, name, digest.slug, reason)
@@ -173,6 +190,8 @@ def _deliver_one(
         timings.add(f"deliver:{name}", time.perf_counter() - started)
     with timings.measure("record"):
         store.mark_delivered(digest.digest_id or 0, name, context.now)
+        if name == "email":
+            note_delivered(store, subscriber)
     entry.deliveries.append(DeliveryReport(digest.slug, name, "delivered", where))
     log.info(
         "%s: %s delivered %s (%d papers) to %s",
