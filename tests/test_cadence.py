@@ -218,3 +218,115 @@ def test_a_weekly_reader_with_an_empty_week_gets_nothing(make_config, tmp_path):
     assert report.subscribers[weekly].candidates == 0
     assert report.subscribers[weekly].deliveries == []
     assert emails_of(tmp_path / "out") == {weekly: 1}
+
+
+# --- acceptance: five weeks of wakes across both March 2026 DST changes ---------------------
+
+
+def test_weekly_and_daily_readers_across_both_dst_changes_hour_by_hour(
+    make_config, tmp_path, smtp_server
+):
+    """Berlin (weekly, Monday 07:00), New York (weekly, Thursday 07:00) and New York
+    (daily, 18:00), woken every hour from 2 March to 5 April 2026 (the US changes on 8
+    March, the EU on 29 March), with new papers every day but 17 to 26 March."""
+    from test_smtp_delivery import parse, smtp_settings
+
+    from conftest import FixedClock
+    from digest.scheduler import DigestJob, ReadersWake
+
+    recorder, port = smtp_server
+    path = make_config(subscribers="", extra=smtp_settings(port))
+    start = utc(2026, 3, 2)
+    berlin = add_reader(
+        path, "berlin@example.org", start, cadence="weekly", weekday="mon",
+        timezone="Europe/Berlin", send_hour=7,
+    )  # fmt: skip
+    new_york = add_reader(
+        path, "ny@example.org", start, cadence="weekly", weekday="thu",
+        timezone="America/New_York", send_hour=7,
+    )  # fmt: skip
+    daily = add_reader(path, "daily@example.org", start, timezone="America/New_York", send_hour=18)
+    quiet = {date(2026, 3, 17) + timedelta(days=n) for n in range(10)}
+    clock = FixedClock(start)
+    runs: list[datetime] = []
+
+    def runner(config):
+        runs.append(clock.now)
+        return run_once(config, clock=clock, config_readers=False)
+
+    wake = ReadersWake(DigestJob(load_config(path)), runner=runner, clock=clock)
+    while clock.now < utc(2026, 4, 6):
+        if clock.now.hour == 0 and clock.now.date() not in quiet:
+            number = 10 * (clock.now - start).days + 1
+            daily_papers(tmp_path / "inbox", clock.now.date(), 2, number)
+        wake()
+        clock.advance(hours=1)
+
+    def sent_to(address: str, zone: ZoneInfo) -> list[datetime]:
+        return [
+            parse(content)["Date"].datetime.astimezone(zone)
+            for content in recorder.for_recipient(address)
+        ]
+
+    berlin_sent = sent_to("berlin@example.org", BERLIN)
+    assert [(d.date().isoformat(), d.hour, d.utcoffset().seconds // 3600) for d in berlin_sent] == [
+        ("2026-03-02", 7, 1),
+        ("2026-03-09", 7, 1),
+        ("2026-03-16", 7, 1),  # 23 March: a week without papers, nothing sent
+        ("2026-03-30", 7, 2),  # CEST
+    ]
+    ny_sent = sent_to("ny@example.org", NEW_YORK)
+    assert [(d.date().isoformat(), d.hour) for d in ny_sent] == [
+        ("2026-03-05", 7),  # EST: 12:00 UTC
+        ("2026-03-12", 7),  # EDT: 11:00 UTC
+        ("2026-03-19", 7),  # 26 March: nothing new since the 19th, nothing sent
+        ("2026-04-02", 7),
+    ]
+    daily_sent = sent_to("daily@example.org", NEW_YORK)
+    expected_days = [
+        date(2026, 3, 2) + timedelta(days=n)
+        for n in range(35)
+        if date(2026, 3, 2) + timedelta(days=n) not in quiet
+    ]
+    assert [d.date() for d in daily_sent] == expected_days
+    assert {d.hour for d in daily_sent} == {18}
+    # The runs were the readers' moments only: the other wakes found nobody due.
+    assert len(runs) == len(expected_days) + len(quiet) + 5 + 5
+    with open_store(load_config(path)) as store:
+        assert set(store.served_times([berlin, new_york, daily])) == {berlin, new_york, daily}
+
+
+def test_the_scheduler_wakes_every_quarter_hour_and_runs_only_for_due_store_readers(
+    make_config, tmp_path
+):
+    """A zone 30 minutes off the hour (Kolkata, UTC+05:30) is served at its 07:00, the
+    01:30 UTC wake; the other wakes find nobody due and run nothing. Config readers are
+    left to the cron line's run."""
+    from conftest import FixedClock
+    from digest.scheduler import WAKE_ID, DigestJob, ReadersWake, build_scheduler
+
+    path = make_config(subscribers=CONFIG_READER, extra='\n[schedule]\ncron = "0 9 * * *"\n')
+    config = load_config(path)
+    job = DigestJob(config)
+    scheduler = build_scheduler(config, job)
+    wake = scheduler.get_job(WAKE_ID)
+    fires = [wake.trigger.get_next_fire_time(None, utc(2026, 3, 16, 0, 5))]
+    fires.append(wake.trigger.get_next_fire_time(fires[0], fires[0] + timedelta(seconds=1)))
+    assert fires == [utc(2026, 3, 16, 0, 15), utc(2026, 3, 16, 0, 30)]
+
+    name = add_reader(path, "lata@example.org", utc(2026, 3, 15, 2), timezone="Asia/Kolkata")
+    daily_papers(tmp_path / "inbox", date(2026, 3, 16), 2, 1)
+    clock = FixedClock(utc(2026, 3, 16, 0, 0))
+    reports = []
+
+    def runner(config):
+        reports.append((clock.now, run_once(config, clock=clock, config_readers=False)))
+
+    quarter_hours = ReadersWake(job, runner=runner, clock=clock)
+    for _quarter in range(12):  # 00:00 to 02:45 UTC
+        quarter_hours()
+        clock.advance(minutes=15)
+    assert [(at, list(report.subscribers)) for at, report in reports] == [
+        (utc(2026, 3, 16, 1, 30), [name])
+    ]
+    assert emails_of(tmp_path / "out") == {name: 1}
