@@ -330,3 +330,30 @@ def test_the_scheduler_wakes_every_quarter_hour_and_runs_only_for_due_store_read
         (utc(2026, 3, 16, 1, 30), [name])
     ]
     assert emails_of(tmp_path / "out") == {name: 1}
+
+
+def test_wakes_between_cron_runs_never_make_health_overdue(make_config, tmp_path):
+    from digest.scheduler import DigestJob, ReadersWake
+    from digest.serve import health_of
+
+    path = make_config(
+        subscribers=CONFIG_READER, extra='\n[schedule]\ncron = "0 9 * * *"\ntimezone = "UTC"\n'
+    )
+    config = load_config(path)
+    name = add_reader(path, "mo@example.org", utc(2026, 3, 15), send_hour=18)
+    daily_papers(tmp_path / "inbox", date(2026, 3, 16), 2, 1)
+    run_at(path, utc(2026, 3, 16, 9))  # the cron line's run
+    clock = [utc(2026, 3, 16, 9, 15)]
+    ran = []
+
+    def runner(config):
+        ran.append(run_once(config, clock=lambda: clock[0], config_readers=False))
+
+    wake = ReadersWake(DigestJob(config), runner=runner, clock=lambda: clock[0])
+    while clock[0] < utc(2026, 3, 17, 8, 45):
+        wake()
+        assert health_of(config, clock[0])["healthy"], clock[0]
+        clock[0] += timedelta(minutes=15)
+    assert [list(report.subscribers) for report in ran] == [[name]]  # 18:00 only
+    overdue = health_of(config, utc(2026, 3, 17, 10, 30))  # the 09:00 run never came
+    assert not overdue["healthy"] and "overdue" in overdue["problems"][0]
