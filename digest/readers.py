@@ -218,8 +218,9 @@ class Audience:
 
     ``subscribers``: the config's readers (every run is theirs: the cron line is their
     schedule) and the store's active readers whose send moment has come, or that are
-    owed unfinished deliveries. ``finish_only``: store readers not due that get only
-    those deliveries, no new digest. ``scheduled``: the store readers served on their
+    owed deliveries never tried or never confirmed (``UNTRIED``). ``finish_only``:
+    store readers not due that get only those deliveries (and any failed one), no new
+    digest. ``scheduled``: the store readers served on their
     schedule (a run records when it served them). ``weekly``: readers whose
     ``max_papers`` is for the whole digest. ``waiting``: active store readers not due,
     registered so their first digest covers the papers since they joined.
@@ -232,6 +233,9 @@ class Audience:
     waiting: tuple[str, ...] = ()
 
 
+# Deliveries finished for a reader that is not due: never tried (a crash, a server the
+# run gave up on) or sent without confirmation. A failed one waits for its next digest.
+UNTRIED = ("pending", "unknown")
 OPT_OUTS_NAMED = 10  # up to this many opted-out readers are logged by name, beyond: a count
 
 
@@ -269,7 +273,11 @@ def run_subscribers(
         addresses.add(email_key(reader.email))
     names = [r.name for r in active]
     last_served = store.served_times(names)
-    unfinished = store.pending_deliveries_of(names)
+    unfinished = {  # a crash, or a server given up on: not a refusal, retried when due
+        name
+        for name, deliveries in store.pending_deliveries_of(names).items()
+        if any(d.status in UNTRIED for d in deliveries)
+    }
     finish_only, scheduled, waiting = set(), set(), []
     for reader in active:
         since = reader.confirmed_at or reader.created_at

@@ -172,3 +172,34 @@ def test_a_config_reader_who_opted_out_gets_nothing_until_it_opts_back_in(
     again = run_day(path, 1)
     assert list(again.subscribers) == ["alice", "gail"]
     assert len(recorder.for_recipient("gail@example.org")) == 1
+
+
+def test_a_store_reader_refused_is_retried_at_its_send_hour_not_at_every_wake(make_config, server):
+    from conftest import FixedClock
+    from digest.scheduler import DigestJob, ReadersWake
+
+    recorder, port = server
+    path = make(make_config, port)
+    start = datetime(2026, 3, 16, tzinfo=UTC)
+    with open_store(load_config(path)) as store:
+        name = store.add_subscriber(
+            {"email": "hugo@example.org", "channels": ["email"], "send_hour": 7}, start
+        ).name
+    recorder.refuse = {"hugo@example.org": "550 5.1.1 No such user"}
+    clock = FixedClock(start)
+    runs = []
+
+    def runner(config):
+        runs.append(clock.now)
+        return run_once(config, clock=clock, config_readers=False)
+
+    wake = ReadersWake(DigestJob(load_config(path)), runner=runner, clock=clock)
+    while clock.now < start + timedelta(days=4):
+        if clock.now.hour == 0:
+            daily_papers(path.parent / "inbox", clock.now.date(), 2, 10 * clock.now.day)
+        wake()
+        clock.advance(hours=1)
+    assert runs == [start + timedelta(days=n, hours=7) for n in range(3)]  # then bouncing
+    assert recorder.rcpts["hugo@example.org"] == 1 + 2 + 3  # each day's, and those before
+    with open_store(load_config(path)) as store:
+        assert store.get_subscriber(name).status == "bouncing"
