@@ -203,3 +203,17 @@ def test_a_store_reader_refused_is_retried_at_its_send_hour_not_at_every_wake(ma
     assert recorder.rcpts["hugo@example.org"] == 1 + 2 + 3  # each day's, and those before
     with open_store(load_config(path)) as store:
         assert store.get_subscriber(name).status == "bouncing"
+
+
+def test_many_opted_out_config_readers_are_one_line_of_the_log(make_config, tmp_path, caplog):
+    names = [f"reader{n}" for n in range(12)]
+    path = make_config(subscribers=readers("kept", *names))
+    with open_store(load_config(path)) as store:
+        for name in names:
+            store.opt_out(f"{name}@example.org", "unsubscribed", "one-click", datetime.now(UTC))
+    with caplog.at_level("INFO", logger="digest"):
+        report = run_day(path, 0)
+    assert list(report.subscribers) == ["kept"]
+    assert "12 config readers not served: their addresses opted out" in caplog.text
+    assert "config reader reader0 not served" not in caplog.text
+    assert sorted(p.name for p in (tmp_path / "out" / "email").iterdir()) == ["kept"]
