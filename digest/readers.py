@@ -218,12 +218,12 @@ class Audience:
 
     ``subscribers``: the config's readers (every run is theirs: the cron line is their
     schedule) and the store's active readers whose send moment has come, or that are
-    owed deliveries never tried or never confirmed (``UNTRIED``). ``finish_only``:
-    store readers not due that get only those deliveries (and any failed one), no new
-    digest. ``scheduled``: the store readers served on their
-    schedule (a run records when it served them). ``weekly``: readers whose
-    ``max_papers`` is for the whole digest. ``waiting``: active store readers not due,
-    registered so their first digest covers the papers since they joined.
+    owed deliveries never tried or never confirmed (``UNTRIED``). ``finish_only``: store
+    readers not due, given those deliveries (and any failed one) but no new digest.
+    ``scheduled``: store readers served on their schedule (a run records when it served
+    them). ``weekly``: readers whose ``max_papers`` is for the whole digest.
+    ``waiting``: active store readers not due, registered so that their first digest
+    covers the papers since they joined.
     """
 
     subscribers: list[SubscriberSettings]
@@ -233,8 +233,9 @@ class Audience:
     waiting: tuple[str, ...] = ()
 
 
-# Deliveries finished for a reader that is not due: never tried (a crash, a server the
-# run gave up on) or sent without confirmation. A failed one waits for its next digest.
+# What a reader that is not due is still run for: deliveries never tried (a crash, a
+# server the run gave up on) or sent without a confirmation. A delivery the server
+# refused waits for the reader's next digest, so it costs no run at every wake.
 UNTRIED = ("pending", "unknown")
 OPT_OUTS_NAMED = 10  # up to this many opted-out readers are logged by name, beyond: a count
 
@@ -256,24 +257,10 @@ def run_subscribers(
     between cron runs)."""
     wanted = set(only)
     served = _config_readers(config, store, wanted, config_readers)
-    taken = {s.name for s in config.subscribers}
-    addresses = {email_key(s.email) for s in config.subscribers}
-    active = []
-    for reader in store.list_subscribers(status="active"):
-        if wanted and reader.name not in wanted:
-            continue
-        problems = check_against_config(reader.settings, config)
-        if not problems and (reader.name in taken or email_key(reader.email) in addresses):
-            problems = ["a reader of the same name or address is served already"]
-        if problems:
-            log.warning("store reader %s not served: %s", reader.name, "; ".join(problems))
-            continue
-        active.append(reader)
-        taken.add(reader.name)
-        addresses.add(email_key(reader.email))
+    active = _store_readers(config, store, wanted)
     names = [r.name for r in active]
     last_served = store.served_times(names)
-    unfinished = {  # a crash, or a server given up on: not a refusal, retried when due
+    unfinished = {
         name
         for name, deliveries in store.pending_deliveries_of(names).items()
         if any(d.status in UNTRIED for d in deliveries)
@@ -293,6 +280,27 @@ def run_subscribers(
     return Audience(
         served, frozenset(finish_only), frozenset(scheduled), frozenset(weekly), tuple(waiting)
     )
+
+
+def _store_readers(config: Config, store: Store, wanted: set[str]) -> list[Reader]:
+    """The store's active readers (or those ``wanted``) that clash with no config
+    reader nor with each other; each one left out is logged with why."""
+    taken = {s.name for s in config.subscribers}
+    addresses = {email_key(s.email) for s in config.subscribers}
+    found = []
+    for reader in store.list_subscribers(status="active"):
+        if wanted and reader.name not in wanted:
+            continue
+        problems = check_against_config(reader.settings, config)
+        if not problems and (reader.name in taken or email_key(reader.email) in addresses):
+            problems = ["a reader of the same name or address is served already"]
+        if problems:
+            log.warning("store reader %s not served: %s", reader.name, "; ".join(problems))
+            continue
+        found.append(reader)
+        taken.add(reader.name)
+        addresses.add(email_key(reader.email))
+    return found
 
 
 def _config_readers(
