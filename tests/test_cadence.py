@@ -357,3 +357,49 @@ def test_wakes_between_cron_runs_never_make_health_overdue(make_config, tmp_path
     assert [list(report.subscribers) for report in ran] == [[name]]  # 18:00 only
     overdue = health_of(config, utc(2026, 3, 17, 10, 30))  # the 09:00 run never came
     assert not overdue["healthy"] and "overdue" in overdue["problems"][0]
+
+
+KILL_AT_FIRST_DELIVERY = """
+from digest.channels.email_files import EmlFileChannel
+def deliver(self, *args, **kwargs):
+    os.kill(os.getpid(), signal.SIGKILL)
+EmlFileChannel.deliver = deliver
+"""
+
+
+@pytest.mark.slow
+def test_a_run_killed_after_recording_a_digest_is_finished_by_the_next_though_not_due(
+    make_config, tmp_path
+):
+    """The real command line, SIGKILLed between the digest's record and its delivery:
+    the reader is then served for this period, and the next run, minutes later, finishes
+    the delivery without a second digest."""
+    import json
+    import signal
+
+    from test_crash_safety import run_cli
+
+    from conftest import day
+
+    path = make_config(subscribers="")
+    daily_papers(tmp_path / "inbox", day(0), 3, 1)
+    now = datetime.now(UTC)
+    name = add_reader(
+        path, "nia@example.org", now - timedelta(days=2), send_hour=(now.hour - 1) % 24
+    )
+    killed = run_cli(path, patch=KILL_AT_FIRST_DELIVERY)
+    assert killed.returncode == -signal.SIGKILL
+    assert emails_of(tmp_path / "out") == {}
+    with open_store(load_config(path)) as store:
+        assert name in store.served_times([name])  # its period is done: it is not due
+        assert [d.status for d in store.pending_deliveries(name)] == ["pending"]
+
+    daily_papers(tmp_path / "inbox", day(0) + timedelta(days=1), 2, 11)  # not its time
+    again = run_cli(path, "--json")
+    assert again.returncode == 0, again.stderr
+    entry = json.loads(again.stdout)["subscribers"][name]
+    assert entry["candidates"] == 0 and entry["delivered"] == 3
+    assert [d["status"] for d in entry["deliveries"]] == ["delivered"]
+    assert emails_of(tmp_path / "out") == {name: 1}
+    third = run_cli(path, "--json")
+    assert json.loads(third.stdout)["subscribers"] == {}
