@@ -51,8 +51,9 @@ def serve_subscriber(
 ) -> SubscriberReport:
     """Rank (unless ``ranked`` already is), record and deliver one subscriber's digest;
     never raises. ``mark_served``: record that the reader was served (its cadence's
-    period is done) once its digest is recorded or nothing is owed, before delivering:
-    unfinished deliveries are finished by later runs whether or not it is due."""
+    period is done) with its digest, before delivering: unfinished deliveries are
+    finished by later runs whether or not it is due. (A reader owed nothing is marked by
+    the caller, a batch at a time.)"""
     entry = SubscriberReport()
     try:
         if ranked is None:
@@ -76,12 +77,11 @@ def serve_subscriber(
                     subscriber.channels,
                     run_id,
                     context.now,
+                    served=mark_served,
                 )
             for digest in recorded:
                 if digest.papers and digest.digest_id is not None:
                     todo[digest.digest_id] = (digest, list(subscriber.channels))
-        if mark_served:
-            store.mark_served(subscriber.name, context.now)
         deliver(subscriber, todo, store, channels, context, entry, timings, run_id)
     except Exception as exc:
         entry.error = f"{exc}" if isinstance(exc, DigestError) else f"unexpected error: {exc!r}"

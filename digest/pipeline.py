@@ -367,6 +367,7 @@ class Served:
                 if store.postgres:  # not ranking again what another run has served since
                     self.refresh(batch, store)
                 ranked = rank_batch(self.ranker, batch, self.work, timings)
+                self.mark_idle_served(batch, store)
                 for number, subscriber in enumerate(batch, start=start + 1):
                     progress(f"digests: {number} of {len(waiting)} ({subscriber.name})")
                     with store.claim(subscriber.name) as mine:
@@ -391,6 +392,14 @@ class Served:
                     return
                 time.sleep(0.5)
                 self.work.update(owed_work(store, waiting, self.today, self.finish_only))
+
+    def mark_idle_served(self, batch: Sequence[SubscriberSettings], store: Store) -> None:
+        """Record as served, in one write, the scheduled readers of ``batch`` owed no new
+        paper: their period is done. Those with a digest are marked as it is recorded."""
+        idle = [
+            s.name for s in batch if s.name in self.scheduled and not self.work[s.name].candidates
+        ]
+        store.mark_served(idle, self.now)
 
     def refresh(self, batch: Sequence[SubscriberSettings], store: Store) -> None:
         """Re-read what the subscribers of ``batch`` are owed where another run has made

@@ -194,14 +194,14 @@ def test_a_weekly_digest_keeps_max_papers_for_the_week_and_a_daily_one_per_listi
     daily = add_reader(path, "jo@example.org", utc(2026, 3, 1), max_papers=5)
     with open_store(load_config(path)) as store:  # both served on the Monday before
         store.register_subscribers([weekly, daily], monday - timedelta(days=7))
-        store.mark_served(weekly, utc(2026, 3, 9, 7))
-        store.mark_served(daily, utc(2026, 3, 16, 7))
+        store.mark_served([weekly], utc(2026, 3, 9, 7))
+        store.mark_served([daily], utc(2026, 3, 16, 7))
     daily_papers(tmp_path / "inbox", monday - timedelta(days=7), 1, 900)
     run_at(path, utc(2026, 3, 9, 7, 30), only=[weekly, daily])  # last week's digests
     for n in range(1, 6):  # Tuesday to Saturday: 6 papers a day
         daily_papers(tmp_path / "inbox", monday - timedelta(days=7 - n), 6, 10 * n)
     with open_store(load_config(path)) as store:  # the daily reader was away all week
-        store.mark_served(daily, utc(2026, 3, 9, 8))
+        store.mark_served([daily], utc(2026, 3, 9, 8))
     report = run_at(path, utc(2026, 3, 16, 7))
     assert report.subscribers[weekly].candidates == 30
     assert report.subscribers[weekly].selected == 5  # the best five of the week

@@ -49,12 +49,18 @@ class ServingMixin(StoreBase):
             found.update(rows.all())
         return found
 
-    def mark_served(self, name: str, now: datetime) -> None:
-        """Record that a run served this (registered) reader now."""
+    def mark_served(self, names: Sequence[str], now: datetime) -> None:
+        """Record that a run served these (registered) readers now, in one transaction
+        (a reader with a digest is marked by ``create_digests``, in the digest's)."""
+        if not names:
+            return
         with self.transaction() as conn:
-            conn.execute(
-                update(subscribers).where(subscribers.c.name == name).values(served_at=now)
-            )
+            for start in range(0, len(names), CHUNK):
+                conn.execute(
+                    update(subscribers)
+                    .where(subscribers.c.name.in_(names[start : start + CHUNK]))
+                    .values(served_at=now)
+                )
 
     # --- bounces ------------------------------------------------------------------------------
 
