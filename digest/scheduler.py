@@ -15,8 +15,9 @@ Two jobs, never at the same time (one worker thread runs them in turn):
 - the cron line's run serves the config's readers and every store reader that is due;
 - a wake every ``WAKE_MINUTES`` (at :00, :15, :30 and :45 UTC, so zones offset by 30 or
   45 minutes are served at their local send hour too) runs for the store's readers
-  alone, only when one of them is due (its send moment has come, or a delivery of its is
-  unfinished). A wake with nobody due does nothing: no ingest, no run recorded.
+  alone, only when one of them is due (its send moment has come, or a delivery of its was
+  never tried or never confirmed). A wake with nobody due does nothing: no ingest, no
+  run recorded.
 """
 
 from __future__ import annotations
@@ -104,7 +105,8 @@ def store_readers_run(config: Config) -> object:
 
 
 def readers_due(config: Config, now: datetime) -> list[str]:
-    """The store readers a run at ``now`` would serve: due, or owed unfinished deliveries."""
+    """The store readers a run at ``now`` would serve: due, or owed deliveries a crash
+    left (see ``readers.run_subscribers``)."""
     if not config.store.database_url and not Path(config.resolve(config.store.path)).exists():
         return []
     with open_store(config) as store:
