@@ -30,6 +30,7 @@ from digest.readers import STATUSES, WEEKDAYS
 from digest.report import RedactingFilter, Redactor, RunReport, redactor_for
 from digest.scheduler import run_scheduler, schedule_of
 from digest.serve import make_http_server, serve_until
+from digest.store import StoreSummary
 
 log = logging.getLogger("digest")
 
@@ -139,11 +140,7 @@ def run(
 ) -> None:
     """Run one digest now: ingest, pick the new papers, rank, render, deliver."""
     config = load(config_path)
-    for name in only:
-        try:
-            config.subscriber(name)
-        except ConfigError as exc:
-            fail(exc)
+    _check_runnable(config, only)
     quiet = click.get_current_context().find_root().obj["quiet"]
     try:
         with terminal_progress(not (as_json or quiet)) as progress:
@@ -162,6 +159,33 @@ def run(
     elif not quiet:
         _print_report(report, config)
     sys.exit(0 if report.ok else EXIT_FAILED)
+
+
+def _check_runnable(config: Config, names: tuple[str, ...]) -> None:
+    """Each ``--subscriber`` is a config reader, or an active store reader (served now,
+    whatever its schedule); else exit saying which is not."""
+    missing = [name for name in names if all(s.name != name for s in config.subscribers)]
+    if not missing:
+        return
+    readers = _store_call(config, lambda store: [store.get_subscriber(n) for n in missing])
+    for name, reader in zip(missing, readers, strict=True):
+        if reader is None:
+            known = ", ".join(s.name for s in config.subscribers) or "none"
+            fail(
+                ConfigError(
+                    f"{config.path}: no subscriber named {name!r} in the config "
+                    f"(known: {known}) nor in the store",
+                    hint="`digest subscribers list` shows every reader",
+                )
+            )
+        if reader.status != "active":
+            fail(
+                ConfigError(
+                    f"--subscriber {name}: the store reader is {reader.status}; "
+                    "only active readers are served",
+                    hint=f"`digest subscribers edit {name} --status active` serves it again",
+                )
+            )
 
 
 @main.command()
@@ -384,6 +408,7 @@ def state(config_path: Path, as_json: bool) -> None:
                 f"  {'':<16} outcome unknown {sub.unknown_deliveries} (sent once more next run)"
                 f"  unconfirmed {sub.unconfirmed_deliveries} (sent twice, not sent again)"
             )
+    _print_bounces(summary)
     click.echo("last runs:")
     for entry in summary.runs:
         dry = "  (dry run)" if entry["dry_run"] else ""
@@ -391,6 +416,24 @@ def state(config_path: Path, as_json: bool) -> None:
             f"  #{entry['id']:<5} {entry['date']}  {entry['status']:<11}"
             f" started {entry['started_at']}{dry}"
         )
+
+
+def _print_bounces(summary: StoreSummary) -> None:
+    """The readers no longer sent mail, and the addresses a mail server refuses."""
+    if summary.bouncing_readers:
+        click.echo(f"bouncing store readers: {', '.join(summary.bouncing_readers)}")
+    if summary.opted_out:
+        counts = ", ".join(
+            f"{count} {reason}" for reason, count in sorted(summary.opted_out.items())
+        )
+        click.echo(f"config readers opted out: {counts}")
+    if summary.bounces:
+        click.echo("addresses refused by the mail server (runs in a row):")
+        for bounce in summary.bounces:
+            address, runs, last = bounce["address"], bounce["runs"], bounce["last_at"]
+            click.echo(
+                f"  {address:<32} {runs:>3}  last {last:%Y-%m-%d %H:%M}  {bounce['last_reply']}"
+            )
 
 
 def _print_report(report: RunReport, config: Config) -> None:

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 
+from digest.bounces import note_delivered, note_refusal
 from digest.channels import Channel, DeliveryContext
 from digest.config import SubscriberSettings
-from digest.errors import DeliveryDeferred, DeliveryUnknown, DigestError
+from digest.errors import DeliveryDeferred, DeliveryUnknown, DigestError, RecipientRefused
 from digest.models import Digest, Scored, StoredPaper
 from digest.rank import Ranking
 from digest.ranker import Ranker
@@ -46,9 +47,13 @@ def serve_subscriber(
     run_id: int | None = None,
     ranked: tuple[Ranking, list[str]] | None = None,
     detail: bool = True,
+    mark_served: bool = False,
 ) -> SubscriberReport:
     """Rank (unless ``ranked`` already is), record and deliver one subscriber's digest;
-    never raises."""
+    never raises. ``mark_served``: record that the reader was served (its cadence's
+    period is done) with its digest, before delivering: unfinished deliveries are
+    finished by later runs whether or not it is due. (A reader owed nothing is marked by
+    the caller, a batch at a time.)"""
     entry = SubscriberReport()
     try:
         if ranked is None:
@@ -72,11 +77,12 @@ def serve_subscriber(
                     subscriber.channels,
                     run_id,
                     context.now,
+                    served=mark_served,
                 )
             for digest in recorded:
                 if digest.papers and digest.digest_id is not None:
                     todo[digest.digest_id] = (digest, list(subscriber.channels))
-        deliver(subscriber, todo, store, channels, context, entry, timings)
+        deliver(subscriber, todo, store, channels, context, entry, timings, run_id)
     except Exception as exc:
         entry.error = f"{exc}" if isinstance(exc, DigestError) else f"unexpected error: {exc!r}"
         log.exception("subscriber %s failed", subscriber.name)
@@ -112,6 +118,7 @@ def deliver(
     context: DeliveryContext,
     entry: SubscriberReport,
     timings: Timings,
+    run_id: int | None = None,
 ) -> None:
     """Deliver each digest on each channel still owed; record what each channel confirmed."""
     errors: list[str] = []
@@ -121,7 +128,16 @@ def deliver(
         for name in names:
             complete = (
                 _deliver_one(
-                    digest, name, subscriber, store, channels, context, entry, errors, timings
+                    digest,
+                    name,
+                    subscriber,
+                    store,
+                    channels,
+                    context,
+                    entry,
+                    errors,
+                    timings,
+                    run_id,
                 )
                 and complete
             )
@@ -141,6 +157,7 @@ def _deliver_one(
     entry: SubscriberReport,
     errors: list[str],
     timings: Timings,
+    run_id: int | None = None,
 ) -> bool:
     channel = channels.get(name)
     started = time.perf_counter()
@@ -160,6 +177,11 @@ def _deliver_one(
         reason = redactor_for(context.config).text(reason)  # a server may echo a secret
         with timings.measure("record"):
             store.mark_failed(digest.digest_id or 0, name, reason)
+            if isinstance(exc, RecipientRefused):  # a bounce: after some runs, no more mail
+                notice = note_refusal(
+                    store, context.config, subscriber, reason, run_id, context.now
+                )
+                reason = f"{reason}; {notice}" if notice else reason
         entry.deliveries.append(DeliveryReport(digest.slug, name, "failed", reason))
         errors.append(f"{name} delivery of {digest.slug} failed: {reason}")
         log.error("%s: %s delivery of %s failed: %s", subscriber.name, name, digest.slug, reason)
@@ -168,6 +190,8 @@ def _deliver_one(
         timings.add(f"deliver:{name}", time.perf_counter() - started)
     with timings.measure("record"):
         store.mark_delivered(digest.digest_id or 0, name, context.now)
+        if name == "email":
+            note_delivered(store, subscriber)
     entry.deliveries.append(DeliveryReport(digest.slug, name, "delivered", where))
     log.info(
         "%s: %s delivered %s (%d papers) to %s",
@@ -207,17 +231,25 @@ def paper_summaries(ranking: Ranking) -> list[dict[str, object]]:
 
 
 def owed_work(
-    store: Store, subscribers: Sequence[SubscriberSettings], today: date
+    store: Store,
+    subscribers: Sequence[SubscriberSettings],
+    today: date,
+    finish_only: Collection[str] = (),
 ) -> dict[str, Work]:
-    """What each subscriber is owed, read for all of them at once."""
+    """What each subscriber is owed, read for all of them at once. Those in
+    ``finish_only`` (readers whose send moment has not come) are owed only their
+    unfinished deliveries, no new papers."""
     names = [s.name for s in subscribers]
     owed = store.register_subscribers(names, today)
+    reading = {n: o for n, o in owed.items() if n not in finish_only} if finish_only else owed
     backfill = {s.name: s.backfill_days for s in subscribers}
-    pending = store.pending_for(owed, today, backfill)
+    pending = store.pending_for(reading, today, backfill)
     unconfirmed = store.pending_deliveries_of(names)
     return {
         s.name: Work(
-            pending.for_subscriber(s.name, owed[s.name], today, s.backfill_days),
+            pending.for_subscriber(s.name, owed[s.name], today, s.backfill_days)
+            if s.name in reading
+            else [],
             unconfirmed.get(s.name, []),
             owed[s.name].watermark,
         )

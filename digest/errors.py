@@ -12,7 +12,8 @@ Every error a user can cause or meet derives from :class:`DigestError`; the CLI 
     │   └── LockedError    another run holds the store's run lock
     └── DeliveryError      a channel refused a digest (file system, mail server)
         ├── DeliveryUnknown   the message went out but no confirmation came back
-        └── DeliveryDeferred  the channel gave up on its server for this run
+        ├── DeliveryDeferred  the channel gave up on its server for this run
+        └── RecipientRefused  the mail server refused the address for good (5xx to RCPT)
 
 Anything else that escapes is a bug: the CLI logs it with a traceback.
 """
@@ -90,6 +91,14 @@ class DeliveryUnknown(DeliveryError):
     once could mean a copy for every retry, so it is recorded as "unknown" instead."""
 
     hint = "not sent again in this run; the next run sends it once more, with the same Message-ID"
+
+
+class RecipientRefused(DeliveryError):
+    """The mail server answered RCPT with a permanent refusal (5xx): the address does
+    not take mail. Counted as a bounce; after ``[email] bounce_runs`` runs in a row the
+    address is marked bouncing and nothing more is sent to it."""
+
+    hint = "check the address; the next run retries, and a delivery it takes clears the count"
 
 
 class DeliveryDeferred(DeliveryError):

@@ -40,7 +40,7 @@ from digest.errors import DigestError
 from digest.http import Http, Throttle
 from digest.rank import Ranking
 from digest.ranker import Ranker
-from digest.readers import run_subscribers
+from digest.readers import Audience, run_subscribers
 from digest.render.environment import make_environment
 from digest.report import RunReport, SourceReport, SubscriberReport, Timings, redactor_for
 from digest.sources import FetchContext, Source, build_sources
@@ -99,6 +99,7 @@ def run_once(
     channels: dict[str, Channel] | None = None,
     progress: Progress = silent,
     detail: bool = True,
+    config_readers: bool = True,
 ) -> RunReport:
     """Run one digest: ingest, then diff, rank, render and deliver for every subscriber.
 
@@ -106,7 +107,9 @@ def run_once(
     failures of single sources, subscribers or channels are in the report instead.
     ``http`` and ``progress`` default to the real HTTP layer and silence. ``detail``:
     keep each subscriber's chosen papers and their matches in the report (what ``--json``
-    prints); a large run without it keeps only the counts.
+    prints); a large run without it keeps only the counts. ``only``: just these
+    subscribers, store readers whatever their schedule; ``config_readers`` False: only
+    the store's readers that are due (the scheduler's wakes between its cron runs).
     """
     started = clock()
     today = today or digest_date(config, started)
@@ -127,15 +130,20 @@ def run_once(
                     report,
                 )
             report.breakers = http.given_up()
-            chosen = [s for s in run_subscribers(config, store) if not only or s.name in only]
+            audience = run_subscribers(
+                config, store, started, only=only or (), config_readers=config_readers
+            )
+            if audience.waiting:  # their first digest covers the papers since they joined
+                store.register_subscribers(list(audience.waiting), today)
+            chosen = audience.subscribers
             # Given channels (a test's) or a dry run's savepoint stay in this process.
             workers = 1 if channels or dry_run else worker_count(config.run.workers, len(chosen))
             if workers > 1:  # each worker process opens its own channels
-                serve_all(config, chosen, today, store, None, clock, report, progress, workers)
+                serve_all(config, audience, today, store, None, clock, report, progress, workers)
             else:
                 channels = channels or build_channels(config, dry_run=dry_run)
                 try:
-                    serve_all(config, chosen, today, store, channels, clock, report, progress)
+                    serve_all(config, audience, today, store, channels, clock, report, progress)
                 finally:
                     close_channels(channels)
         except BaseException as exc:
@@ -191,7 +199,7 @@ def ingest(
 
 def serve_all(
     config: Config,
-    subscribers: Sequence[SubscriberSettings],
+    audience: Audience,
     today: date,
     store: Store,
     channels: dict[str, Channel] | None,
@@ -203,18 +211,30 @@ def serve_all(
     """Every subscriber's digest: read what each is owed, analyse the papers once, then
     serve them here, on ``channels``, or in ``workers`` processes that open their own
     channels (``channels`` None; see digest.workers)."""
+    subscribers = audience.subscribers
     with few_collections():
         with report.timings.measure("diff"):
-            work = owed_work(store, subscribers, today)
+            work = owed_work(store, subscribers, today, audience.finish_only)
         pool = sorted(
             {p.uid: p for w in work.values() for p in w.candidates}.values(), key=lambda p: p.uid
         )
         with report.timings.measure("rank"):
-            ranker = Ranker(store, today, pool)
+            ranker = Ranker(store, today, pool, whole_digest=audience.weekly)
             ranker.prepare([(s, work[s.name].candidates) for s in subscribers], workers)
         now = clock()
         env = make_environment(templates_of(config))
-        served = Served(config, today, work, ranker, env, now, report.run_id, report.detail)
+        served = Served(
+            config,
+            today,
+            work,
+            ranker,
+            env,
+            now,
+            report.run_id,
+            report.detail,
+            audience.finish_only,
+            audience.scheduled,
+        )
         gc.freeze()  # what serving reads (papers, the analysis) is not rescanned, nor copied
         order = starting_place(subscribers, report.run_id) if store.postgres else subscribers
         _serve(served, order, store, channels, config, report, progress, workers)
@@ -299,6 +319,8 @@ class Served:
     now: datetime
     run_id: int | None
     detail: bool = True  # keep each subscriber's papers in its report
+    finish_only: frozenset[str] = frozenset()  # not due: only unfinished deliveries
+    scheduled: frozenset[str] = frozenset()  # store readers: record that they were served
 
     @contextmanager
     def session(self, target: str | Path) -> Iterator[ServeBatch]:
@@ -345,6 +367,7 @@ class Served:
                 if store.postgres:  # not ranking again what another run has served since
                     self.refresh(batch, store)
                 ranked = rank_batch(self.ranker, batch, self.work, timings)
+                self.mark_idle_served(batch, store)
                 for number, subscriber in enumerate(batch, start=start + 1):
                     progress(f"digests: {number} of {len(waiting)} ({subscriber.name})")
                     with store.claim(subscriber.name) as mine:
@@ -368,7 +391,15 @@ class Served:
                         )
                     return
                 time.sleep(0.5)
-                self.work.update(owed_work(store, waiting, self.today))
+                self.work.update(owed_work(store, waiting, self.today, self.finish_only))
+
+    def mark_idle_served(self, batch: Sequence[SubscriberSettings], store: Store) -> None:
+        """Record as served, in one write, the scheduled readers of ``batch`` owed no new
+        paper: their period is done. Those with a digest are marked as it is recorded."""
+        idle = [
+            s.name for s in batch if s.name in self.scheduled and not self.work[s.name].candidates
+        ]
+        store.mark_served(idle, self.now)
 
     def refresh(self, batch: Sequence[SubscriberSettings], store: Store) -> None:
         """Re-read what the subscribers of ``batch`` are owed where another run has made
@@ -376,7 +407,7 @@ class Served:
         marks = store.watermarks_of([s.name for s in batch])
         moved = [s for s in batch if marks.get(s.name) != self.work[s.name].watermark]
         if moved:
-            self.work.update(owed_work(store, moved, self.today))
+            self.work.update(owed_work(store, moved, self.today, self.finish_only))
 
     def serve_one(
         self,
@@ -390,7 +421,9 @@ class Served:
         todo, ranking = self.work[subscriber.name], ranked.get(subscriber.name)
         if store.postgres:  # another worker may have served it since we read
             if store.watermark_of(subscriber.name) != todo.watermark:
-                fresh = owed_work(store, [subscriber], self.today)[subscriber.name]
+                fresh = owed_work(store, [subscriber], self.today, self.finish_only)[
+                    subscriber.name
+                ]
                 if [p.uid for p in fresh.candidates] != [p.uid for p in todo.candidates]:
                     ranking = None  # rank what it is owed now
                 todo = fresh
@@ -408,6 +441,7 @@ class Served:
             run_id=self.run_id,
             ranked=ranking,
             detail=self.detail,
+            mark_served=subscriber.name in self.scheduled,
         )
 
 

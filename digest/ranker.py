@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import date, timedelta
 
 from digest.config import SubscriberSettings
@@ -65,9 +65,18 @@ def _spec(keyword: object) -> object:
 class Ranker:
     """Ranks candidates for subscribers of one run against one shared corpus."""
 
-    def __init__(self, store: Store, today: date, pool: Sequence[StoredPaper] = ()) -> None:
-        """``pool``: the papers this run will rank (so the corpus is built once, with them)."""
+    def __init__(
+        self,
+        store: Store,
+        today: date,
+        pool: Sequence[StoredPaper] = (),
+        whole_digest: Collection[str] = (),
+    ) -> None:
+        """``pool``: the papers this run will rank (so the corpus is built once, with them).
+        ``whole_digest``: readers whose ``max_papers`` is for the whole digest however many
+        listing days it covers (weekly readers: the best of the week, not seven days' worth)."""
         self.store = store
+        self.whole_digest = frozenset(whole_digest)
         self.today = today
         since = today - timedelta(days=BACKGROUND_DAYS)
         background = {p.uid: p for p in store.recent_papers(since, BACKGROUND_LIMIT)}
@@ -125,7 +134,11 @@ class Ranker:
         found = self._profiles.get(id(subscriber))
         if found is None or found[0] is not subscriber:
             self._read_last_digests([subscriber])
-            days = listing_days(self._last_digest[subscriber.name], self.today)
+            days = (
+                1
+                if subscriber.name in self.whole_digest
+                else listing_days(self._last_digest[subscriber.name], self.today)
+            )
             profile = profile_of(subscriber)
             if days > 1:
                 profile = dataclasses.replace(profile, max_papers=profile.max_papers * days)

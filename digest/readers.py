@@ -4,7 +4,8 @@ run serves: the config's ``[[subscribers]]`` plus the store's active readers.
 A store-managed reader is validated by building the very ``SubscriberSettings`` a
 config-managed one is, so every rule (keyword syntax, categories, addresses, limits) is
 the same; on top of it come its status and its delivery schedule (cadence, time zone,
-send hour), stored and validated now, honoured by the scheduler later.
+send hour): a run serves a store reader only once its send moment has come
+(``digest.cadence``).
 
 Clashes: the config wins. A store reader with the name or the address of a config reader
 is left out of runs (with a warning), and the command line refuses to create or edit one.
@@ -15,13 +16,14 @@ from __future__ import annotations
 import logging
 import secrets
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from digest.cadence import is_due
 from digest.config import Config, SubscriberSettings, ZoneName
 from digest.errors import SubscriberError
 
@@ -210,24 +212,116 @@ def config_reader(config: Config, ref: str) -> SubscriberSettings | None:
     return None
 
 
-def run_subscribers(config: Config, store: Store) -> list[SubscriberSettings]:
-    """Who a run serves: the config's subscribers, in config order, then the store's
-    active readers, in the order they were added, that clash with none of them. Readers
-    pending, paused, unsubscribed or bouncing are not served, from the next run on."""
-    served = list(config.subscribers)
-    taken = {s.name for s in served}
-    addresses = {email_key(s.email) for s in served}
+@dataclass(frozen=True, slots=True)
+class Audience:
+    """Who a run serves, and how.
+
+    ``subscribers``: the config's readers (every run is theirs: the cron line is their
+    schedule) and the store's active readers whose send moment has come, or that are
+    owed deliveries never tried or never confirmed (``UNTRIED``). ``finish_only``: store
+    readers not due, given those deliveries (and any failed one) but no new digest.
+    ``scheduled``: store readers served on their schedule (a run records when it served
+    them). ``weekly``: readers whose ``max_papers`` is for the whole digest.
+    ``waiting``: active store readers not due, registered so that their first digest
+    covers the papers since they joined.
+    """
+
+    subscribers: list[SubscriberSettings]
+    finish_only: frozenset[str] = frozenset()
+    scheduled: frozenset[str] = frozenset()
+    weekly: frozenset[str] = frozenset()
+    waiting: tuple[str, ...] = ()
+
+
+# What a reader that is not due is still run for: deliveries never tried (a crash, a
+# server the run gave up on) or sent without a confirmation. A delivery the server
+# refused waits for the reader's next digest, so it costs no run at every wake.
+UNTRIED = ("pending", "unknown")
+OPT_OUTS_NAMED = 10  # up to this many opted-out readers are logged by name, beyond: a count
+
+
+def run_subscribers(
+    config: Config,
+    store: Store,
+    now: datetime,
+    *,
+    only: Collection[str] = (),
+    config_readers: bool = True,
+) -> Audience:
+    """Who a run at ``now`` serves: the config's subscribers, in config order, except
+    those whose address opted out (unsubscribed, or bouncing); then the store's active
+    readers that are due (see digest.cadence), in the order they were added, that clash
+    with none of them. Readers pending, paused, unsubscribed or bouncing are not served,
+    from the next run on. ``only``: just these readers, store readers whatever their
+    schedule. ``config_readers`` False: the store's readers alone (the scheduler's wakes
+    between cron runs)."""
+    wanted = set(only)
+    served = _config_readers(config, store, wanted, config_readers)
+    active = _store_readers(config, store, wanted)
+    names = [r.name for r in active]
+    last_served = store.served_times(names)
+    unfinished = {
+        name
+        for name, deliveries in store.pending_deliveries_of(names).items()
+        if any(d.status in UNTRIED for d in deliveries)
+    }
+    finish_only, scheduled, waiting = set(), set(), []
+    for reader in active:
+        since = reader.confirmed_at or reader.created_at
+        if reader.name in wanted or is_due(reader.state, last_served.get(reader.name), since, now):
+            scheduled.add(reader.name)
+        elif reader.name in unfinished:
+            finish_only.add(reader.name)
+        else:
+            waiting.append(reader.name)
+            continue
+        served.append(reader.settings)
+    weekly = {r.name for r in active if r.state.cadence == "weekly"}
+    return Audience(
+        served, frozenset(finish_only), frozenset(scheduled), frozenset(weekly), tuple(waiting)
+    )
+
+
+def _store_readers(config: Config, store: Store, wanted: set[str]) -> list[Reader]:
+    """The store's active readers (or those ``wanted``) that clash with no config
+    reader nor with each other; each one left out is logged with why."""
+    taken = {s.name for s in config.subscribers}
+    addresses = {email_key(s.email) for s in config.subscribers}
+    found = []
     for reader in store.list_subscribers(status="active"):
+        if wanted and reader.name not in wanted:
+            continue
         problems = check_against_config(reader.settings, config)
         if not problems and (reader.name in taken or email_key(reader.email) in addresses):
             problems = ["a reader of the same name or address is served already"]
         if problems:
             log.warning("store reader %s not served: %s", reader.name, "; ".join(problems))
             continue
-        served.append(reader.settings)
+        found.append(reader)
         taken.add(reader.name)
         addresses.add(email_key(reader.email))
-    return served
+    return found
+
+
+def _config_readers(
+    config: Config, store: Store, wanted: set[str], included: bool
+) -> list[SubscriberSettings]:
+    """The config's readers a run serves: all of them (or those ``wanted``), except
+    those whose address opted out, each said once in the log."""
+    chosen = [s for s in config.subscribers if (s.name in wanted if wanted else included)]
+    opted = store.opted_out() if chosen else {}
+    left_out = [s for s in chosen if email_key(s.email) in opted]
+    if len(left_out) > OPT_OUTS_NAMED:
+        log.info("%d config readers not served: their addresses opted out", len(left_out))
+    else:
+        for s in left_out:
+            log.info(
+                "config reader %s not served: its address opted out (%s)",
+                s.name,
+                opted[email_key(s.email)],
+            )
+    out = {s.name for s in left_out}
+    return [s for s in chosen if s.name not in out]
 
 
 def stamped(

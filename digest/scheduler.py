@@ -9,6 +9,15 @@
 - A crash inside a run is logged and the scheduler goes on; another process holding the
   store's lock makes this run skip, never deliver twice.
 - SIGTERM and SIGINT let the run in progress finish, then the process exits 0.
+
+Two jobs, never at the same time (one worker thread runs them in turn):
+
+- the cron line's run serves the config's readers and every store reader that is due;
+- a wake every ``WAKE_MINUTES`` (at :00, :15, :30 and :45 UTC, so zones offset by 30 or
+  45 minutes are served at their local send hour too) runs for the store's readers
+  alone, only when one of them is due (its send moment has come, or a delivery of its was
+  never tried or never confirmed). A wake with nobody due does nothing: no ingest, no
+  run recorded.
 """
 
 from __future__ import annotations
@@ -22,16 +31,21 @@ from pathlib import Path
 from types import FrameType
 from zoneinfo import ZoneInfo
 
+from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
 
 from digest.config import Config, ScheduleSettings, load_config
 from digest.errors import ConfigError, DigestError, LockedError
 from digest.pipeline import open_store, run_once
+from digest.readers import run_subscribers
 from digest.schedule_rules import cron_trigger, next_fire_times, previous_fire_time
 
 log = logging.getLogger("digest")
 
 JOB_ID = "digest"
+WAKE_ID = "readers"
+WAKE_MINUTES = 15
 
 
 def schedule_of(config: Config) -> ScheduleSettings:
@@ -85,17 +99,77 @@ class DigestJob:
             log.info("next digest run at %s", upcoming[0].isoformat())
 
 
-def build_scheduler(config: Config, job: DigestJob) -> BackgroundScheduler:
+def store_readers_run(config: Config) -> object:
+    """A run for the store's due readers alone (the config's are served on the cron)."""
+    return run_once(config, config_readers=False)
+
+
+def readers_due(config: Config, now: datetime) -> list[str]:
+    """The store readers a run at ``now`` would serve: due, or owed deliveries a crash
+    left (see ``readers.run_subscribers``)."""
+    if not config.store.database_url and not Path(config.resolve(config.store.path)).exists():
+        return []
+    with open_store(config) as store:
+        audience = run_subscribers(config, store, now, config_readers=False)
+    return [s.name for s in audience.subscribers]
+
+
+class ReadersWake:
+    """The wake between cron runs: run for the store's readers when one is due."""
+
+    def __init__(
+        self,
+        job: DigestJob,
+        runner: Callable[[Config], object] = store_readers_run,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.job = job  # shares its config, reloaded before each run
+        self.runner = runner
+        self.clock = clock
+
+    def __call__(self) -> None:
+        config = self.job.config = self.job._reloaded()
+        try:
+            due = readers_due(config, self.clock())
+            if not due:
+                return
+            log.info("%d store readers due; running for them", len(due))
+            report = self.runner(config)
+            ok = getattr(report, "ok", True)
+            log.info("readers' run finished%s", "" if ok else " with failures (see the report)")
+        except LockedError as exc:
+            log.warning("readers' run skipped: %s", exc.message)
+        except DigestError as exc:
+            log.error("readers' run failed: %s", exc)
+        except Exception:  # the scheduler must outlive a bug in one run
+            log.exception("readers' run crashed; the next wake will still happen")
+
+
+def build_scheduler(
+    config: Config, job: DigestJob, wake: ReadersWake | None = None
+) -> BackgroundScheduler:
+    """The cron line's job and the readers' wake, run one at a time by one thread."""
     settings = schedule_of(config)
     zone = zone_of(config)
-    scheduler = BackgroundScheduler(timezone=ZoneInfo(zone))
+    scheduler = BackgroundScheduler(
+        timezone=ZoneInfo(zone), executors={"default": ThreadPoolExecutor(1)}
+    )
+    grace = settings.misfire_grace_minutes * 60
     scheduler.add_job(
         job,
         cron_trigger(settings.cron, zone),
         id=JOB_ID,
         max_instances=1,
         coalesce=True,
-        misfire_grace_time=settings.misfire_grace_minutes * 60,
+        misfire_grace_time=grace,
+    )
+    scheduler.add_job(
+        wake or ReadersWake(job),
+        CronTrigger(minute=f"*/{WAKE_MINUTES}", timezone=UTC),
+        id=WAKE_ID,
+        max_instances=1,
+        coalesce=True,
+        misfire_grace_time=grace,
     )
     return scheduler
 
@@ -137,6 +211,7 @@ def run_scheduler(
     scheduler.start()
     settings = schedule_of(config)
     log.info("scheduler started: %r in %s", settings.cron, zone_of(config))
+    log.info("store readers: checked every %d minutes, served at their own send hour", WAKE_MINUTES)
     job.log_next()
     if settings.catch_up and missed_last_run(config, datetime.now(UTC)):
         log.info("the last scheduled run was missed; running now")

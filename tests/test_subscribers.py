@@ -9,11 +9,12 @@ import json
 import re
 import subprocess
 import sys
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from sqlalchemy import update
 
 from conftest import day
 from digest.cli import main
@@ -21,6 +22,7 @@ from digest.config import load_config
 from digest.errors import SubscriberError
 from digest.pipeline import open_store, run_once
 from digest.store import Store
+from digest.store.schema import readers as readers_table
 
 NOW = datetime(2026, 3, 13, 7, 0, tzinfo=UTC)
 LATER = datetime(2026, 3, 14, 7, 0, tzinfo=UTC)
@@ -481,6 +483,9 @@ def test_ten_thousand_readers_import_from_csv_and_one_run_serves_the_active_ones
         readers = store.list_subscribers()
         assert len(readers) == 10_000 and len({r.name for r in readers}) == 10_000
         names = {r.email: r.name for r in readers}
+        with store.transaction() as conn:  # confirmed yesterday: their send hour has come
+            yesterday = datetime.now(UTC) - timedelta(days=1)
+            conn.execute(update(readers_table).values(confirmed_at=yesterday))
     ran = subprocess.run(
         [*digest, "run", "--json", "--date", day(0).isoformat(), "-c", str(path)],
         capture_output=True, text=True, timeout=300,

@@ -10,7 +10,9 @@ says decides what happens next:
   delivery is recorded as "unknown" and the next run sends it once more, with the same
   Message-ID (see DeliveryUnknown and the store's ``mark_unknown``).
 - 5xx: permanent for this run. The digest is marked failed with the server's own reason
-  and the run goes on with the next subscriber; the next run tries again.
+  and the run goes on with the next subscriber; the next run tries again. A 5xx to RCPT
+  (RecipientRefused) is a bounce: counted, it marks the address bouncing after
+  ``[email] bounce_runs`` runs in a row (see digest.bounces).
 - A server that cannot be reached or refuses the login fails every email of the run at
   once (no retry storm) and says why.
 - A server that fails slowly (hangs, keeps saying 4xx) may cost the run at most
@@ -46,7 +48,7 @@ from email_validator import EmailNotValidError, validate_email
 from digest.breaker import FailureBudget
 from digest.channels.base import DeliveryContext
 from digest.config import EmailSettings, SubscriberSettings
-from digest.errors import DeliveryDeferred, DeliveryError, DeliveryUnknown
+from digest.errors import DeliveryDeferred, DeliveryError, DeliveryUnknown, RecipientRefused
 from digest.models import Digest
 from digest.render.email import RenderedEmail
 
@@ -201,7 +203,9 @@ class SmtpChannel:
                 raise self._classify(code, text, f"refused the sender {envelope}")
             code, text = connection.rcpt(to)
             if code not in (250, 251):
-                raise self._classify(code, text, f"refused the recipient {recipient}")
+                raise self._classify(
+                    code, text, f"refused the recipient {recipient}", recipient=True
+                )
             code, text = connection.docmd("DATA")
             if code != 354:
                 raise self._classify(code, text, "refused the message")
@@ -238,11 +242,17 @@ class SmtpChannel:
             )
         return ["SMTPUTF8"]
 
-    def _classify(self, code: int, text: bytes | str, what: str) -> Exception:
+    def _classify(
+        self, code: int, text: bytes | str, what: str, *, recipient: bool = False
+    ) -> Exception:
+        """A reply as the failure it is: temporary (4xx), a refused address (5xx to
+        RCPT, ``recipient``), or another permanent refusal."""
         reason = text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
         said = f"{self.server} {what}: {code} {' '.join(reason.split())}"
         if 400 <= code < 500:
             return _Temporary(said)
+        if recipient:
+            return RecipientRefused(said)
         return DeliveryError(
             said,
             hint="the server refused it permanently; check the address, then the next run retries",

@@ -265,11 +265,13 @@ class DigestsMixin(StoreBase):
         channels: Sequence[str],
         run_id: int | None,
         now: datetime,
+        *,
+        served: bool = False,
     ) -> list[Digest]:
         """Record the digest of these candidates, its chosen papers in ``parts`` (one
         digest each, with consecutive numbers that day: the emails of a digest too large
         for one), in one transaction: their papers in the ledger, their watermark, one
-        delivery per channel each.
+        delivery per channel each, and with ``served`` the subscriber's ``served_at``.
 
         After this commits, the candidates are never offered again; the chosen papers count
         as delivered on a channel only once that channel's delivery of their part is done.
@@ -284,6 +286,12 @@ class DigestsMixin(StoreBase):
                 _LAST_DIGEST, {"subscriber": subscriber, "day": digest_date}
             ).one()
             watermark = self._next_watermark(conn, digest_date, uids, previous)
+            if served:  # its cadence's period is done, whatever becomes of the deliveries
+                conn.execute(
+                    update(subscribers)
+                    .where(subscribers.c.name == subscriber)
+                    .values(served_at=now)
+                )
             above = uids if watermark is None else uids[bisect_right(uids, watermark) :]
             uncovered = [u for u in above if u not in chosen]
             made = []

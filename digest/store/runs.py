@@ -19,6 +19,7 @@ from digest.store.schema import (
     ledger,
     paper_keys,
     papers,
+    readers,
     runs,
     subscribers,
 )
@@ -46,6 +47,10 @@ class StoreSummary:
     keys: int
     subscribers: list[SubscriberSummary] = field(default_factory=list)
     runs: list[dict[str, Any]] = field(default_factory=list)
+    bouncing_readers: list[str] = field(default_factory=list)  # store readers, by name
+    # Addresses the mail server refused for good: address, runs in a row, last reply.
+    bounces: list[dict[str, Any]] = field(default_factory=list)
+    opted_out: dict[str, int] = field(default_factory=dict)  # config readers, by reason
 
 
 class RunsMixin(StoreBase):
@@ -116,6 +121,25 @@ class RunsMixin(StoreBase):
 
     # --- what the store holds -----------------------------------------------------------
 
+    def _summarise_bounces(self, result: StoreSummary) -> None:
+        """Who is not sent mail any more, and the addresses a mail server refuses."""
+        result.bouncing_readers = list(
+            self.conn.execute(
+                select(readers.c.name).where(readers.c.status == "bouncing").order_by(readers.c.id)
+            ).scalars()
+        )
+        result.bounces = [
+            {
+                "address": b.email_key,
+                "runs": b.runs,
+                "last_at": b.last_at,
+                "last_reply": b.last_reply,
+            }
+            for b in self.bounce_list()  # type: ignore[attr-defined]
+        ]
+        for reason in self.opted_out().values():  # type: ignore[attr-defined]
+            result.opted_out[reason] = result.opted_out.get(reason, 0) + 1
+
     def summary(self) -> StoreSummary:
         conn = self.conn
         count = func.count()
@@ -130,6 +154,7 @@ class RunsMixin(StoreBase):
             keys=conn.execute(select(count).select_from(paper_keys)).scalar() or 0,
             runs=self.last_runs(10),
         )
+        self._summarise_bounces(result)
         for name, created_on in conn.execute(
             select(subscribers.c.name, subscribers.c.created_on).order_by(subscribers.c.name)
         ):

@@ -5,6 +5,7 @@
 - ``digests.py``: subscribers, what they are owed, digests and their deliveries;
 - ``readers.py``: readers managed in the store (not the config), and their imports;
 - ``web.py``: readers' link keys, ratings, opt-outs and sign-up rate limits;
+- ``serving.py``: when readers were last served (cadences), and bouncing addresses;
 - ``runs.py``: runs, per-source cursors and the summary ``digest state`` prints;
 - ``schema.py`` and ``migrations.py``: the tables and their versions.
 
@@ -18,8 +19,9 @@ from digest.store.digests import DigestsMixin
 from digest.store.papers import PapersMixin
 from digest.store.readers import ReadersMixin
 from digest.store.runs import RunsMixin
+from digest.store.serving import ServingMixin
 from digest.store.web import WebMixin
 
 
-class Store(PapersMixin, DigestsMixin, ReadersMixin, RunsMixin, WebMixin):
+class Store(PapersMixin, DigestsMixin, ReadersMixin, RunsMixin, WebMixin, ServingMixin):
     """Papers, store-managed readers, ledgers, digests, deliveries, runs and cursors."""

@@ -56,7 +56,7 @@ class WebMixin(StoreBase):
                     reader_keys.c.subscriber.in_(chunk)
                 )
             )
-            found.update(dict(rows.tuples().all()))
+            found.update({name: key for name, key in rows})
         missing = [name for name in unique if name not in found]
         if missing:
             made = {name: secrets.token_urlsafe(KEY_BYTES) for name in missing}
