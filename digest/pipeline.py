@@ -345,6 +345,7 @@ class Served:
                 if store.postgres:  # not ranking again what another run has served since
                     self.refresh(batch, store)
                 ranked = rank_batch(self.ranker, batch, self.work, timings)
+                context.prepare_links([s.name for s in batch])  # one query a batch
                 for number, subscriber in enumerate(batch, start=start + 1):
                     progress(f"digests: {number} of {len(waiting)} ({subscriber.name})")
                     with store.claim(subscriber.name) as mine:
