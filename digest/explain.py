@@ -77,6 +77,13 @@ def describe(found: Explanation) -> list[str]:
     return lines
 
 
+_SIGNAL_NAMES = {
+    "liked": "similar to a paper you liked",
+    "rated": "like papers you rated up",
+    "disliked": "like a paper you rated down",
+}
+
+
 def _matches(matches: tuple[Match, ...]) -> list[str]:
     if not matches:
         return ["  no keyword, author or other signal matched"]
@@ -85,5 +92,6 @@ def _matches(matches: tuple[Match, ...]) -> list[str]:
         only = ", ".join(f"“{word}”" for word in match.via.split())
         how = {"near": ", words apart", "word": f", only {only}"}.get(match.kind, "")
         count = f" ({match.count}x)" if match.field in ("title", "abstract") else ""
-        lines.append(f"  {match.points:>8.3f}  {match.term[:32]:<32} {match.field}{count}{how}")
+        where = _SIGNAL_NAMES.get(match.field, match.field)
+        lines.append(f"  {match.points:>8.3f}  {match.term[:32]:<32} {where}{count}{how}")
     return lines

@@ -147,6 +147,8 @@ _SIGNALS = {
     "category": lambda m: Reason(m.term, "category", m.points),
     "popularity": lambda m: Reason(m.term, "popular", m.points),
     "liked": lambda m: Reason("similar to a paper you liked", _shorten(m.term, 90), m.points),
+    "rated": lambda m: Reason("like papers you rated up", _shorten(m.term, 90), m.points),
+    "disliked": lambda m: Reason("like a paper you rated down", _shorten(m.term, 90), m.points),
 }
 
 
@@ -184,8 +186,13 @@ def reasons_of(item: Scored) -> tuple[Reason, ...]:
             detail = f"{words} in {', '.join(fields[term])}"
         reasons.append(Reason(term, detail, total))
     ranked = sorted(reasons + signals, key=lambda r: (-r.points, r.label))
-    # The one-line "why" keeps what mattered; `digest explain` lists every point.
-    return tuple(r for i, r in enumerate(ranked) if i == 0 or r.points >= MINOR_SHARE * item.score)
+    # The one-line "why" keeps what mattered (never what counted against the paper);
+    # `digest explain` lists every point.
+    return tuple(
+        r
+        for i, r in enumerate(ranked)
+        if r.points >= 0 and (i == 0 or r.points >= MINOR_SHARE * item.score)
+    )
 
 
 def _add(places: list[str], place: str) -> None:
