@@ -26,6 +26,7 @@ from digest.explain import describe, explain
 from digest.pipeline import digest_date, open_store, run_once, utc_now
 from digest.previews import PREVIEW_FORMATS, preview, send_test
 from digest.progress import terminal_progress
+from digest.reader_lookup import find_reader
 from digest.readers import STATUSES, WEEKDAYS
 from digest.report import RedactingFilter, Redactor, RunReport, redactor_for
 from digest.scheduler import run_scheduler, schedule_of
@@ -83,13 +84,27 @@ def load(config_path: Path) -> Config:
     except ConfigError as exc:
         fail(exc)
     os.umask(config.output.umask_bits)
-    redactor = redactor_for(config)
+    redactor = _config_redactor(config)
     context = click.get_current_context(silent=True)
     if context is not None:
         context.find_root().ensure_object(dict)["redactor"] = redactor
     for handler in logging.getLogger("digest").handlers:
         handler.addFilter(RedactingFilter(redactor))
     return config
+
+
+def _config_redactor(config: Config) -> Redactor:
+    """The config's secrets, and the feed tokens of the readers its SQLite store keeps
+    when there is one already (a command never creates a store to read them; a run's
+    report adds those of any store)."""
+    path = config.resolve(config.store.path)
+    if not config.store.url and not config.store.url_env and path.is_file():
+        try:
+            with open_store(config) as store:
+                return redactor_for(config, store)
+        except DigestError:
+            pass  # the command itself says what is wrong with the store
+    return redactor_for(config)
 
 
 def _redactor() -> Redactor:
@@ -139,11 +154,12 @@ def run(
 ) -> None:
     """Run one digest now: ingest, pick the new papers, rank, render, deliver."""
     config = load(config_path)
-    for name in only:
-        try:
-            config.subscriber(name)
-        except ConfigError as exc:
-            fail(exc)
+    if only:  # names or addresses, of config or store readers
+        only = tuple(
+            _store_call(
+                config, lambda store: [find_reader(config, store, ref).name for ref in only]
+            )
+        )
     quiet = click.get_current_context().find_root().obj["quiet"]
     try:
         with terminal_progress(not (as_json or quiet)) as progress:

@@ -15,6 +15,7 @@ from digest.errors import DigestError
 from digest.models import Match, Scored, StoredPaper
 from digest.pipeline import open_store
 from digest.ranker import Ranker
+from digest.reader_lookup import find_reader
 from digest.store import LedgerEntry
 
 
@@ -28,8 +29,8 @@ class Explanation:
 
 
 def explain(config: Config, subscriber_name: str, ref: str, today: date) -> Explanation:
-    subscriber = config.subscriber(subscriber_name)
     with open_store(config, dry_run=True) as store:
+        subscriber = find_reader(config, store, subscriber_name)  # config or store reader
         paper = store.find_paper(ref)
         if paper is None:
             raise DigestError(

@@ -115,6 +115,7 @@ def run_once(
     http = http or make_http(config)
     with open_store(config, dry_run=dry_run) as store:
         store.acquire_run(started)
+        report.redactor = redactor_for(config, store)  # the store's readers' tokens too
         report.run_id = store.start_run(today, started)
         try:
             with report.timings.measure("ingest"), store.ingest_lock():

@@ -9,19 +9,25 @@ import email.policy
 import json
 import re
 import shutil
+import threading
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from html.parser import HTMLParser
 from pathlib import Path
 
 import feedparser
+import httpx
 import pytest
+from click.testing import CliRunner
 
-from conftest import day
+from conftest import day, free_port
+from digest import serve
+from digest.cli import main
 from digest.config import load_config
 from digest.errors import ConfigError
-from digest.pipeline import run_once
+from digest.pipeline import open_store, run_once
 from digest.render.email import MAX_HTML_BYTES
+from digest.report import redactor_for
 from digest.store import Store
 from digest.tokens import Signer
 
@@ -270,3 +276,156 @@ def test_a_digest_too_large_for_one_email_is_cut_with_its_links_counted(make_con
         assert len(html.encode()) <= MAX_HTML_BYTES, eml.name  # decoded, with its CRLFs
         shown += len(rating_links(html)) // 2
     assert shown == report.subscribers["all"].selected
+
+
+# --- store readers: found by preview, explain, run --subscriber, serve and the redactor -----
+
+ERIN_TOKEN = "erin-feed-token-0123456789abcdef"
+
+
+@pytest.fixture
+def store_readers(make_config, seeds, secret):
+    """Config readers (alice, bob) and store readers: erin, private feed; carol, public feed;
+    dave, unsubscribed. One run has delivered their feeds and pages."""
+    path = reader_config(make_config, seeds, free_port())
+    text = path.read_text().replace(
+        'channels = ["email", "feed", "page"]', 'channels = ["feed", "page"]'
+    )
+    path.write_text(text)
+    config = load_config(path)
+    with open_store(config) as store:
+        for name, extra in (
+            ("erin", {"feed_token": ERIN_TOKEN}),
+            ("carol", {}),
+            ("dave", {}),
+        ):
+            store.add_subscriber(
+                {
+                    "email": f"{name}@example.org",
+                    "name": name,
+                    "keywords": ["diffusion"],
+                    "channels": ["feed", "page"],
+                    **extra,
+                },
+                NOW,
+            )
+    assert run_once(config, today=day(0), clock=lambda: NOW).ok
+    with open_store(config) as store:
+        store.set_status("dave", "unsubscribed", NOW)
+    return path
+
+
+def test_preview_explain_and_run_find_a_store_reader_by_name_or_address(store_readers):
+    path = store_readers
+    out = path.parent / "preview.txt"
+    tomorrow = {
+        "id": "2603.20001",
+        "title": "Diffusion for tomorrow",
+        "summary": "A diffusion model that denoises images step by step.",
+        "authors": [{"name": "Ada Lovelace", "hidden": False}],
+        "publishedAt": "2026-03-14T00:00:00.000Z",
+        "submittedOnDailyAt": "2026-03-14T00:00:00.000Z",
+    }
+    (path.parent / "inbox" / "tomorrow.json").write_text(json.dumps([{"paper": tomorrow}]))
+    shown = CliRunner().invoke(
+        main,
+        [
+            "preview",
+            "--config",
+            str(path),
+            "--subscriber",
+            "ERIN@example.org",
+            "--format",
+            "text",
+            "-o",
+            str(out),
+            "--date",
+            "2026-03-14",
+        ],
+    )
+    assert shown.exit_code == 0, shown.output
+    assert shown.output.startswith("1 papers (of 1 new)")
+    assert "1 new paper for erin" in out.read_text()
+    assert "Diffusion for tomorrow" in out.read_text()
+    explained = CliRunner().invoke(
+        main,
+        [
+            "explain",
+            "--config",
+            str(path),
+            "--subscriber",
+            "erin",
+            "--paper",
+            "Diffusion Probabilistic Model Made Slim",
+        ],
+    )
+    assert explained.exit_code == 0, explained.output
+    assert "For:    erin" in explained.output
+    assert "Chosen for the digest of 2026-03-13" in explained.output
+    assert "diffusion" in explained.output
+    ran = CliRunner().invoke(
+        main,
+        ["run", "--config", str(path), "--subscriber", "carol@example.org", "--date", "2026-03-14"],
+    )
+    assert ran.exit_code == 0, ran.output
+    assert "carol:" in ran.output and "alice:" not in ran.output
+    unknown = CliRunner().invoke(
+        main, ["preview", "--config", str(path), "--subscriber", "nobody", "-o", str(out)]
+    )
+    assert unknown.exit_code == 2 and "no reader 'nobody' in" in unknown.output
+
+
+def test_serve_knows_store_readers_and_their_feed_tokens(store_readers, monkeypatch):
+    monkeypatch.setattr(serve, "READERS_TTL", 0.0)  # every request reads the store
+    config = load_config(store_readers)
+    port = free_port()
+    server = serve.make_http_server(config, "127.0.0.1", port)
+    stop = threading.Event()
+    thread = serve.serve_until(server, stop)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        private = httpx.get(f"{base}/feeds/erin.atom", params={"token": ERIN_TOKEN})
+        assert private.status_code == 200
+        assert feedparser.parse(private.content).feed.title == "Paper digest for erin"
+        assert httpx.get(f"{base}/feeds/erin.atom", params={"token": "wrong"}).status_code == 404
+        assert httpx.get(f"{base}/feeds/erin.atom").status_code == 404
+        assert httpx.get(f"{base}/pages/erin/", params={"token": ERIN_TOKEN}).status_code == 200
+        assert httpx.get(f"{base}/feeds/carol.rss").status_code == 200
+        assert httpx.get(f"{base}/feeds/dave.rss").status_code == 404  # unsubscribed
+        index = httpx.get(f"{base}/").text
+        assert "/feeds/carol.atom" in index and "/feeds/alice.atom" in index
+        assert "erin" not in index and "dave" not in index
+        # A reader who becomes private (or leaves) is so from the next request on.
+        with open_store(config) as store:
+            store.update_subscriber("carol", {"feed_token": "carol-token-0123456789abcdef"}, NOW)
+        assert httpx.get(f"{base}/feeds/carol.rss").status_code == 404
+        assert "carol" not in httpx.get(f"{base}/").text
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+
+
+def test_the_redactor_knows_store_readers_feed_tokens_and_every_web_secret(
+    store_readers, monkeypatch
+):
+    rotated = "older-secret-still-accepted-0123456789"
+    monkeypatch.setenv("DIGEST_TEST_WEB_SECRET", f"{SECRET} {rotated}")
+    config = load_config(store_readers)
+    leaked = f"server said: {ERIN_TOKEN}, then {SECRET} and {rotated}"
+    assert redactor_for(config).text(leaked) == (
+        f"server said: {ERIN_TOKEN}, then [redacted] and [redacted]"
+    )
+    with open_store(config) as store:
+        assert redactor_for(config, store).text(leaked) == (
+            "server said: [redacted], then [redacted] and [redacted]"
+        )
+    report = run_once(config, today=day(1), clock=lambda: NOW)
+    assert report.redactor.text(leaked) == "server said: [redacted], then [redacted] and [redacted]"
+    # The command line's log filter and error messages know them too.
+    result = CliRunner().invoke(
+        main,
+        ["explain", "--config", str(store_readers), "--subscriber", ERIN_TOKEN, "--paper", "x"],
+    )
+    assert (
+        result.exit_code == 2 and ERIN_TOKEN not in result.output and "[redacted]" in result.output
+    )

@@ -28,6 +28,7 @@ from digest.render.email import (
     parts_that_fit,
     render_html,
 )
+from digest.report import Redactor, redactor_for
 from digest.store import Store
 
 
@@ -78,6 +79,13 @@ class DeliveryContext:
             feeds=subscriber is None or "feed" in subscriber.channels,
             links=self.reader_links(subscriber.name) if subscriber else None,
         )
+
+    @property
+    def redactor(self) -> Redactor:
+        """The secrets to keep out of what is recorded (made once: it reads the store)."""
+        if "redactor" not in self._signing:
+            self._signing["redactor"] = redactor_for(self.config, self.store)
+        return self._signing["redactor"]  # type: ignore[return-value]
 
     @property
     def links(self) -> Links | None:
