@@ -61,6 +61,7 @@ from digest.workers import worker_count
 
 TODAY = date(2026, 11, 23)
 NOW = datetime(2026, 11, 23, 6, 30, tzinfo=UTC)
+LINKS_SECRET_ENV = "DIGEST_BENCHMARK_WEB_SECRET"
 
 
 def naive_rank(profile: dict, papers: list) -> list[tuple[float, int]]:
@@ -138,6 +139,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--naive-sample", type=int, default=100, help="subscribers the baseline runs for"
     )
+    parser.add_argument(
+        "--links",
+        action="store_true",
+        help="sign reader links (a [web] secret and a base_url): every email and feed "
+        "then has manage, unsubscribe and per-paper rating links",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--keep", type=Path, default=None, help="run in this folder and keep it")
     args = parser.parse_args(argv)
@@ -168,8 +175,11 @@ def measure(args: argparse.Namespace, folder: Path, store_url: str | None) -> di
             args.channels.split(","),
             workers=args.workers if args.workers == "auto" else int(args.workers),
             store_url=store_url,
+            links_secret_env=LINKS_SECRET_ENV if args.links else None,
         )
     )
+    if args.links:
+        os.environ[LINKS_SECRET_ENV] = "benchmark-secret-" + "x" * 32
     if args.store_papers:
         workload.fill_store(store_url or folder / "digest.db", args.store_papers, TODAY)
     if args.history_days:
@@ -252,6 +262,7 @@ def measure(args: argparse.Namespace, folder: Path, store_url: str | None) -> di
         "runs": args.runs,
         "workers": workers,
         "channels": args.channels.split(","),
+        "links": args.links,
         # Seconds per stage, added up over runs and worker processes (work, not wall time).
         "stages": stages,
         # Seconds per stage as the clock sees them, per run (workers run side by side).

@@ -409,7 +409,10 @@ class Workload:
         inbox: str = "inbox/*",
         workers: int | str = "auto",
         store_url: str | None = None,
+        links_secret_env: str | None = None,
     ) -> str:
+        """The config of the workload; ``links_secret_env``: sign reader links with the
+        secret in that variable (and a public base URL), as a site with reader pages does."""
         lines = [
             'timezone = "UTC"',
             "[run]",
@@ -419,6 +422,12 @@ class Workload:
             *([f"url = {json.dumps(store_url)}"] if store_url else []),
             "[output]",
             'dir = "out"',
+            *(['base_url = "https://digest.example.org"'] if links_secret_env else []),
+            *(
+                ["[web]", f"secret_env = {json.dumps(links_secret_env)}"]
+                if links_secret_env
+                else []
+            ),
             "[[sources]]",
             'name = "daily"',
             'kind = "file"',

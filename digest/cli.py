@@ -26,6 +26,7 @@ from digest.explain import describe, explain
 from digest.pipeline import digest_date, open_store, run_once, utc_now
 from digest.previews import PREVIEW_FORMATS, preview, send_test
 from digest.progress import terminal_progress
+from digest.reader_lookup import find_reader
 from digest.readers import STATUSES, WEEKDAYS
 from digest.report import RedactingFilter, Redactor, RunReport, redactor_for
 from digest.scheduler import run_scheduler, schedule_of
@@ -84,13 +85,27 @@ def load(config_path: Path) -> Config:
     except ConfigError as exc:
         fail(exc)
     os.umask(config.output.umask_bits)
-    redactor = redactor_for(config)
+    redactor = _config_redactor(config)
     context = click.get_current_context(silent=True)
     if context is not None:
         context.find_root().ensure_object(dict)["redactor"] = redactor
     for handler in logging.getLogger("digest").handlers:
         handler.addFilter(RedactingFilter(redactor))
     return config
+
+
+def _config_redactor(config: Config) -> Redactor:
+    """The config's secrets, and the feed tokens of the readers its SQLite store keeps
+    when there is one already (a command never creates a store to read them; a run's
+    report adds those of any store)."""
+    path = config.resolve(config.store.path)
+    if not config.store.url and not config.store.url_env and path.is_file():
+        try:
+            with open_store(config) as store:
+                return redactor_for(config, store)
+        except DigestError:
+            pass  # the command itself says what is wrong with the store
+    return redactor_for(config)
 
 
 def _redactor() -> Redactor:
@@ -140,6 +155,12 @@ def run(
 ) -> None:
     """Run one digest now: ingest, pick the new papers, rank, render, deliver."""
     config = load(config_path)
+    if only:  # names or addresses, of config or store readers
+        only = tuple(
+            _store_call(
+                config, lambda store: [find_reader(config, store, ref).name for ref in only]
+            )
+        )
     _check_runnable(config, only)
     quiet = click.get_current_context().find_root().obj["quiet"]
     try:
@@ -355,6 +376,74 @@ def explain_command(
         click.echo(json.dumps(_jsonable(found), indent=2, ensure_ascii=False))
         return
     click.echo("\n".join(describe(found)))
+
+
+@main.command(name="feedback")
+@config_option
+@click.argument("subscriber", metavar="SUBSCRIBER")
+@click.argument("paper", metavar="PAPER", required=False)
+@click.argument("vote", type=click.Choice(["up", "down", "clear"]), required=False)
+@click.option("--list", "as_list", is_flag=True, help="Print the subscriber's ratings instead.")
+@click.option("--json", "as_json", is_flag=True, help="With --list: print them as JSON.")
+def feedback_command(
+    config_path: Path,
+    subscriber: str,
+    paper: str | None,
+    vote: str | None,
+    as_list: bool,
+    as_json: bool,
+) -> None:
+    """Rate PAPER for SUBSCRIBER: up (more like this), down (less like this) or clear, as
+    the links in a digest do; the last vote wins. SUBSCRIBER is a name or address, of the
+    config or the store; PAPER an arXiv id (2401.12345, arXiv:2401.12345v2, its arxiv.org
+    link) or a title. `digest feedback SUBSCRIBER --list` prints the ratings."""
+    from digest.feedback import ratings_of, record_vote
+
+    config = load(config_path)
+    if as_list or as_json:
+        if paper is not None:
+            fail(DigestError("--list takes only SUBSCRIBER, not a paper or a vote"))
+        try:
+            name, found = ratings_of(config, subscriber)
+        except DigestError as exc:
+            fail(exc)
+        _print_ratings(name, found, as_json)
+        return
+    if paper is None or vote is None:
+        fail(
+            DigestError(
+                "give SUBSCRIBER PAPER and up, down or clear (or SUBSCRIBER --list)",
+                hint="digest feedback alice 2401.12345 up",
+            )
+        )
+    try:
+        done = record_vote(config, subscriber, paper, vote, utc_now())
+    except DigestError as exc:
+        fail(exc)
+    what = {1: "rated up", -1: "rated down", None: "cleared the rating of"}[done.vote]
+    ref = done.paper.paper.arxiv_id or done.paper.paper.title
+    click.echo(f"{done.subscriber}: {what} {ref} ({done.paper.paper.title})")
+
+
+def _print_ratings(name: str, ratings: list[Any], as_json: bool) -> None:
+    if as_json:
+        records = [
+            {
+                "paper": r.arxiv_id or r.title,
+                "arxiv_id": r.arxiv_id,
+                "title": r.title,
+                "vote": "up" if r.vote > 0 else "down",
+                "source": r.source,
+                "rated_at": r.rated_at.isoformat(),
+            }
+            for r in ratings
+        ]
+        click.echo(json.dumps({"subscriber": name, "ratings": records}, indent=2))
+        return
+    for r in ratings:
+        vote = "up  " if r.vote > 0 else "down"
+        click.echo(f"{vote} {r.rated_at:%Y-%m-%d} {r.arxiv_id or '-':<12} {r.title}")
+    click.echo(f"{len(ratings)} ratings by {name}")
 
 
 @main.command(name="send-test")

@@ -314,10 +314,6 @@ class EmailSettings(_Settings):
         None,
         description="Address for List-Unsubscribe requests. Default: reply_to, else from.",
     )
-    unsubscribe_url: str | None = Field(
-        None,
-        description="HTTPS one-click unsubscribe URL (RFC 8058); {subscriber} is filled in.",
-    )
 
     bounce_runs: int = Field(
         3,
@@ -328,13 +324,6 @@ class EmailSettings(_Settings):
     )
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-    @field_validator("unsubscribe_url")
-    @classmethod
-    def _https(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith("https://"):
-            raise ValueError(f"expected an https:// URL (RFC 8058 one-click), got {value!r}")
-        return value
 
     @model_validator(mode="after")
     def _complete(self) -> EmailSettings:
@@ -860,17 +849,40 @@ def parse_config(text: str, path: Path) -> Config:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    removed = _removed_settings(data, text, path)
     try:
         config = Config.model_validate(data)
         config._path = path
-        return config
     except ValidationError as exc:
         errors = exc.errors()
         # A list whose items failed also reports being too short: say only the cause.
         failed = {e["loc"][:1] for e in errors if len(e["loc"]) > 1}
         errors = [e for e in errors if not (e["type"] == "too_short" and e["loc"] in failed)]
         problems = [_describe(error, text, path) for error in errors]
-        raise ConfigError("\n".join(problems)) from None
+        raise ConfigError("\n".join(removed + problems)) from None
+    if removed:
+        raise ConfigError("\n".join(removed))
+    return config
+
+
+# Settings that were dropped, and what to do instead.
+_REMOVED = {
+    ("email", "unsubscribe_url"): "no longer a setting: it put the reader's name in a link "
+    "anyone could forge. Remove it and set [web] secret_env and [output] base_url instead; "
+    "every email then carries a signed one-click unsubscribe link to `digest serve`",
+}
+
+
+def _removed_settings(data: dict[str, Any], text: str, path: Path) -> list[str]:
+    """A problem for each removed setting the config still has (taken out of ``data``, so
+    that the rest is checked as usual)."""
+    problems = []
+    for (table, key), message in _REMOVED.items():
+        section = data.get(table)
+        if isinstance(section, dict) and key in section:
+            del section[key]
+            problems.append(_located(text, path, (table, key), message))
+    return problems
 
 
 _PLAIN_MESSAGES = {

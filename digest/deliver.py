@@ -19,7 +19,7 @@ from digest.errors import DeliveryDeferred, DeliveryUnknown, DigestError, Recipi
 from digest.models import Digest, Scored, StoredPaper
 from digest.rank import Ranking
 from digest.ranker import Ranker
-from digest.report import DeliveryReport, SubscriberReport, Timings, redactor_for
+from digest.report import DeliveryReport, SubscriberReport, Timings
 from digest.store import PendingDelivery, Store
 
 log = logging.getLogger("digest")
@@ -174,7 +174,7 @@ def _deliver_one(
         return False
     except Exception as exc:  # a channel failure stays pending; the others go on
         reason = str(exc) if isinstance(exc, DigestError | OSError) else repr(exc)
-        reason = redactor_for(context.config).text(reason)  # a server may echo a secret
+        reason = context.redactor.text(reason)  # a server may echo a secret
         with timings.measure("record"):
             store.mark_failed(digest.digest_id or 0, name, reason)
             if isinstance(exc, RecipientRefused):  # a bounce: after some runs, no more mail

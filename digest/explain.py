@@ -15,6 +15,7 @@ from digest.errors import DigestError
 from digest.models import Match, Scored, StoredPaper
 from digest.pipeline import open_store
 from digest.ranker import Ranker
+from digest.reader_lookup import find_reader
 from digest.store import LedgerEntry
 
 
@@ -28,8 +29,8 @@ class Explanation:
 
 
 def explain(config: Config, subscriber_name: str, ref: str, today: date) -> Explanation:
-    subscriber = config.subscriber(subscriber_name)
     with open_store(config, dry_run=True) as store:
+        subscriber = find_reader(config, store, subscriber_name)  # config or store reader
         paper = store.find_paper(ref)
         if paper is None:
             raise DigestError(
@@ -77,6 +78,13 @@ def describe(found: Explanation) -> list[str]:
     return lines
 
 
+_SIGNAL_NAMES = {
+    "liked": "similar to a paper you liked",
+    "rated": "like papers you rated up",
+    "disliked": "like a paper you rated down",
+}
+
+
 def _matches(matches: tuple[Match, ...]) -> list[str]:
     if not matches:
         return ["  no keyword, author or other signal matched"]
@@ -85,5 +93,6 @@ def _matches(matches: tuple[Match, ...]) -> list[str]:
         only = ", ".join(f"“{word}”" for word in match.via.split())
         how = {"near": ", words apart", "word": f", only {only}"}.get(match.kind, "")
         count = f" ({match.count}x)" if match.field in ("title", "abstract") else ""
-        lines.append(f"  {match.points:>8.3f}  {match.term[:32]:<32} {match.field}{count}{how}")
+        where = _SIGNAL_NAMES.get(match.field, match.field)
+        lines.append(f"  {match.points:>8.3f}  {match.term[:32]:<32} {where}{count}{how}")
     return lines

@@ -118,6 +118,7 @@ def run_once(
     http = http or make_http(config)
     with open_store(config, dry_run=dry_run) as store:
         store.acquire_run(started)
+        report.redactor = redactor_for(config, store)  # the store's readers' tokens too
         report.run_id = store.start_run(today, started)
         try:
             with report.timings.measure("ingest"), store.ingest_lock():
@@ -368,6 +369,7 @@ class Served:
                     self.refresh(batch, store)
                 ranked = rank_batch(self.ranker, batch, self.work, timings)
                 self.mark_idle_served(batch, store)
+                context.prepare_links([s.name for s in batch])  # one query a batch
                 for number, subscriber in enumerate(batch, start=start + 1):
                     progress(f"digests: {number} of {len(waiting)} ({subscriber.name})")
                     with store.claim(subscriber.name) as mine:

@@ -22,6 +22,7 @@ from digest.pipeline import (
     utc_now,
 )
 from digest.ranker import Ranker
+from digest.reader_lookup import find_reader
 from digest.render.email import render_html, render_text
 from digest.render.environment import make_environment
 from digest.render.pages import render_markdown
@@ -43,18 +44,19 @@ def preview(
     http: Http | None = None,
     progress: Progress = silent,
 ) -> tuple[Digest, bytes]:
-    """Render what ``subscriber_name`` would get today, recording nothing at all.
+    """Render what ``subscriber_name`` (a name or address, of a config or store reader)
+    would get today, recording nothing at all.
 
     Sources are read and the store is consulted inside a transaction that is rolled back,
     so the preview is exactly the next run's digest, and the next run is unaffected.
     """
-    subscriber = config.subscriber(subscriber_name)
     now = clock()
     today = today or digest_date(config, now)
     report = RunReport(date=today, dry_run=True)
     own_http = http is None
     http = http or make_http(config)
     with open_store(config, dry_run=True) as store:
+        subscriber = find_reader(config, store, subscriber_name)  # config or store reader
         store.acquire_run(now)
         fetch = FetchContext(today=today, now=now, http=http, progress=progress)
         try:

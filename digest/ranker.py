@@ -2,7 +2,9 @@
 
 It builds the run's corpus once (the store's recent papers, the background for document
 frequencies, plus any older candidate), turns a subscriber's settings into a Profile,
-looks up the papers it liked, and ranks. Shared by `digest run`, `preview` and `explain`.
+looks up the papers it liked and those it rated (read for a batch of readers at once:
+a paper rated up counts as liked, one rated down lowers similar papers), and ranks.
+Shared by `digest run`, `preview` and `explain`.
 """
 
 from __future__ import annotations
@@ -85,6 +87,8 @@ class Ranker:
         self._profiles: dict[int, tuple[SubscriberSettings, Profile]] = {}
         self._last_digest: dict[str, date | None] = {}  # for the catch-up budget
         self._covered: dict[int, Sequence[StoredPaper]] = {}  # lists known to be in it
+        self._votes: dict[str, dict[int, int]] = {}  # reader -> paper uid -> +1 or -1
+        self._rated: dict[int, StoredPaper] = {}  # the papers those votes are for
 
     def corpus_for(self, candidates: Sequence[StoredPaper]) -> Corpus:
         if self._covered.get(id(candidates)) is candidates:  # a list many readers share
@@ -105,6 +109,44 @@ class Ranker:
             else:
                 found.append(paper)
         return found, warnings
+
+    def rated(self, subscriber: SubscriberSettings) -> tuple[list[StoredPaper], list[StoredPaper]]:
+        """The papers the subscriber rated up, and those rated down (read by
+        ``_read_votes``), in the order they were stored."""
+        votes = self._votes.get(subscriber.name) or {}
+        papers = [
+            (self._rated[uid], vote) for uid, vote in sorted(votes.items()) if uid in self._rated
+        ]
+        return [p for p, vote in papers if vote > 0], [p for p, vote in papers if vote < 0]
+
+    def _read_votes(self, subscribers: Sequence[SubscriberSettings]) -> None:
+        """Read, for those not read yet, every vote of these subscribers and the papers
+        they are for: a query for the batch, not one per reader."""
+        names = [s.name for s in subscribers if s.name not in self._votes]
+        if not names:
+            return
+        found = self.store.votes_of(names)
+        missing = {uid for votes in found.values() for uid in votes} - self._rated.keys()
+        self._rated.update((p.uid, p) for p in self.store.get_papers(sorted(missing)))
+        self._votes.update((name, found.get(name, {})) for name in names)
+
+    def request(
+        self, subscriber: SubscriberSettings, candidates: Sequence[StoredPaper]
+    ) -> tuple[Request, list[str]]:
+        """What ranking the subscriber takes: its profile, its liked papers (the config's,
+        then those it rated up) and those it rated down; and warnings about its settings."""
+        liked, warnings = self.liked(subscriber) if subscriber.liked else ([], [])
+        up, down = self.rated(subscriber)
+        known = {p.uid for p in liked}
+        rated = [p for p in up if p.uid not in known]
+        request = Request(
+            self.profile(subscriber),
+            candidates,
+            [*liked, *rated],
+            frozenset(p.uid for p in rated),
+            down,
+        )
+        return request, warnings
 
     def rank(
         self, subscriber: SubscriberSettings, candidates: Sequence[StoredPaper]
@@ -159,12 +201,13 @@ class Ranker:
         are scored together (see rank.score)."""
         requests, notes = [], []
         self._read_last_digests([s for s, _candidates in owed])
+        self._read_votes([s for s, _candidates in owed])
         for subscriber, candidates in owed:
-            liked, warnings = self.liked(subscriber) if subscriber.liked else ([], [])
+            request, warnings = self.request(subscriber, candidates)
             for warning in warnings:
                 log.warning("%s: %s", subscriber.name, warning)
             self.corpus_for(candidates)
-            requests.append(Request(self.profile(subscriber), candidates, liked))
+            requests.append(request)
             notes.append(warnings)
         rankings = rank_many(requests, self._corpus)
         return list(zip(rankings, notes, strict=True))

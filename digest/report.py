@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
     from digest.config import Config
+    from digest.store import Store
 
 REDACTED = "[redacted]"
 # Shorter values occur in ordinary text (dates, counts, words): replacing them would garble
@@ -78,16 +79,21 @@ class Redactor:
         return value
 
 
-def redactor_for(config: Config) -> Redactor:
-    """The secrets a config knows: the values of its ``*_env`` variables, the password of
-    a store URL, and the subscribers' feed tokens."""
+def redactor_for(config: Config, store: Store | None = None) -> Redactor:
+    """The secrets a config knows: the values of its ``*_env`` variables (each of the
+    ``[web]`` secrets too), the password of a store URL, and the subscribers' feed
+    tokens; with ``store``, the feed tokens of the readers it keeps as well."""
     names = [config.email.password_env, config.store.url_env]
     names += [getattr(source, "token_env", None) for source in config.sources]
     values = [os.environ.get(name) for name in names if name]
+    if config.web.secret_env:
+        values += os.environ.get(config.web.secret_env, "").split()  # rotation: several
     for url in (config.store.url, os.environ.get(config.store.url_env or "")):
         if url:
             values.append(_url_password(url))
     values += [subscriber.feed_token for subscriber in config.subscribers]
+    if store is not None:
+        values += [token for token, _status in store.reader_feed_tokens().values()]
     return Redactor.of(values)
 
 

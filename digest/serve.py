@@ -12,10 +12,13 @@ With ``[web] secret_env`` set, ``Dispatcher`` hands the reader pages' paths
 ``/ratings/``, ``/static/``) to their own app (``digest.web``), forms and all.
 
 A subscriber with a ``feed_token`` is served only with ``?token=<it>``; a wrong or missing
-token is a 404, as is any name not in the config, so private feeds cannot be guessed or
-listed. Paths are matched against fixed patterns, never joined from the request, and a
-file is served only if it resolves, links followed, to a regular file inside the output
-folder, so nothing outside it can be reached. Responses carry ETag and Last-Modified, and
+token is a 404, as is any name of no reader, so private feeds cannot be guessed or
+listed. Readers are the config's and the store's (active, paused or bouncing: those that
+have outputs and have not left), the store's read at most every ``READERS_TTL`` seconds,
+so a reader added while the server runs is served within seconds. Paths are matched
+against fixed patterns, never joined from the request, and a file is served only if it
+resolves, links followed, to a regular file inside the output folder, so nothing outside
+it can be reached. Responses carry ETag and Last-Modified, and
 a matching conditional request gets a 304.
 
 The server is waitress: connections wait in a poll loop, not in threads, so idle or slow
@@ -37,6 +40,7 @@ import re
 import socket
 import stat
 import threading
+import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime, parsedate_to_datetime
@@ -49,7 +53,7 @@ from waitress import wasyncore
 from waitress.server import BaseWSGIServer, MultiSocketServer, create_server
 
 from digest import __version__
-from digest.config import Config, SubscriberSettings
+from digest.config import Config
 from digest.pipeline import open_store
 from digest.schedule_rules import previous_fire_time
 from digest.store import Store
@@ -63,6 +67,8 @@ _FEED = re.compile(r"^/feeds/(?P<name>[A-Za-z0-9][A-Za-z0-9_.-]{0,63})\.(?P<kind
 _PAGE = re.compile(
     r"^/pages/(?P<name>[A-Za-z0-9][A-Za-z0-9_.-]{0,63})/(?P<file>index\.html|\d{4}-\d{2}-\d{2}(?:-\d+)?\.html)?$"
 )
+READERS_TTL = 5.0  # seconds the store's readers are kept between two requests
+_SERVED_STATUSES = ("active", "paused", "bouncing")
 _TYPES = {
     "rss": "application/rss+xml; charset=utf-8",
     "atom": "application/atom+xml; charset=utf-8",
@@ -78,6 +84,8 @@ class DigestApp:
         self.out = config.resolve(config.output.dir).resolve()
         self.subscribers = {s.name: s for s in config.subscribers}
         self.now = now
+        self._readers: tuple[float, dict[str, str | None]] | None = None
+        self._readers_lock = threading.Lock()
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         method = environ.get("REQUEST_METHOD", "GET")
@@ -98,30 +106,43 @@ class DigestApp:
         if path == "/":
             return self._index(start_response, method)
         if match := _FEED.match(path):
-            subscriber = self._allowed(match.group("name"), token)
-            if subscriber is not None:
-                file = self.out / "feeds" / f"{subscriber.name}.{match.group('kind')}"
+            name = self._allowed(match.group("name"), token)
+            if name is not None:
+                file = self.out / "feeds" / f"{name}.{match.group('kind')}"
                 return self._file(
                     environ, start_response, method, file, _TYPES[match.group("kind")]
                 )
         if match := _PAGE.match(path):
-            subscriber = self._allowed(match.group("name"), token)
-            if subscriber is not None:
-                file = self.out / "pages" / subscriber.name / (match.group("file") or "index.html")
+            name = self._allowed(match.group("name"), token)
+            if name is not None:
+                file = self.out / "pages" / name / (match.group("file") or "index.html")
                 return self._file(environ, start_response, method, file, _TYPES["html"])
         return self._not_found(start_response, method)
 
     # --- access ---------------------------------------------------------------------------
 
-    def _allowed(self, name: str, token: str) -> SubscriberSettings | None:
-        subscriber = self.subscribers.get(name)
-        if subscriber is None:
+    def _allowed(self, name: str, token: str) -> str | None:
+        """The reader's name if ``name`` is a reader and ``token`` opens its outputs."""
+        readers = self.readers()
+        if name not in readers:
             return None
-        if subscriber.feed_token and not hmac.compare_digest(
-            token.encode(), subscriber.feed_token.encode()
-        ):
+        expected = readers[name]
+        if expected and not hmac.compare_digest(token.encode(), expected.encode()):
             return None
-        return subscriber
+        return name
+
+    def readers(self) -> dict[str, str | None]:
+        """Every reader whose feed and pages are served -> its feed token (None: public):
+        the config's first (the config wins a clash of names), then the store's."""
+        with self._readers_lock:
+            if self._readers is None or time.monotonic() - self._readers[0] > READERS_TTL:
+                found: dict[str, str | None] = {
+                    s.name: s.feed_token for s in self.subscribers.values()
+                }
+                for name, token in store_readers(self.config).items():
+                    found.setdefault(name, token)
+                self._readers = (time.monotonic(), found)
+            return self._readers[1]
 
     # --- responses ------------------------------------------------------------------------
 
@@ -149,12 +170,12 @@ class DigestApp:
         return self._respond(start_response, "200 OK", body, kind, method, headers)
 
     def _index(self, start_response: StartResponse, method: str) -> Iterable[bytes]:
-        public = [s for s in self.config.subscribers if not s.feed_token]
+        public = [name for name, token in self.readers().items() if not token]
         items = "".join(
-            f'<li>{html.escape(s.name)}: <a href="/pages/{html.escape(s.name)}/">digests</a> · '
-            f'<a href="/feeds/{html.escape(s.name)}.atom">Atom</a> · '
-            f'<a href="/feeds/{html.escape(s.name)}.rss">RSS</a></li>'
-            for s in public
+            f'<li>{html.escape(name)}: <a href="/pages/{html.escape(name)}/">digests</a> · '
+            f'<a href="/feeds/{html.escape(name)}.atom">Atom</a> · '
+            f'<a href="/feeds/{html.escape(name)}.rss">RSS</a></li>'
+            for name in public
         )
         body = (
             '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
@@ -198,6 +219,20 @@ class DigestApp:
         ]
         start_response(status, headers + (extra or []))
         return [] if method == "HEAD" or status.startswith("304") else [body]
+
+
+def store_readers(config: Config) -> dict[str, str | None]:
+    """The store's readers whose outputs are served -> feed token; none when there is no
+    store yet (it is not created to find out) or it cannot be read (that is logged)."""
+    if not (config.store.database_url or Path(config.resolve(config.store.path)).exists()):
+        return {}
+    try:
+        with open_store(config) as store:
+            found = store.reader_feed_tokens()
+    except Exception as exc:  # a store down must not take the feeds of the config down
+        log.error("serve: cannot read the store's readers: %s", exc)
+        return {}
+    return {name: token for name, (token, status) in found.items() if status in _SERVED_STATUSES}
 
 
 def read_inside(root: Path, file: Path) -> tuple[bytes, float] | None:

@@ -113,7 +113,7 @@ def test_preview_renders_without_recording(config, tmp_path):
     summary = json.loads(state.stdout)
     assert summary["papers"] == 0 and summary["runs"] == []
     unknown = digest("preview", "--config", str(config), "-s", "nobody")
-    assert unknown.returncode == 2 and "no subscriber named 'nobody'" in unknown.stderr
+    assert unknown.returncode == 2 and "no reader 'nobody' in" in unknown.stderr
 
 
 def test_state_shows_papers_deliveries_and_runs(config):

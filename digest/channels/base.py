@@ -7,8 +7,10 @@ the digest is really out: the file renamed into place, the mail server's 250.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from functools import cache, partial
 from itertools import accumulate, pairwise
 from pathlib import Path
 from typing import Protocol
@@ -16,8 +18,9 @@ from typing import Protocol
 from jinja2 import Environment
 
 from digest.config import Config, SubscriberSettings
+from digest.links import Links, links_for
 from digest.models import Digest, Scored
-from digest.render.context import DigestView, digest_view
+from digest.render.context import DigestView, ReaderLinks, digest_view
 from digest.render.email import (
     RenderedEmail,
     build_message,
@@ -25,6 +28,7 @@ from digest.render.email import (
     parts_that_fit,
     render_html,
 )
+from digest.report import Redactor, redactor_for
 from digest.store import Store
 
 
@@ -41,6 +45,10 @@ class DeliveryContext:
     _measured: dict[tuple[object, ...], tuple[DigestView, str]] = field(
         default_factory=dict, compare=False, repr=False
     )
+    # The readers' link keys read so far, the config's signed links (once), and the links
+    # of the reader last shown (its digest is viewed several times: measured, sent, paged).
+    _keys: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
+    _signing: dict[str, object] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def out_dir(self) -> Path:
@@ -69,7 +77,48 @@ class DeliveryContext:
             token=subscriber.feed_token if subscriber else None,
             pages=subscriber is None or "page" in subscriber.channels,
             feeds=subscriber is None or "feed" in subscriber.channels,
+            links=self.reader_links(subscriber.name) if subscriber else None,
         )
+
+    @property
+    def redactor(self) -> Redactor:
+        """The secrets to keep out of what is recorded (made once: it reads the store)."""
+        if "redactor" not in self._signing:
+            self._signing["redactor"] = redactor_for(self.config, self.store)
+        return self._signing["redactor"]  # type: ignore[return-value]
+
+    @property
+    def links(self) -> Links | None:
+        """The config's signed links, or None when it signs none (no base_url or secret)."""
+        if "links" not in self._signing:
+            self._signing["links"] = links_for(self.config)
+        return self._signing["links"]  # type: ignore[return-value]
+
+    def prepare_links(self, names: Sequence[str]) -> None:
+        """Read the link keys of these readers at once (making those missing), so that a
+        batch of digests costs one query, not one per reader."""
+        missing = [name for name in names if name not in self._keys]
+        if missing and self.links is not None:
+            self._keys.update(self.store.reader_keys_of(missing, self.now))
+
+    def reader_links(self, name: str) -> ReaderLinks | None:
+        """The signed links of reader ``name``; each paper's rating link is signed once."""
+        links = self.links
+        if links is None:
+            return None
+        last = self._signing.get("reader")
+        if isinstance(last, tuple) and last[0] == name:
+            return last[1]  # type: ignore[no-any-return]
+        self.prepare_links([name])
+        key = self._keys[name]
+        found = ReaderLinks(
+            manage=links.manage(key),
+            unsubscribe=links.unsubscribe(key),
+            ratings=links.ratings(key),
+            rate=cache(partial(links.rate_base, key)),
+        )
+        self._signing["reader"] = (name, found)
+        return found
 
     def email_parts(
         self, digest: Digest, subscriber: SubscriberSettings

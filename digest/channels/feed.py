@@ -27,6 +27,7 @@ class FeedChannel:
             base_url=context.config.output.base_url,
             token=subscriber.feed_token,
             pages="page" in subscriber.channels,
+            rate=links.rate if (links := context.reader_links(subscriber.name)) else None,
         )
         folder = context.out_dir / "feeds"
         atomic_write(folder / f"{subscriber.name}.rss", rss)

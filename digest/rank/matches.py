@@ -107,8 +107,15 @@ def signal_matches(
     similarity: float,
     closest: int,
     liked: Sequence[StoredPaper],
+    *,
+    rated: frozenset[int] = frozenset(),
+    against: float = 0.0,
+    nearest: int = 0,
+    disliked: Sequence[StoredPaper] = (),
 ) -> list[Match]:
-    """Matches for what is not a keyword: authors, a category, popularity, a liked paper."""
+    """Matches for what is not a keyword: authors, a category, popularity, a liked paper
+    (field "liked", or "rated" when the reader rated it up), a paper rated down
+    ("disliked", negative points)."""
     corpus = table.corpus
     found: list[Match] = []
     for name in profile.authors:
@@ -131,5 +138,9 @@ def signal_matches(
         )
     if liked and similarity > LIKED_THRESHOLD:
         points = round(weights.liked * float(similarity), 4)
-        found.append(Match(liked[closest].paper.title, "liked", 1, points, "signal"))
+        kind = "rated" if liked[closest].uid in rated else "liked"
+        found.append(Match(liked[closest].paper.title, kind, 1, points, "signal"))
+    if disliked and against > LIKED_THRESHOLD:
+        points = -round(weights.disliked * float(against), 4)
+        found.append(Match(disliked[nearest].paper.title, "disliked", 1, points, "signal"))
     return found

@@ -5,7 +5,9 @@ For each part of each keyword of each interest (see Term.parts), BM25F gives poi
 it occurs (title weighted above abstract, each normalised by its length, saturated,
 scaled by IDF); an interest adds them up, and a paper belongs to the interest it scores
 best in. Authors, categories, popularity and similarity to liked papers add points of
-their own.
+their own. Papers a reader rated up are liked papers; papers rated down lower similar
+papers a little (``Weights.disliked``), in order only: a paper the profile wants is
+still eligible however much it resembles one the reader rated down.
 
 Readers owed the same candidates are scored together: their interests' parts become a
 sparse interest x term matrix, and one product with the term x candidate points (see
@@ -54,6 +56,7 @@ class Weights:
     author: float = 3.0
     category: float = 1.0
     liked: float = 6.0  # times the cosine similarity to the closest liked paper
+    disliked: float = 2.0  # minus this times the similarity to the closest paper rated down
     stars_share: float = 0.5  # GitHub stars count half as much as upvotes
 
     def b(self, name: str) -> float:
@@ -70,11 +73,14 @@ DEFAULT_WEIGHTS = Weights()
 
 @dataclass(frozen=True, slots=True)
 class Request:
-    """One reader's ranking to do: their profile, candidates and liked papers."""
+    """One reader's ranking to do: their profile, candidates and liked papers (those of
+    the config, then those rated up, whose uids ``rated`` holds), and papers rated down."""
 
     profile: Profile
     candidates: Sequence[StoredPaper]
     liked: Sequence[StoredPaper] = ()
+    rated: frozenset[int] = frozenset()
+    disliked: Sequence[StoredPaper] = ()
 
 
 @dataclass(slots=True)
@@ -164,6 +170,8 @@ class _Choice:
     order: np.ndarray  # the chosen candidates, best first
     similarity: np.ndarray
     closest: np.ndarray
+    against: np.ndarray  # similarity to the closest paper rated down
+    nearest: np.ndarray  # which one
 
 
 class _Batch:
@@ -313,8 +321,11 @@ class _Batch:
         liked_hit = similarity > LIKED_THRESHOLD
         signals += np.where(liked_hit, weights.liked * similarity, 0.0)
         signalled |= liked_hit
+        against, nearest = liked_similarity(table.corpus, request.candidates, request.disliked)
+        penalty = np.where(against > LIKED_THRESHOLD, weights.disliked * against, 0.0)
 
-        scores = np.round(keyword_points + signals, 4)
+        wanted_by = np.round(keyword_points + signals, 4)  # what makes a paper eligible
+        scores = np.round(keyword_points + signals - penalty, 4) if request.disliked else wanted_by
         eligible = ~self.excluded[s]
         if profile.require:
             eligible &= self.required[s]
@@ -325,9 +336,9 @@ class _Batch:
             unknown = np.array([not p.paper.categories for p in request.candidates])
             eligible &= in_category | unknown
         if profile.takes_everything:
-            eligible &= scores >= profile.min_score
+            eligible &= wanted_by >= profile.min_score
         else:
-            eligible &= (relevant | signalled) & (scores > max(profile.min_score, 0.0))
+            eligible &= (relevant | signalled) & (wanted_by > max(profile.min_score, 0.0))
 
         chosen = np.flatnonzero(eligible)
         if len(chosen) > profile.max_papers:  # only those that can make the cut are sorted
@@ -338,7 +349,9 @@ class _Batch:
         uids = table.corpus.uids[table.rows[chosen]]
         order = chosen[np.lexsort((uids, -scores[chosen]))][: profile.max_papers]
         # An interest whose exclusions or requirements blocked a paper gives it nothing.
-        return _Choice(scores, eligible, best, keyword_points > 0, order, similarity, closest)
+        return _Choice(
+            scores, eligible, best, keyword_points > 0, order, similarity, closest, against, nearest
+        )
 
 
 class _Explainer:
@@ -378,7 +391,11 @@ def _scored(
 def _has_signals(request: Request) -> bool:
     profile = request.profile
     return bool(
-        profile.authors or profile.categories or profile.popularity_weight > 0 or request.liked
+        profile.authors
+        or profile.categories
+        or profile.popularity_weight > 0
+        or request.liked
+        or request.disliked
     )
 
 
@@ -392,6 +409,10 @@ def _signal_matches(table: TermTable, request: Request, choice: _Choice, i: int)
         float(choice.similarity[i]),
         int(choice.closest[i]),
         request.liked,
+        rated=request.rated,
+        against=float(choice.against[i]),
+        nearest=int(choice.nearest[i]),
+        disliked=request.disliked,
     )
 
 

@@ -10,6 +10,7 @@ Text fields are untrusted (they come from sources): HTML templates autoescape th
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import lru_cache
@@ -86,6 +87,9 @@ class PaperView:
     reasons: tuple[Reason, ...]  # why it was chosen, strongest first
     terms: tuple[str, ...]  # matched keyword terms, for highlighting
     section: str | None  # the interest it was chosen for, when the reader has several
+    # The signed rating link without its vote: "{rate_url}/up" is "more like this",
+    # "{rate_url}/down" "less like this". None when the config signs no links.
+    rate_url: str | None = None
 
     @property
     def why(self) -> str:
@@ -112,6 +116,10 @@ class DigestView:
     page_url: str | None  # this digest's HTML page, when the output folder is served
     feed_url: str | None
     generated_at: datetime
+    # The reader's signed links (None when the config signs no links, see digest.links).
+    manage_url: str | None = None
+    unsubscribe_url: str | None = None
+    ratings_url: str | None = None
 
     @property
     def count(self) -> int:
@@ -139,6 +147,8 @@ _SIGNALS = {
     "category": lambda m: Reason(m.term, "category", m.points),
     "popularity": lambda m: Reason(m.term, "popular", m.points),
     "liked": lambda m: Reason("similar to a paper you liked", _shorten(m.term, 90), m.points),
+    "rated": lambda m: Reason("like papers you rated up", _shorten(m.term, 90), m.points),
+    "disliked": lambda m: Reason("like a paper you rated down", _shorten(m.term, 90), m.points),
 }
 
 
@@ -176,8 +186,13 @@ def reasons_of(item: Scored) -> tuple[Reason, ...]:
             detail = f"{words} in {', '.join(fields[term])}"
         reasons.append(Reason(term, detail, total))
     ranked = sorted(reasons + signals, key=lambda r: (-r.points, r.label))
-    # The one-line "why" keeps what mattered; `digest explain` lists every point.
-    return tuple(r for i, r in enumerate(ranked) if i == 0 or r.points >= MINOR_SHARE * item.score)
+    # The one-line "why" keeps what mattered (never what counted against the paper);
+    # `digest explain` lists every point.
+    return tuple(
+        r
+        for i, r in enumerate(ranked)
+        if r.points >= 0 and (i == 0 or r.points >= MINOR_SHARE * item.score)
+    )
 
 
 def _add(places: list[str], place: str) -> None:
@@ -204,7 +219,7 @@ def _shorten(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
-def paper_view(number: int, item: Scored) -> PaperView:
+def paper_view(number: int, item: Scored, rate_url: str | None = None) -> PaperView:
     return PaperView(
         number=number,
         facts=paper_facts(item.paper.paper),
@@ -212,6 +227,7 @@ def paper_view(number: int, item: Scored) -> PaperView:
         reasons=reasons_of(item),
         terms=highlight_terms(item),
         section=item.section,
+        rate_url=rate_url,
     )
 
 
@@ -258,6 +274,16 @@ def paper_facts(paper: Paper) -> PaperFacts:
 
 
 @dataclass(frozen=True, slots=True)
+class ReaderLinks:
+    """One reader's signed links, as the views show them (made by ``digest.links``)."""
+
+    manage: str
+    unsubscribe: str
+    ratings: str
+    rate: Callable[[int], str]  # a stored paper's uid -> its rating link, without the vote
+
+
+@dataclass(frozen=True, slots=True)
 class Section:
     """Papers chosen for one interest; ``name`` is None for a reader without interests."""
 
@@ -282,13 +308,19 @@ def digest_view(
     token: str | None = None,
     pages: bool = True,
     feeds: bool = True,
+    links: ReaderLinks | None = None,
 ) -> DigestView:
     """The view of a digest; ``token`` is the subscriber's feed token for served links.
 
     ``pages`` and ``feeds`` say whether the subscriber's page and feed are written: a link
-    is given only to what exists (and only with a ``base_url`` to reach it by).
+    is given only to what exists (and only with a ``base_url`` to reach it by). ``links``:
+    the reader's signed links, shown in the footer and beside every paper.
     """
-    papers = tuple(paper_view(i, item) for i, item in enumerate(digest.papers, start=1))
+    rate = links.rate if links else None
+    papers = tuple(
+        paper_view(i, item, rate(item.paper.uid) if rate else None)
+        for i, item in enumerate(digest.papers, start=1)
+    )
     suffix = f"?token={token}" if token else ""
     return DigestView(
         subscriber=digest.subscriber,
@@ -304,4 +336,7 @@ def digest_view(
         if base_url and feeds
         else None,
         generated_at=generated_at,
+        manage_url=links.manage if links else None,
+        unsubscribe_url=links.unsubscribe if links else None,
+        ratings_url=links.ratings if links else None,
     )

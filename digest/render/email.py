@@ -182,16 +182,27 @@ def build_message(
         ("Auto-Submitted", "auto-generated"),
         ("List-Id", settings.list_id or f"Paper digest <paper-digest.{domain}>"),
     ]
-    request = quote(f"unsubscribe {view.subscriber}")
-    unsubscribe = [f"<mailto:{_unsubscribe_address(settings)}?subject={request}>"]
-    if settings.unsubscribe_url:
-        one_click = settings.unsubscribe_url.format(subscriber=quote(view.subscriber, safe=""))
-        unsubscribe.insert(0, f"<{one_click}>")
-        headers.append(("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"))
-    headers.append(("List-Unsubscribe", ", ".join(unsubscribe)))
+    headers += unsubscribe_headers(settings, view.unsubscribe_url)
     for name, value in headers:
         header_line(name, value)  # a value the policy refuses fails here, not at sending
     return RenderedEmail(tuple(headers), render_text(env, view), html)
+
+
+def unsubscribe_headers(settings: EmailSettings, one_click: str | None) -> list[tuple[str, str]]:
+    """List-Unsubscribe (RFC 2369), with the signed one-click URL first when there is one
+    (RFC 8058, and then List-Unsubscribe-Post too). The mailto's subject is "unsubscribe"
+    and the URL's token, never the reader's name or address: whoever reads that mailbox
+    can act on it (the token opens the reader's unsubscribe page), and nobody can forge it.
+    """
+    token = one_click.rpartition("/")[2] if one_click else ""
+    request = quote(f"unsubscribe {token}".strip())
+    mailto = f"<mailto:{_unsubscribe_address(settings)}?subject={request}>"
+    if not one_click:
+        return [("List-Unsubscribe", mailto)]
+    return [
+        ("List-Unsubscribe", f"<{one_click}>, {mailto}"),
+        ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
+    ]
 
 
 @lru_cache(maxsize=4096)  # most headers are the same in every email of a run

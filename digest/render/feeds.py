@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime, time
 
 from feedgen.feed import FeedGenerator
+from markupsafe import escape
 
 from digest.models import FeedItem
 from digest.render.context import paper_view
@@ -33,10 +35,13 @@ def build_feeds(
     base_url: str | None = None,
     token: str | None = None,
     pages: bool = True,
+    rate: Callable[[int], str] | None = None,
 ) -> tuple[bytes, bytes]:
     """(RSS, Atom) for ``subscriber``, newest papers first; ``token`` goes into served links.
 
-    The feed's home is the subscriber's pages when ``pages`` says they are written."""
+    The feed's home is the subscriber's pages when ``pages`` says they are written.
+    ``rate``: a stored paper's uid to its signed rating link (without the vote); with it,
+    each entry's content ends with "More like this" and "Less like this" links."""
     feed = FeedGenerator()
     suffix = f"?token={token}" if token else ""
     feed_base = f"{base_url}/feeds/{subscriber}" if base_url else None
@@ -75,9 +80,23 @@ def build_feeds(
         if view.section:
             entry.category(term=xml_text(view.section), label=xml_text(view.section))
         entry.summary(xml_text(summary))
+        if rate is not None:
+            content = rated_content(summary, rate(item.scored.paper.uid))
+            entry.content(xml_text(content), type="html")
         entry.published(stamp)
         entry.updated(stamp)
     return feed.rss_str(pretty=True), feed.atom_str(pretty=True)
+
+
+def rated_content(summary: str, rate_url: str) -> str:
+    """An entry's HTML content: its summary, escaped (it is the source's text), and the
+    paper's rating links."""
+    paragraphs = "".join(f"<p>{escape(part)}</p>" for part in summary.split("\n\n") if part)
+    links = (
+        f'<p><a href="{escape(rate_url)}/up">More like this</a> · '
+        f'<a href="{escape(rate_url)}/down">Less like this</a></p>'
+    )
+    return paragraphs + links
 
 
 def title_urn(ref: str) -> str:

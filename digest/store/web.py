@@ -21,7 +21,7 @@ from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from digest.store.base import CHUNK, StoreBase
-from digest.store.schema import mail_log, opt_outs, papers, ratings, reader_keys
+from digest.store.schema import mail_log, opt_outs, papers, ratings, reader_keys, readers
 
 Vote = Literal[1, -1]
 KEY_BYTES = 12  # 96 random bits, 16 characters
@@ -221,6 +221,15 @@ class WebMixin(StoreBase):
 
     def count_events(self) -> int:
         return self.conn.execute(select(func.count()).select_from(mail_log)).scalar() or 0
+
+    # --- feed tokens ----------------------------------------------------------------------
+
+    def reader_feed_tokens(self) -> dict[str, tuple[str | None, str]]:
+        """Every store reader's name -> (feed token or None, status): what `digest serve`
+        checks a feed's token against, and what the redactor keeps out of logs. One light
+        query, without validating every reader."""
+        rows = self.conn.execute(select(readers.c.name, readers.c.feed_token, readers.c.status))
+        return {name: (token, status) for name, token, status in rows}
 
 
 def _title_of(data: str) -> str:
