@@ -91,11 +91,26 @@ def timed(args: list[str]) -> tuple[float, subprocess.CompletedProcess[str]]:
     return elapsed, done
 
 
+def confirmed_yesterday(store_path: Path) -> None:
+    """Readers are first served at their first send hour after they joined; the run
+    measured here stands for that one, so the imported readers joined a day earlier."""
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import update
+
+    from digest.store import Store
+    from digest.store.schema import readers
+
+    with Store.open(store_path) as store, store.transaction() as conn:
+        conn.execute(update(readers).values(confirmed_at=datetime.now(UTC) - timedelta(days=1)))
+
+
 def measure(folder: Path, readers: int, workers: str) -> dict[str, Any]:
     config = write_config(folder, workers)
     rows = folder / "readers.csv"
     write_csv(rows, reader_rows(readers))
     import_s, imported = timed(["subscribers", "import", str(rows), "-c", str(config)])
+    confirmed_yesterday(folder / "digest.db")
     run_s, ran = timed(["run", "--json", "--date", DAY, "-c", str(config)])
     report = json.loads(ran.stdout)
     served = report["subscribers"]

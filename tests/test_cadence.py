@@ -177,7 +177,7 @@ def test_run_subscriber_finds_store_readers_and_refuses_inactive_ones(make_confi
     refused = CliRunner().invoke(main, ["run", "-c", str(path), "--subscriber", paused])
     assert refused.exit_code == 2 and "the store reader is paused" in refused.output
     unknown = CliRunner().invoke(main, ["run", "-c", str(path), "--subscriber", "nobody"])
-    assert unknown.exit_code == 2 and "no subscriber named 'nobody'" in unknown.output
+    assert unknown.exit_code == 2 and "no reader 'nobody'" in unknown.output
 
 
 # --- weekly: the best of the week ------------------------------------------------------------

@@ -10,7 +10,7 @@ import json
 import re
 import shutil
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from html.parser import HTMLParser
 from pathlib import Path
@@ -307,7 +307,7 @@ def store_readers(make_config, seeds, secret):
                     "channels": ["feed", "page"],
                     **extra,
                 },
-                NOW,
+                NOW - timedelta(days=1),  # joined the day before: today's send hour serves them
             )
     assert run_once(config, today=day(0), clock=lambda: NOW).ok
     with open_store(config) as store:

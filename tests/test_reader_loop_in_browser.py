@@ -86,9 +86,7 @@ def confirm_in_browser(page, mail: EmailMessage) -> None:
 
 
 @pytest.mark.slow
-def test_a_reader_signs_up_follows_rates_and_leaves_and_another_leaves_in_one_click(
-    site, seeds
-):
+def test_a_reader_signs_up_follows_rates_and_leaves_and_another_leaves_in_one_click(site, seeds):
     sync_api = pytest.importorskip("playwright.sync_api")
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium(), args=CHROMIUM_ARGS)
