@@ -61,6 +61,27 @@ def zone_of(config: Config) -> str:
     return schedule_of(config).timezone or config.timezone
 
 
+NOT_RUN = object()  # what a wake returns when no reader was due
+
+
+def run_guarded(what: str, next_one: str, run: Callable[[], object]) -> None:
+    """Run one job and log how it ended; never raises, as the scheduler must outlive a
+    failed or crashed run. ``run`` returns the run's report, or NOT_RUN when nothing was
+    due."""
+    try:
+        report = run()
+    except LockedError as exc:
+        log.warning("%s skipped: %s", what, exc.message)
+    except DigestError as exc:
+        log.error("%s failed: %s", what, exc)
+    except Exception:  # a bug in one run
+        log.exception("%s crashed; %s will still happen", what, next_one)
+    else:
+        if report is not NOT_RUN:
+            ok = getattr(report, "ok", True)
+            log.info("%s finished%s", what, "" if ok else " with failures (see the report)")
+
+
 class DigestJob:
     """The scheduled job: reload the config, run once, log what happened and what is next."""
 
@@ -71,15 +92,7 @@ class DigestJob:
     def __call__(self) -> None:
         self.config = self._reloaded()
         try:
-            report = self.runner(self.config)
-            ok = getattr(report, "ok", True)
-            log.info("scheduled run finished%s", "" if ok else " with failures (see the report)")
-        except LockedError as exc:
-            log.warning("scheduled run skipped: %s", exc.message)
-        except DigestError as exc:
-            log.error("scheduled run failed: %s", exc)
-        except Exception:  # the scheduler must outlive a bug in one run
-            log.exception("scheduled run crashed; the next one will still happen")
+            run_guarded("scheduled run", "the next one", lambda: self.runner(self.config))
         finally:
             self.log_next()
 
@@ -129,20 +142,15 @@ class ReadersWake:
 
     def __call__(self) -> None:
         config = self.job.config = self.job._reloaded()
-        try:
+
+        def run_if_due() -> object:
             due = readers_due(config, self.clock())
             if not due:
-                return
+                return NOT_RUN
             log.info("%d store readers due; running for them", len(due))
-            report = self.runner(config)
-            ok = getattr(report, "ok", True)
-            log.info("readers' run finished%s", "" if ok else " with failures (see the report)")
-        except LockedError as exc:
-            log.warning("readers' run skipped: %s", exc.message)
-        except DigestError as exc:
-            log.error("readers' run failed: %s", exc)
-        except Exception:  # the scheduler must outlive a bug in one run
-            log.exception("readers' run crashed; the next wake will still happen")
+            return self.runner(config)
+
+        run_guarded("readers' run", "the next wake", run_if_due)
 
 
 def build_scheduler(

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -228,19 +229,26 @@ class SmtpRecorder:
         return [content for rcpts, content in self.messages if address in rcpts]
 
 
-@pytest.fixture
-def smtp_server():
-    """A real SMTP server (aiosmtpd) on loopback; yields (recorder, port)."""
+@contextmanager
+def serving_smtp(recorder: SmtpRecorder) -> Iterator[int]:
+    """A real SMTP server (aiosmtpd) on loopback answering with ``recorder``; yields its port."""
     from aiosmtpd.controller import Controller
 
-    recorder = SmtpRecorder()
     port = free_port()
     controller = Controller(recorder, hostname="127.0.0.1", port=port)
     controller.start()
     try:
-        yield recorder, port
+        yield port
     finally:
         controller.stop()
+
+
+@pytest.fixture
+def smtp_server():
+    """A real SMTP server (aiosmtpd) on loopback; yields (recorder, port)."""
+    recorder = SmtpRecorder()
+    with serving_smtp(recorder) as port:
+        yield recorder, port
 
 
 def free_port() -> int:

@@ -12,12 +12,11 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from aiosmtpd.controller import Controller
 from click.testing import CliRunner
 from test_smtp_delivery import smtp_settings
 from test_subscribers import daily_papers
 
-from conftest import SmtpRecorder, free_port
+from conftest import SmtpRecorder, serving_smtp
 from digest.cli import main
 from digest.config import load_config
 from digest.pipeline import open_store, run_once
@@ -44,13 +43,8 @@ class Refusing(SmtpRecorder):
 @pytest.fixture
 def server():
     recorder = Refusing()
-    port = free_port()
-    controller = Controller(recorder, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
+    with serving_smtp(recorder) as port:
         yield recorder, port
-    finally:
-        controller.stop()
 
 
 def readers(*names: str) -> str:
