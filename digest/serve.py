@@ -508,15 +508,21 @@ def make_http_server(
     host: str,
     port: int,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    *,
+    bound: socket.socket | None = None,
 ) -> HttpServer:
     """A waitress server for the output folder and the reader pages, listening but not
-    yet serving. ``now`` is the clock of health checks, token expiry and rate limits."""
+    yet serving. ``now`` is the clock of health checks, token expiry and rate limits.
+
+    ``bound`` is a socket already bound (then ``host`` and ``port`` only name it in the
+    log): whoever binds first owns the port, so a caller that must know the port before
+    the server exists never loses it to another connection in between."""
     settings = config.serve
     redact_server_logs()
+    where = {"sockets": [bound]} if bound is not None else {"host": host, "port": port}
     server = create_server(
         AccessLog(make_app(config, now)),
-        host=host,
-        port=port,
+        **where,
         threads=settings.threads,
         channel_timeout=settings.channel_timeout,
         cleanup_interval=min(LONGEST_CLEANUP_INTERVAL, max(1, settings.channel_timeout // 2)),

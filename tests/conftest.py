@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import os
+import socket
 import textwrap
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
+from aiosmtpd.controller import Controller
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("DIGEST_SHARED_DIR", REPO.parent / "shared"))
@@ -229,16 +232,40 @@ class SmtpRecorder:
         return [content for rcpts, content in self.messages if address in rcpts]
 
 
+def bound_socket(port: int = 0, *, listening: bool = True) -> socket.socket:
+    """A loopback TCP socket bound to ``port`` (0: one the kernel picks), listening unless
+    told not to (then connections to it are refused until a server takes it).
+
+    A server handed this socket can never lose its port: a port looked up with
+    ``free_port`` is free only at that moment, and any outgoing connection made before
+    the server binds it may take it as its own local port (EADDRINUSE)."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # rebinding a stopped server
+    sock.bind(("127.0.0.1", port))
+    if listening:
+        sock.listen(128)
+    return sock
+
+
+class LoopbackSmtp(Controller):
+    """aiosmtpd's threaded controller serving on a socket bound before it starts."""
+
+    def __init__(self, handler: Any, bound: socket.socket | None = None, **options: Any) -> None:
+        self.bound = bound or bound_socket()
+        self.bound.listen(128)
+        super().__init__(handler, hostname="127.0.0.1", port=self.bound.getsockname()[1], **options)
+
+    def _create_server(self) -> Any:
+        return self.loop.create_server(self._factory_invoker, sock=self.bound, ssl=self.ssl_context)
+
+
 @contextmanager
 def serving_smtp(recorder: SmtpRecorder) -> Iterator[int]:
     """A real SMTP server (aiosmtpd) on loopback answering with ``recorder``; yields its port."""
-    from aiosmtpd.controller import Controller
-
-    port = free_port()
-    controller = Controller(recorder, hostname="127.0.0.1", port=port)
+    controller = LoopbackSmtp(recorder)
     controller.start()
     try:
-        yield port
+        yield controller.port
     finally:
         controller.stop()
 
@@ -252,8 +279,8 @@ def smtp_server():
 
 
 def free_port() -> int:
-    import socket
-
+    """A port free at this moment, for a server in another process (``digest serve``)
+    or for one that must refuse; a server in this process takes ``bound_socket``."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]

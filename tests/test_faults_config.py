@@ -275,22 +275,17 @@ class EchoingRelay:
 
 @pytest.fixture
 def echoing_relay():
-    from aiosmtpd.controller import Controller
-
-    from conftest import free_port
+    from conftest import LoopbackSmtp
 
     relay = EchoingRelay()
-    port = free_port()
-    controller = Controller(
+    controller = LoopbackSmtp(
         relay,
-        hostname="127.0.0.1",
-        port=port,
         authenticator=relay.authenticate,
         auth_require_tls=False,
     )
     controller.start()
     try:
-        yield relay, port
+        yield relay, controller.port
     finally:
         controller.stop()
 

@@ -20,10 +20,9 @@ from datetime import date, datetime
 from pathlib import Path
 
 import pytest
-from aiosmtpd.controller import Controller
 from test_smtp_delivery import READERS, cli, parse, run, smtp_settings, subscribers
 
-from conftest import SmtpRecorder, free_port
+from conftest import LoopbackSmtp, SmtpRecorder, bound_socket
 from digest.config import load_config
 from digest.errors import ConfigError
 from digest.pipeline import run_once
@@ -68,12 +67,12 @@ class HangsUpAtRcpt(SmtpRecorder):
 
 @contextmanager
 def serve(handler: SmtpRecorder, port: int | None = None, **options: object) -> Iterator[int]:
-    """A real SMTP server with ``handler`` on loopback, on ``port`` or a free one."""
-    port = port or free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port, **options)
+    """A real SMTP server with ``handler`` on loopback, on ``port`` (a server that comes
+    back) or on one the kernel picks."""
+    controller = LoopbackSmtp(handler, bound_socket(port or 0), **options)
     controller.start()
     try:
-        yield port
+        yield controller.port
     finally:
         controller.stop()
 

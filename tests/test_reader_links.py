@@ -20,7 +20,7 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
-from conftest import day, free_port
+from conftest import bound_socket, day, free_port
 from digest import serve
 from digest.cli import main
 from digest.config import load_config
@@ -378,8 +378,9 @@ def test_preview_explain_and_run_find_a_store_reader_by_name_or_address(store_re
 def test_serve_knows_store_readers_and_their_feed_tokens(store_readers, monkeypatch):
     monkeypatch.setattr(serve, "READERS_TTL", 0.0)  # every request reads the store
     config = load_config(store_readers)
-    port = free_port()
-    server = serve.make_http_server(config, "127.0.0.1", port)
+    listening = bound_socket()
+    port = listening.getsockname()[1]
+    server = serve.make_http_server(config, "127.0.0.1", port, bound=listening)
     stop = threading.Event()
     thread = serve.serve_until(server, stop)
     base = f"http://127.0.0.1:{port}"

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import day, free_port
+from conftest import LoopbackSmtp, bound_socket, day
 from digest.config import load_config
 from digest.pipeline import run_once
 
@@ -201,7 +201,8 @@ def test_a_connection_dropped_after_the_message_is_sent_once_more_by_the_next_ru
 
 
 def test_no_server_at_all_keeps_every_email_pending_and_other_channels_deliver(make_config, seeds):
-    port = free_port()  # nothing listens here
+    held = bound_socket(listening=False)  # bound, so refused until the server takes it
+    port = held.getsockname()[1]
     config = make_config(subscribers=subscribers(), extra=smtp_settings(port, retries=1))
     shutil.copy(seeds[2], config.parent / "inbox" / "capture.txt")
     report = run(config)
@@ -215,12 +216,10 @@ def test_no_server_at_all_keeps_every_email_pending_and_other_channels_deliver(m
         }
         assert entry.delivered == 0
     # The server comes back: the next run sends every pending digest, once.
-    from aiosmtpd.controller import Controller
-
     from conftest import SmtpRecorder
 
     recorder = SmtpRecorder()
-    controller = Controller(recorder, hostname="127.0.0.1", port=port)
+    controller = LoopbackSmtp(recorder, held)
     controller.start()
     try:
         later = run(config, 1)
@@ -250,7 +249,6 @@ def test_dry_run_never_sends(smtp_config, smtp_server):
 def test_login_uses_the_password_from_the_environment_and_never_shows_it(
     make_config, seeds, monkeypatch, caplog
 ):
-    from aiosmtpd.controller import Controller
     from aiosmtpd.smtp import AuthResult
 
     from conftest import SmtpRecorder
@@ -260,14 +258,12 @@ def test_login_uses_the_password_from_the_environment_and_never_shows_it(
         return AuthResult(success=ok, handled=False)
 
     recorder = SmtpRecorder()
-    port = free_port()
-    controller = Controller(
+    controller = LoopbackSmtp(
         recorder,
-        hostname="127.0.0.1",
-        port=port,
         authenticator=authenticator,
         auth_require_tls=False,
     )
+    port = controller.port
     controller.start()
     try:
         monkeypatch.setenv("TEST_SMTP_PASSWORD", "s3cret-pa55")
@@ -299,8 +295,6 @@ def test_starttls_and_implicit_tls_with_a_private_ca(make_config, seeds, tmp_pat
     trustme = pytest.importorskip("trustme")
     import ssl
 
-    from aiosmtpd.controller import Controller
-
     from conftest import SmtpRecorder
 
     ca = trustme.CA()
@@ -316,8 +310,8 @@ def test_starttls_and_implicit_tls_with_a_private_ca(make_config, seeds, tmp_pat
         ("tls", {"ssl_context": server_context}),
     ):
         recorder = SmtpRecorder()
-        port = free_port()
-        controller = Controller(recorder, hostname="127.0.0.1", port=port, **kwargs)
+        controller = LoopbackSmtp(recorder, **kwargs)
+        port = controller.port
         controller.start()
         try:
             folder = tmp_path / security
@@ -336,10 +330,8 @@ def test_starttls_and_implicit_tls_with_a_private_ca(make_config, seeds, tmp_pat
 
     # Without the private CA the certificate is not trusted: a clear TLS error.
     recorder = SmtpRecorder()
-    port = free_port()
-    controller = Controller(
-        recorder, hostname="127.0.0.1", port=port, tls_context=server_context, require_starttls=True
-    )
+    controller = LoopbackSmtp(recorder, tls_context=server_context, require_starttls=True)
+    port = controller.port
     controller.start()
     try:
         folder = tmp_path / "untrusted"

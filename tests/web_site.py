@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 from sqlalchemy import select
 
-from conftest import FixedClock, SmtpRecorder, day, free_port
+from conftest import FixedClock, LoopbackSmtp, SmtpRecorder, bound_socket, day
 from digest.config import Config, load_config
 from digest.links import Links, links_for
 from digest.models import Paper
@@ -177,13 +177,13 @@ def running_site(
 ) -> Iterator[Site]:
     """The site, with one day of papers stored; ``web`` adds lines to ``[web]``;
     ``secret`` is what the secret's variable holds (several: rotation)."""
-    from aiosmtpd.controller import Controller
-
     monkeypatch.setenv(SECRET_ENV, secret)
     recorder = SmtpRecorder()
-    smtp_port, port = free_port(), free_port()
-    controller = Controller(recorder, hostname="127.0.0.1", port=smtp_port)
+    controller = LoopbackSmtp(recorder)
+    smtp_port = controller.port
     controller.start()
+    listening = bound_socket()  # the digest of the day below makes outgoing connections
+    port = listening.getsockname()[1]
     base = f"http://127.0.0.1:{port}"
     extra = f"""base_url = "{base_url or base}"
 [email]
@@ -207,7 +207,7 @@ trusted_proxies = {proxies}
     site = Site(base, config, path.parent, clock, recorder, httpx.Client())
     assert site.run(day(0)).ok
     recorder.messages.clear()  # the config reader's digest of that day
-    server = make_http_server(config, "127.0.0.1", port, now=clock)
+    server = make_http_server(config, "127.0.0.1", port, now=clock, bound=listening)
     stop = threading.Event()
     thread = serve_until(server, stop)
     site.client = site.new_client()
