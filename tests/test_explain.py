@@ -117,7 +117,7 @@ def test_explain_says_when_a_paper_was_not_chosen_and_when_it_is_unknown(make_co
         "-s",
         "alice",
         "-p",
-        "Mathematical exploration and discovery at scale",
+        "On the Provable Advantage of Unsupervised Pretraining",
         "--date",
         "2026-03-13",
     )

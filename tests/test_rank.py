@@ -297,11 +297,26 @@ def test_a_keyword_matched_only_by_its_words_names_them():
         ("Other", ""),
     )
     ranking = rank(Profile.build(["linear attention"], max_papers=1), Corpus(pool), pool[:2])
-    assert not ranking.selected  # words alone do not make a paper eligible
-    [match] = [m for m in ranking.considered[0].matches if m.field == "abstract"]
+    [match] = [m for m in ranking.selected[0].matches if m.field == "abstract"]
     assert (match.kind, sorted(match.via.split())) == ("word", ["attention", "linear"])
-    [title] = [m for m in ranking.considered[0].matches if m.field == "title"]
+    [title] = [m for m in ranking.selected[0].matches if m.field == "title"]
     assert (title.kind, title.via) == ("word", "attention")
+
+
+def test_a_phrase_matched_only_in_part_ranks_lower_and_stays_in_the_digest():
+    pool = papers(
+        ("Linear attention at scale", "We study linear attention."),
+        ("Attention sinks", "Where attention goes in long sequences."),
+        ("Space heaters", "A model of heat in a room."),
+    )
+    ranking = rank(Profile.build(["linear attention"]), Corpus(pool), pool[:3])
+    assert [s.paper.paper.title for s in ranking.selected] == [
+        "Linear attention at scale",
+        "Attention sinks",
+    ]
+    # A word found in most of the recent papers ("model"), alone, does not earn a place.
+    ranking = rank(Profile.build(["state space model"]), Corpus(pool), pool)
+    assert [s.paper.paper.title for s in ranking.selected] == ["Space heaters"]
 
 
 def test_a_long_keyword_names_the_words_that_matched_alone():
@@ -311,7 +326,7 @@ def test_a_long_keyword_names_the_words_that_matched_alone():
         ("Other", ""),
     )
     ranking = rank(Profile.build([keyword], max_papers=1), Corpus(pool), pool[:2])
-    [abstract] = [m for m in ranking.considered[0].matches if m.field == "abstract"]
+    [abstract] = [m for m in ranking.selected[0].matches if m.field == "abstract"]
     assert (abstract.kind, abstract.via) == ("word", "theta iota")
 
 
@@ -392,7 +407,7 @@ def test_ranking_many_readers_together_gives_each_the_same_as_alone(monkeypatch)
         assert batch.selected == one.selected
         assert list(batch.scores) == list(one.scores)
         assert batch.considered == one.considered
-    assert [len(r.selected) for r in together] == [3, 2, 1, 3, 2, 0, 5, 0]
+    assert [len(r.selected) for r in together] == [4, 2, 1, 3, 2, 0, 5, 0]
     # Explanations look their points up densely when that fits in memory, by binary
     # search when it would not: both give the same.
     monkeypatch.setattr("digest.rank.table.GRID_CELLS", 0)

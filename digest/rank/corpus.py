@@ -158,6 +158,11 @@ class Corpus:
         df = float(len(self.stats(term).rows))
         return math.log(1.0 + (self.size - df + 0.5) / (df + 0.5))
 
+    def idf_of_share(self, share: float) -> float:
+        """The IDF of a term found in ``share`` of the corpus (see ``idf``)."""
+        df = share * self.size
+        return math.log(1.0 + (self.size - df + 0.5) / (df + 0.5))
+
     def norms(self, weights: Weights) -> dict[str, np.ndarray]:
         key = (weights.b_title, weights.b_abstract)
         if key not in self._norms:

@@ -33,6 +33,11 @@ from digest.rank.similar import liked_similarity
 from digest.rank.table import TermTable
 
 CHUNK = 512  # readers scored together: bounds the dense interest x candidate scores
+# A word found in more than this share of the recent papers ("model", "learning") does
+# not, on its own, make a paper worth a place: the score cut leaves out papers that match
+# nothing but such words. Any rarer word of a keyword does (a phrase matched only in part
+# ranks lower, but stays in).
+COMMON_SHARE = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,8 +195,10 @@ class _Batch:
         parts = self.parts.arrays()
         rows = np.repeat(np.arange(parts.rows), np.diff(parts.ptr))
         self.totals = (self._matrix(rows, parts.term, parts.weight) @ points).toarray()
-        # A phrase or its words near each other, not single words, make a paper relevant.
-        strong = parts.kind != KINDS.index("word")
+        # A phrase, its words near each other, or a word that is not common make a paper
+        # relevant; a common word alone only adds points.
+        common = table.idf[parts.term] < table.corpus.idf_of_share(COMMON_SHARE)
+        strong = (parts.kind != KINDS.index("word")) | ~common
         self.strong = self._hits(rows[strong], parts.term[strong], parts.rows, points)
         self.excluded = self._hits(*_columns(exclude), len(requests), points)
         self.required = self._hits(*_columns(require), len(requests), points)
