@@ -67,6 +67,24 @@ def test_stemming_matches_inflections():
     ]
 
 
+def test_stemming_keeps_ing_nominals_apart_from_plural_nouns():
+    pool = papers(
+        ("Reasoning in language models", ""),
+        ("Two reasons for caution", "The reasons are many."),
+        ("Models reasoned step by step", ""),
+        ("Embeddings of graphs", ""),
+    )
+    # Snowball stems "reasoning" and "reasons" alike; they are different words.
+    assert ranked(Profile.build(["reasoning"]), pool) == [
+        "Reasoning in language models",
+        "Models reasoned step by step",
+    ]
+    assert "Reasoning in language models" not in ranked(Profile.build(["reasons"]), pool)
+    assert ranked(Profile.build(["embedding"]), pool) == ["Embeddings of graphs"]
+    text = "For two reasons, reasoning helps."
+    assert [text[a:b] for a, b in highlight_spans(text, ["reasoning"])] == ["reasoning"]
+
+
 def test_phrases_respect_word_boundaries_and_rank_above_scattered_words():
     pool = papers(
         ("Linear attention at scale", ""),

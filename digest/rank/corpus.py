@@ -24,7 +24,7 @@ from scipy import sparse
 from digest.models import StoredPaper
 from digest.rank.profile import Term
 from digest.rank.table import TermTable
-from digest.rank.text import fold, stem, words
+from digest.rank.text import compatible, fold, stem_key, words
 
 if TYPE_CHECKING:
     from digest.rank.score import Weights
@@ -53,7 +53,7 @@ class _Field:
     def __init__(self, documents: list[list[str]]) -> None:
         self.lengths = np.array([len(d) for d in documents], dtype=np.float64)
         self.words = _Tokens(documents)
-        self.stems = _Tokens([[stem(w) for w in document] for document in documents])
+        self.stems = _Tokens([[stem_key(w) for w in document] for document in documents])
 
 
 class _Tokens:
@@ -238,6 +238,8 @@ def _columns(field: _Field, term: Term, position: int) -> list[int]:
     tokens = _tokens(field, term, position)
     if term.mode == "prefix" and position == len(term.keys) - 1:
         return [c for word, c in tokens.index.items() if word.startswith(key)]
+    if tokens is field.stems:  # a stem key matches its compatible forms (see text.stem_key)
+        return [c for k in compatible(key) if (c := tokens.index.get(k)) is not None]
     column = tokens.index.get(key)
     return [column] if column is not None else []
 

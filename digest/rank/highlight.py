@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from functools import lru_cache
 
 from digest.rank.profile import Term, TermSyntaxError, parse_term
-from digest.rank.text import Token, tokens
+from digest.rank.text import Token, compatible, tokens
 
 
 class _Analysed:
@@ -47,7 +47,7 @@ class _Analysed:
             return self.words.get(key, [])
         if term.mode == "prefix" and k == len(term.keys) - 1:
             return sorted(i for word, at in self.words.items() if word.startswith(key) for i in at)
-        return self.stems.get(key, [])
+        return sorted(i for form in compatible(key) for i in self.stems.get(form, []))
 
     def phrase_starts(self, term: Term) -> list[int]:
         """Token positions where the whole phrase begins."""

@@ -5,6 +5,12 @@ A token is a run of letters and digits after Unicode NFKC normalisation and case
 its stem comes from the Snowball English stemmer ("quantization", "quantized" and
 "quantizing" all stem to "quantiz"). Hyphens and punctuation separate tokens, so
 "linear-attention" is two tokens and "pruninglike" is one.
+
+Snowball also gives "reasoning" and "reasons" one stem, though an -ing nominal and a
+plural noun are seldom the same thing ("LLM reasoning" against "for two reasons"). So a
+token's key is its stem marked with its form (``reason+ing``, ``reason+s``, or the bare
+stem for every other form), and a key matches the keys ``compatible`` names: the two
+marked forms each match themselves and the bare stem, never each other.
 """
 
 from __future__ import annotations
@@ -39,6 +45,26 @@ def stem(word: str) -> str:
     return _stemmer().stemWord(word)
 
 
+@lru_cache(maxsize=200_000)
+def stem_key(word: str) -> str:
+    """The stem of one folded word, marked when the word is an -ing form or a plural."""
+    root = stem(word)
+    if root == word:
+        return root
+    if word.endswith(("ing", "ings")) and not root.endswith("ing"):
+        return root + "+ing"
+    if word.endswith("s") and not word.endswith(("ss", "us", "is")):
+        return root + "+s"
+    return root
+
+
+def compatible(key: str) -> tuple[str, ...]:
+    """The token keys a term's stem key matches: a bare stem matches every form of it, an
+    -ing form or a plural matches itself and the bare stem."""
+    root, marked, _form = key.partition("+")
+    return (key, root) if marked else (root, root + "+ing", root + "+s")
+
+
 def fold(text: str) -> str:
     return unicodedata.normalize("NFKC", text).casefold()
 
@@ -50,7 +76,7 @@ def words(text: str) -> list[str]:
 
 class Token(NamedTuple):
     word: str  # folded
-    stem: str
+    stem: str  # its stem key (see stem_key)
     start: int  # character offsets in the original text
     end: int
 
@@ -59,12 +85,12 @@ def tokens(text: str) -> list[Token]:
     """Tokens with their positions in ``text``, for highlighting."""
     if text.isascii():  # folding ASCII is lowercasing, and keeps every offset
         return [
-            Token(word, stem(word), match.start(), match.end())
+            Token(word, stem_key(word), match.start(), match.end())
             for match in _WORD.finditer(text.lower())
             for word in (match.group(),)
         ]
     found = []
     for match in _WORD.finditer(text):
         word = fold(match.group())
-        found.append(Token(word, stem(word), match.start(), match.end()))
+        found.append(Token(word, stem_key(word), match.start(), match.end()))
     return found
