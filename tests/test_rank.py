@@ -85,6 +85,14 @@ def test_stemming_keeps_ing_nominals_apart_from_plural_nouns():
     assert [text[a:b] for a, b in highlight_spans(text, ["reasoning"])] == ["reasoning"]
 
 
+def test_web_addresses_in_abstracts_neither_score_nor_get_highlighted():
+    abstract = "Code: https://github.com/org/mamba-kernels and www.Mamba.org/docs."
+    pool = papers(("Fast kernels", abstract), ("Mamba layers", "A github repository."))
+    assert ranked(Profile.build(["mamba"]), pool) == ["Mamba layers"]
+    assert ranked(Profile.build(["github"]), pool) == ["Mamba layers"]
+    assert highlight_spans(abstract, ["mamba", "github", "code"]) == [(0, 4)]
+
+
 def test_phrases_respect_word_boundaries_and_rank_above_scattered_words():
     pool = papers(
         ("Linear attention at scale", ""),

@@ -4,7 +4,9 @@ exactly what is highlighted.
 A token is a run of letters and digits after Unicode NFKC normalisation and case folding;
 its stem comes from the Snowball English stemmer ("quantization", "quantized" and
 "quantizing" all stem to "quantiz"). Hyphens and punctuation separate tokens, so
-"linear-attention" is two tokens and "pruninglike" is one.
+"linear-attention" is two tokens and "pruninglike" is one. Web addresses
+(``https://github.com/org/mamba-kernels``, ``www.example.org``) are not words of the text:
+they are blanked out before tokenising, so they neither score nor get highlighted.
 
 Snowball also gives "reasoning" and "reasons" one stem, though an -ing nominal and a
 plural noun are seldom the same thing ("LLM reasoning" against "for two reasons"). So a
@@ -23,6 +25,7 @@ from typing import NamedTuple
 import snowballstemmer
 
 _WORD = re.compile(r"\w+")
+_URL = re.compile(r"(?:https?://|www\.)\S*", re.IGNORECASE)
 
 # Words too common to mean anything on their own (inside a phrase they still count).
 STOP_WORDS = frozenset(
@@ -65,13 +68,18 @@ def compatible(key: str) -> tuple[str, ...]:
     return (key, root) if marked else (root, root + "+ing", root + "+s")
 
 
+def without_urls(text: str) -> str:
+    """``text`` with every web address blanked out by spaces (offsets are kept)."""
+    return _URL.sub(lambda match: " " * len(match.group()), text)
+
+
 def fold(text: str) -> str:
     return unicodedata.normalize("NFKC", text).casefold()
 
 
 def words(text: str) -> list[str]:
-    """Folded tokens of ``text`` in order."""
-    return _WORD.findall(fold(text))
+    """Folded tokens of ``text`` in order, web addresses left out."""
+    return _WORD.findall(fold(without_urls(text)))
 
 
 class Token(NamedTuple):
@@ -82,7 +90,8 @@ class Token(NamedTuple):
 
 
 def tokens(text: str) -> list[Token]:
-    """Tokens with their positions in ``text``, for highlighting."""
+    """Tokens with their positions in ``text``, for highlighting (web addresses left out)."""
+    text = without_urls(text)
     if text.isascii():  # folding ASCII is lowercasing, and keeps every offset
         return [
             Token(word, stem_key(word), match.start(), match.end())
