@@ -85,5 +85,6 @@ def _matches(matches: tuple[Match, ...]) -> list[str]:
         only = ", ".join(f"“{word}”" for word in match.via.split())
         how = {"near": ", words apart", "word": f", only {only}"}.get(match.kind, "")
         count = f" ({match.count}x)" if match.field in ("title", "abstract") else ""
-        lines.append(f"  {match.points:>8.3f}  {match.term[:32]:<32} {match.field}{count}{how}")
+        what = f"related: {', '.join(match.via.split())}" if match.kind == "related" else match.term
+        lines.append(f"  {match.points:>8.3f}  {what[:32]:<32} {match.field}{count}{how}")
     return lines

@@ -9,6 +9,7 @@ import pytest
 from digest.models import Paper, StoredPaper
 from digest.rank import Corpus, Profile, TermSyntaxError, Weights, highlight_spans, parse_term, rank
 from digest.rank.score import Request, rank_many
+from digest.render.context import paper_view
 
 DAY = date(2026, 3, 13)
 FILLER = [  # background papers: they make common words common
@@ -444,3 +445,55 @@ def test_ranking_many_readers_together_gives_each_the_same_as_alone(monkeypatch)
             (s.paper.uid, s.score, s.matches) for s in one.selected
         ]
         assert [s.matches for s in other.considered] == [s.matches for s in one.considered]
+
+
+# --- query expansion ---------------------------------------------------------------------
+
+
+def stream_of_papers() -> list[StoredPaper]:
+    """A day's worth of papers: some on code generation, some saying the same in other
+    words, and a hundred on other topics."""
+    on_topic = [
+        (f"Code generation with language models, part {i}",
+         "We study code generation: the model writes a program, unit tests check it, and "
+         "the repository grows.")
+        for i in range(8)
+    ]  # fmt: skip
+    other_words = [
+        ("Writing programs from unit tests", "A program passes unit tests in a repository."),
+        ("Repository-level program repair", "Unit tests guide each program in the repository."),
+    ]
+    elsewhere = [
+        (f"Image segmentation study {i}", f"Convolutions label pixels of photographs, case {i}.")
+        for i in range(100)
+    ]
+    return papers(*on_topic, *other_words, *elsewhere, background=False)
+
+
+def test_interests_learn_related_words_from_their_best_papers():
+    pool = stream_of_papers()
+    profile = Profile.build(["code generation"], max_papers=50)
+    ranking = rank(profile, Corpus(pool), pool)
+    titles = [s.paper.paper.title for s in ranking.selected]
+    assert len(titles) == 10  # the 8 on the topic, and the 2 that say it in other words
+    assert set(titles[8:]) == {
+        "Writing programs from unit tests",
+        "Repository-level program repair",
+    }
+    found = ranking.selected[8]
+    [related] = [m for m in found.matches if m.kind == "related" and m.field == "title"]
+    assert set(related.via.split()) == {"program", "unit", "tests"}
+    assert found.score == round(sum(m.points for m in found.matches), 4)
+    view = paper_view(1, found)
+    assert any(r.label.startswith("related: ") for r in view.reasons)
+    assert set(related.via.split()) <= set(view.terms)
+    # Without expansion, those two papers match no keyword and are not in the digest.
+    plain = rank(profile, Corpus(pool), pool, weights=Weights(related=0))
+    assert len(plain.selected) == 8
+    # Ranked with another reader, and explained later: the same words, the same points.
+    together = rank_many(
+        [Request(profile, pool), Request(Profile.build(["segmentation"]), pool)], Corpus(pool)
+    )[0]
+    assert together.selected == ranking.selected
+    later = {s.paper.uid: s for s in together.considered}
+    assert all(s.matches == later[s.paper.uid].matches for s in ranking.considered[:5])

@@ -9,6 +9,8 @@ from __future__ import annotations
 import importlib.util
 import sys
 
+import pytest
+
 from conftest import REPO, SEEDS, need_shared
 
 
@@ -31,7 +33,7 @@ def test_our_ranking_beats_the_baselines_on_the_labelled_set():
         return sum(r[system][metric] for r in results.values()) / len(results)
 
     best = max(("substring", "bm25"), key=lambda s: mean(s, "map"))
-    assert mean("ours", "map") >= mean(best, "map") + 0.05
+    assert mean("ours", "map") >= mean(best, "map") + 0.07
     assert mean("ours", "ndcg30") >= max(mean("substring", "ndcg30"), mean("bm25", "ndcg30"))
     for name, row in results.items():  # no interest falls far below BM25
         assert row["ours"]["map"] >= row["bm25"]["map"] - 0.05, name
@@ -49,8 +51,26 @@ def test_the_score_cut_keeps_the_relevant_papers():
 
     assert mean("ours", "recall") >= 0.95
     assert min(r["ours"]["recall"] for r in results.values()) >= 0.9
-    assert mean("ours", "delivered_map") >= mean("bm25", "delivered_map") + 0.04
-    assert mean("ours", "delivered_ndcg30") >= mean("bm25", "delivered_ndcg30") + 0.02
+    assert mean("ours", "delivered_map") >= mean("bm25", "delivered_map") + 0.07
+    assert mean("ours", "delivered_ndcg30") >= mean("bm25", "delivered_ndcg30") + 0.035
+    for name, row in results.items():  # no interest below BM25 by more than 0.02
+        assert row["ours"]["delivered_map"] >= row["bm25"]["delivered_map"] - 0.02, name
+        assert row["ours"]["delivered_ndcg30"] >= row["bm25"]["delivered_ndcg30"] - 0.02, name
+
+
+@pytest.mark.slow
+def test_query_expansion_constants_hold_on_an_interest_they_were_not_fitted_on():
+    """Leave one interest out: constants chosen on seven interests, scored on the eighth."""
+    seeds = need_shared(SEEDS)
+    harness = load_harness()
+    held = harness.leave_one_out(seeds)
+    bm25 = harness.means_of(harness.evaluate(seeds))["bm25"]
+    assert sum(r["delivered_map"] for r in held.values()) / len(held) >= (
+        bm25["delivered_map"] + 0.07
+    )
+    assert sum(r["delivered_ndcg30"] for r in held.values()) / len(held) >= (
+        bm25["delivered_ndcg30"] + 0.035
+    )
 
 
 def test_the_metrics_are_the_textbook_ones():

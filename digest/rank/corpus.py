@@ -27,6 +27,7 @@ from digest.rank.table import TermTable
 from digest.rank.text import compatible, fold, stem_key, words
 
 if TYPE_CHECKING:
+    from digest.rank.expand import Related, Vocabulary
     from digest.rank.score import Weights
 
 FIELDS = ("title", "abstract")
@@ -108,6 +109,16 @@ class Corpus:
         self._people: dict[str, set[int]] | None = None
         self._rows: dict[int, tuple[Sequence[StoredPaper], np.ndarray]] = {}
         self._categories: dict[str, set[int]] | None = None
+        self.expansions: dict[tuple[Weights, tuple[Term, ...]], Related] = {}  # see rank.expand
+        self._vocabulary: Vocabulary | None = None
+
+    def vocabulary(self) -> Vocabulary:
+        """Every word of the corpus as columns, for query expansion (built on first use)."""
+        if self._vocabulary is None:
+            from digest.rank.expand import Vocabulary
+
+            self._vocabulary = Vocabulary(self)
+        return self._vocabulary
 
     def __contains__(self, paper: StoredPaper) -> bool:
         return paper.uid in self.row

@@ -25,6 +25,7 @@ from scipy import sparse
 
 from digest.models import Match, Scored, StoredPaper
 from digest.rank.corpus import Corpus
+from digest.rank.expand import expand
 from digest.rank.keywords import InterestParts
 from digest.rank.matches import LIKED_THRESHOLD, keyword_matches, signal_matches
 from digest.rank.parts import KINDS, keyword_parts
@@ -60,6 +61,11 @@ class Weights:
     category: float = 1.0
     liked: float = 6.0  # times the cosine similarity to the closest liked paper
     stars_share: float = 0.5  # GitHub stars count half as much as upvotes
+    # Query expansion (rank.expand): the related words' share of the keywords' weight,
+    # how many of its best papers an interest learns them from, and how many it adds.
+    related: float = 1.5
+    feedback_docs: int = 10
+    related_terms: int = 40
 
     def b(self, name: str) -> float:
         return self.b_title if name == "title" else self.b_abstract
@@ -182,10 +188,17 @@ class _Batch:
         self.first_row: list[int] = []  # each reader's first interest row
         exclude: list[tuple[int, int]] = []
         require: list[tuple[int, int]] = []
+        related = iter(
+            expand(
+                table.corpus,
+                [i for request in requests for i in request.profile.interests],
+                self.weights,
+            )
+        )
         for s, request in enumerate(requests):
             self.first_row.append(self.parts.rows)
             for interest in request.profile.interests:
-                self.parts.add_interest(interest)
+                self.parts.add_interest(interest, next(related))
                 for term in (*interest.exclude, *interest.require):
                     table.add(term)
             exclude += [(s, table.add(term)) for term in request.profile.exclude]
@@ -195,10 +208,11 @@ class _Batch:
         parts = self.parts.arrays()
         rows = np.repeat(np.arange(parts.rows), np.diff(parts.ptr))
         self.totals = (self._matrix(rows, parts.term, parts.weight) @ points).toarray()
-        # A phrase, its words near each other, or a word that is not common make a paper
-        # relevant; a common word alone only adds points.
+        # A phrase, its words near each other, or a word (one of its own, or one related
+        # to the interest: rank.expand) that is not common make a paper relevant; a
+        # common word alone only adds points.
         common = table.idf[parts.term] < table.corpus.idf_of_share(COMMON_SHARE)
-        strong = (parts.kind != KINDS.index("word")) | ~common
+        strong = (parts.kind < KINDS.index("word")) | ~common
         self.strong = self._hits(rows[strong], parts.term[strong], parts.rows, points)
         self.excluded = self._hits(*_columns(exclude), len(requests), points)
         self.required = self._hits(*_columns(require), len(requests), points)
@@ -356,8 +370,11 @@ class _Explainer:
 
     def __call__(self, indices: list[int]) -> list[Scored]:
         parts = InterestParts(self.table.keywords)  # this reader's interests: rows 0, 1, ...
-        for interest in self.request.profile.interests:
-            parts.add_interest(interest)
+        interests = self.request.profile.interests
+        for interest, related in zip(
+            interests, expand(self.table.corpus, interests, self.table.weights), strict=True
+        ):
+            parts.add_interest(interest, related)
         keyworded = [i for i in indices if self.choice.keyworded[i]]
         explained, _totals = keyword_matches(
             self.table,

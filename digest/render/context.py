@@ -154,9 +154,17 @@ def reasons_of(item: Scored) -> tuple[Reason, ...]:
     fields: dict[str, list[str]] = {}
     points: dict[str, float] = {}
     signals: list[Reason] = []
+    related: dict[str, None] = {}  # words related to the interest (rank.expand)
+    related_fields: list[str] = []
+    related_points = 0.0
     for match in item.matches:
         if match.field in _SIGNALS:
             signals.append(_SIGNALS[match.field](match))
+            continue
+        if match.kind == "related":
+            related.update(dict.fromkeys(match.via.split()))
+            _add(related_fields, match.field)
+            related_points += match.points
             continue
         points[match.term] = points.get(match.term, 0.0) + match.points
         target = {"phrase": phrase, "near": near}.get(match.kind)
@@ -175,6 +183,9 @@ def reasons_of(item: Scored) -> tuple[Reason, ...]:
             words = ", ".join(f"“{w}”" for w in alone[term])
             detail = f"{words} in {', '.join(fields[term])}"
         reasons.append(Reason(term, detail, total))
+    if related:
+        words = ", ".join(list(related)[:3])
+        reasons.append(Reason(f"related: {words}", ", ".join(related_fields), related_points))
     ranked = sorted(reasons + signals, key=lambda r: (-r.points, r.label))
     # The one-line "why" keeps what mattered; `digest explain` lists every point.
     return tuple(r for i, r in enumerate(ranked) if i == 0 or r.points >= MINOR_SHARE * item.score)
@@ -193,7 +204,7 @@ def highlight_terms(item: Scored) -> tuple[str, ...]:
             continue
         if match.kind == "near":
             terms.extend(match.term.strip('"').split())
-        elif match.kind == "word":
+        elif match.kind in ("word", "related"):
             terms.extend(match.via.split())
         else:
             terms.append(match.term)
