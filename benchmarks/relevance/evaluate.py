@@ -10,10 +10,17 @@ The papers are the 226 of the captures in ../shared/seeds (or SEEDS_DIR), the in
 and graded labels those of interests.toml and qrels.tsv in this folder (see LABELLING.md).
 Each system ranks all papers; ties keep the papers' order in the captures.
 
+Each system is scored on its whole ranking and on what it delivers: ours, the papers past
+the digest's score cut (no ``max_papers`` cap); the baselines, the papers they score above
+zero.
+
 With ``--sensitivity`` it also ranks with one scoring constant changed at a time (and a
-few ablations), to show which parts of the scoring the result depends on.
+few ablations), to show which parts of the scoring the result depends on. With
+``--leave-one-out`` it chooses query expansion's constants (GRID) on seven interests and
+scores them on the eighth, for each interest.
 
 Usage: python benchmarks/relevance/evaluate.py [SEEDS_DIR] [--json] [--sensitivity]
+       [--leave-one-out]
 """
 
 from __future__ import annotations
@@ -198,6 +205,7 @@ VARIANTS = {
     "ablation: phrases only (no words)": {"word": 0.0, "near": 0.0},
     "ablation: words only (no phrases)": {"phrase": 0.0, "near": 0.0},
     "ablation: title = abstract": {"title": 1.0},
+    "ablation: no query expansion": {"related": 0.0},
 }
 
 
