@@ -26,7 +26,7 @@ from scipy import sparse
 
 from digest.rank.keywords import InterestParts
 from digest.rank.profile import Interest, Term
-from digest.rank.text import STOP_WORDS, compatible, stem_key
+from digest.rank.text import STOP_WORDS, stem_key
 
 if TYPE_CHECKING:
     from digest.rank.corpus import Corpus
@@ -51,13 +51,14 @@ NONE = Related()
 
 
 class Vocabulary:
-    """Every stem key of the corpus (title and abstract together), as columns: each
+    """Every stem of the corpus (title and abstract together, all forms of a stem in one
+    column), as columns: each
     paper's share of each word, how many papers hold it, and the word a reader would
     recognise for it (its most frequent spelling)."""
 
     def __init__(self, corpus: Corpus) -> None:
         title, abstract = corpus.fields["title"], corpus.fields["abstract"]
-        keys = list(dict.fromkeys([*title.stems.index, *abstract.stems.index]))
+        keys = list(dict.fromkeys(_root(k) for k in [*title.stems.index, *abstract.stems.index]))
         self.column = {key: c for c, key in enumerate(keys)}
         counts = sum(
             _remapped(field.stems.matrix, field.stems.index, self.column)
@@ -91,7 +92,9 @@ class Vocabulary:
         found = []
         for keyword in interest.keywords:
             for word in keyword.words:
-                found += [self.column[k] for k in compatible(stem_key(word)) if k in self.column]
+                column = self.column.get(_root(stem_key(word)))
+                if column is not None:
+                    found.append(column)
         return found
 
 
@@ -166,13 +169,18 @@ def _expand_chunk(corpus: Corpus, interests: list[Interest], weights: Weights) -
     return found
 
 
+def _root(key: str) -> str:
+    """A stem key without its form: "models" and "model" are one related word."""
+    return key.partition("+")[0]
+
+
 def _remapped(
     matrix: sparse.csc_matrix, index: dict[str, int], column: dict[str, int]
 ) -> sparse.csr_matrix:
     """A field's paper x token counts with its columns moved to the shared vocabulary."""
     target = np.zeros(max(len(index), 1), dtype=np.int64)
     for key, c in index.items():
-        target[c] = column[key]
+        target[c] = column[_root(key)]
     coo = matrix.tocoo()
     return sparse.csr_matrix(
         (coo.data, (coo.row, target[coo.col])), shape=(matrix.shape[0], len(column))
@@ -190,7 +198,7 @@ def _spellings(corpus: Corpus, column: dict[str, int], width: int) -> list[str]:
     best: list[str] = [""] * width
     most = np.zeros(width)
     for word, count in seen.items():
-        key = column.get(stem_key(word))
+        key = column.get(_root(stem_key(word)))
         if key is not None and count > most[key]:
             most[key], best[key] = count, word
     return best

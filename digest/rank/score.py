@@ -63,7 +63,7 @@ class Weights:
     stars_share: float = 0.5  # GitHub stars count half as much as upvotes
     # Query expansion (rank.expand): the related words' share of the keywords' weight,
     # how many of its best papers an interest learns them from, and how many it adds.
-    related: float = 1.5
+    related: float = 1.0
     feedback_docs: int = 10
     related_terms: int = 40
 
