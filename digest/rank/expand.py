@@ -51,10 +51,9 @@ NONE = Related()
 
 
 class Vocabulary:
-    """Every stem of the corpus (title and abstract together, all forms of a stem in one
-    column), as columns: each
-    paper's share of each word, how many papers hold it, and the word a reader would
-    recognise for it (its most frequent spelling)."""
+    """Every stem of the corpus as a column (title and abstract together, all forms of a
+    stem in one): each paper's share of each word, how many papers hold it, and the word
+    a reader would recognise for it (its most frequent spelling)."""
 
     def __init__(self, corpus: Corpus) -> None:
         title, abstract = corpus.fields["title"], corpus.fields["abstract"]
