@@ -24,7 +24,7 @@ from scipy import sparse
 from digest.models import StoredPaper
 from digest.rank.profile import Term
 from digest.rank.table import TermTable
-from digest.rank.text import compatible, fold, stem_key, words
+from digest.rank.text import NO_CLASH, clashing_form, fold, form_of, root_of, stem_key, words
 
 if TYPE_CHECKING:
     from digest.rank.expand import Related, Vocabulary
@@ -54,7 +54,19 @@ class _Field:
     def __init__(self, documents: list[list[str]]) -> None:
         self.lengths = np.array([len(d) for d in documents], dtype=np.float64)
         self.words = _Tokens(documents)
-        self.stems = _Tokens([[stem_key(w) for w in document] for document in documents])
+        # Stems are laid out by their root, and each place keeps its form (text.FORMS), so
+        # a term's key finds its compatible forms in one column, filtered by form. Each
+        # distinct word is stemmed once, and the layout follows the words' by lookup.
+        roots: dict[str, int] = {}
+        root_of_word = np.zeros(len(self.words.index) + 1, dtype=np.int64)
+        form_of_word = np.zeros(len(self.words.index) + 1, dtype=np.int8)
+        for word, column in self.words.index.items():
+            key = stem_key(word)
+            root_of_word[column] = roots.setdefault(root_of(key), len(roots))
+            form_of_word[column] = form_of(key)
+        root_of_word[-1] = -1  # a separator stays one
+        self.stems = _Tokens.laid_out(roots, root_of_word[self.words.ids], self.words.starts)
+        self.forms = form_of_word[self.words.ids]
 
 
 class _Tokens:
@@ -66,14 +78,25 @@ class _Tokens:
             flat.extend([index.setdefault(token, len(index)) for token in document])
             flat.append(-1)  # the separator between two papers
             starts.append(len(flat))
+        self._lay_out(index, np.array(flat, dtype=np.int64), np.array(starts, dtype=np.int64))
+
+    @classmethod
+    def laid_out(cls, index: dict[str, int], ids: np.ndarray, starts: np.ndarray) -> _Tokens:
+        """Tokens already numbered: ``ids`` in reading order, -1 between two papers."""
+        tokens = cls.__new__(cls)
+        tokens._lay_out(index, ids, starts)
+        return tokens
+
+    def _lay_out(self, index: dict[str, int], ids: np.ndarray, starts: np.ndarray) -> None:
         self.index = index
-        ids = np.array(flat, dtype=np.int64)
-        self.starts = np.array(starts, dtype=np.int64)
-        self.row_at = np.repeat(np.arange(len(documents), dtype=np.int64), np.diff(self.starts))
+        self.ids = ids
+        self.starts = starts
+        documents = len(starts) - 1
+        self.row_at = np.repeat(np.arange(documents, dtype=np.int64), np.diff(self.starts))
         real = ids >= 0
         self.matrix = sparse.csc_matrix(
             (np.ones(int(real.sum())), (self.row_at[real], ids[real])),
-            shape=(len(documents), max(len(index), 1)),
+            shape=(documents, max(len(index), 1)),
         )
         self.matrix.sum_duplicates()
         self._order = np.argsort(ids, kind="stable")
@@ -201,9 +224,15 @@ class Corpus:
         columns = [_columns(field, term, position) for position in range(len(term.keys))]
         if any(not found for found in columns):
             return empty
-        if len(term.keys) == 1:
+        clashes = [_clash(field, term, position) for position in range(len(term.keys))]
+        if len(term.keys) == 1 and clashes[0] == NO_CLASH:
             return _column_counts(_tokens(field, term, 0), columns[0])
-        occurrences = [_tokens(field, term, k).occurrences(c) for k, c in enumerate(columns)]
+        occurrences = [
+            _occurrences(field, _tokens(field, term, k), c, clash)
+            for k, (c, clash) in enumerate(zip(columns, clashes, strict=True))
+        ]
+        if len(term.keys) == 1:
+            return _runs(field.words.row_at[occurrences[0]])
         if term.window:
             return _near_counts(field.words, occurrences, term.window)
         starts = occurrences[0]
@@ -249,10 +278,24 @@ def _columns(field: _Field, term: Term, position: int) -> list[int]:
     tokens = _tokens(field, term, position)
     if term.mode == "prefix" and position == len(term.keys) - 1:
         return [c for word, c in tokens.index.items() if word.startswith(key)]
-    if tokens is field.stems:  # a stem key matches its compatible forms (see text.stem_key)
-        return [c for k in compatible(key) if (c := tokens.index.get(k)) is not None]
+    if tokens is field.stems:  # one column for every form of the stem (see _clash)
+        key = root_of(key)
     column = tokens.index.get(key)
     return [column] if column is not None else []
+
+
+def _clash(field: _Field, term: Term, position: int) -> int:
+    """The form of stem the term's word at ``position`` must not match (text.clashing_form),
+    or NO_CLASH."""
+    if _tokens(field, term, position) is not field.stems:
+        return NO_CLASH
+    return clashing_form(term.keys[position])
+
+
+def _occurrences(field: _Field, tokens: _Tokens, columns: list[int], clash: int) -> np.ndarray:
+    """Where the columns' tokens occur, less the places of the clashing form."""
+    found = tokens.occurrences(columns)
+    return found if clash == NO_CLASH else found[field.forms[found] != clash]
 
 
 def _column_counts(tokens: _Tokens, columns: list[int]) -> tuple[np.ndarray, np.ndarray]:

@@ -63,9 +63,32 @@ def stem_key(word: str) -> str:
 
 def compatible(key: str) -> tuple[str, ...]:
     """The token keys a term's stem key matches: a bare stem matches every form of it, an
-    -ing form or a plural matches itself and the bare stem."""
+    -ing form or a plural matches itself and the bare stem. (The relation is symmetric:
+    these are also the term keys that match a token of this key.)"""
     root, marked, _form = key.partition("+")
     return (key, root) if marked else (root, root + "+ing", root + "+s")
+
+
+FORMS = ("", "ing", "s")  # a stem key's form: bare, -ing form, plural
+NO_CLASH = -1
+
+
+def root_of(key: str) -> str:
+    """A stem key without its form: the stem all its forms share."""
+    return key.partition("+")[0]
+
+
+def form_of(key: str) -> int:
+    """A stem key's form, as its place in FORMS."""
+    return FORMS.index(key.partition("+")[2])
+
+
+def clashing_form(key: str) -> int:
+    """The form (place in FORMS) of the tokens a term's stem key must not match: an -ing
+    form never matches a plural nor a plural an -ing form; a bare stem clashes with none
+    (NO_CLASH). The same rule as ``compatible``, for filtering a stem's occurrences."""
+    form = form_of(key)
+    return NO_CLASH if form == 0 else 3 - form
 
 
 def without_urls(text: str) -> str:
