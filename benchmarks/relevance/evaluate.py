@@ -16,11 +16,11 @@ zero.
 
 With ``--sensitivity`` it also ranks with one scoring constant changed at a time (and a
 few ablations), to show which parts of the scoring the result depends on. With
-``--leave-one-out`` it chooses query expansion's constants (GRID) on seven interests and
-scores them on the eighth, for each interest.
+``--leave-one-out`` it chooses query expansion's constants (GRID) and the score cut's
+floor (FLOORS) on all interests but one and scores them on that one, for each interest.
 
 Usage: python benchmarks/relevance/evaluate.py [SEEDS_DIR] [--json] [--sensitivity]
-       [--leave-one-out]
+       [--leave-one-out] [--floors]
 """
 
 from __future__ import annotations
@@ -150,7 +150,24 @@ def ndcg(ranked: list[int], grades: dict[int, int], cutoff: int = CUTOFF) -> flo
     return dcg([grades.get(uid, 0) for uid in ranked]) / ideal if ideal else 0.0
 
 
-METRICS = ("map", "ndcg30", "recall", "delivered_map", "delivered_ndcg30")
+METRICS = (
+    "map",
+    "ndcg30",
+    "recall",
+    "irrelevant",
+    "delivered",
+    "delivered_map",
+    "delivered_ndcg30",
+)
+
+
+def irrelevant(delivered: list[int], grades: dict[int, int]) -> float:
+    """The share of the delivered papers that are not relevant (grade 0)."""
+    return (
+        sum(1 for uid in delivered if grades.get(uid, 0) == 0) / len(delivered)
+        if delivered
+        else 0.0
+    )
 
 
 def scores_of(ranked: list[int], delivered: list[int], grades: dict[int, int]) -> dict[str, float]:
@@ -161,6 +178,8 @@ def scores_of(ranked: list[int], delivered: list[int], grades: dict[int, int]) -
         "map": average_precision(ranked, grades),
         "ndcg30": ndcg(ranked, grades),
         "recall": recall(delivered, grades),
+        "irrelevant": irrelevant(delivered, grades),
+        "delivered": float(len(delivered)),
         "delivered_map": average_precision(delivered, grades),
         "delivered_ndcg30": ndcg(delivered, grades),
     }
@@ -229,23 +248,29 @@ def sensitivity(seeds: Path) -> dict[str, dict[str, float]]:
 
 
 # Query expansion's constants (Weights.related, .feedback_docs, .related_terms), searched
-# by leave-one-interest-out: chosen on 7 interests, reported on the 8th.
+# by leave-one-interest-out: chosen on all interests but one, reported on that one.
 GRID = [
     {"related": related, "feedback_docs": docs, "related_terms": terms}
     for related in (0.3, 0.5, 1.0, 1.5)
     for docs in (10, 20)
     for terms in (10, 20, 40, 80)
 ]
+# The score cut's floor (Weights.floor), chosen after them: the highest that keeps
+# RECALL_TARGET of the relevant papers on the interests it is chosen on.
+FLOORS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.25)
+RECALL_TARGET = 0.95
 
 
-def ours_by_constants(seeds: Path) -> list[dict[str, dict[str, float]]]:
-    """For each constant setting of GRID, our metrics per interest."""
+def ours_by_constants(
+    seeds: Path, settings: list[dict[str, float]]
+) -> list[dict[str, dict[str, float]]]:
+    """For each setting (changes to DEFAULT_WEIGHTS), our metrics per interest."""
     by_id = load_papers(seeds)
     papers = list(by_id.values())
     interests, labels = load_labels()
     corpus = Corpus(papers)
     found = []
-    for change in GRID:
+    for change in settings:
         weights = Weights(**change)
         row = {}
         for interest in interests:
@@ -257,20 +282,79 @@ def ours_by_constants(seeds: Path) -> list[dict[str, dict[str, float]]]:
 
 
 def leave_one_out(seeds: Path) -> dict[str, dict[str, object]]:
-    """For each interest, the constants that do best on the other seven (mean MAP and
-    NDCG@30 of what is delivered), and what they give on it."""
-    grid = ours_by_constants(seeds)
+    """For each interest, the constants chosen on the others, and what they give on it:
+    query expansion's (GRID) by the mean MAP and NDCG@30 of what is delivered, then the
+    floor (FLOORS) as the highest that delivers RECALL_TARGET of their relevant papers."""
+    grid = ours_by_constants(seeds, GRID)
     names = list(grid[0])
 
     def fitness(row: dict[str, dict[str, float]], among: list[str]) -> float:
         return sum(row[n]["delivered_map"] + row[n]["delivered_ndcg30"] for n in among)
 
-    held: dict[str, dict[str, object]] = {}
+    chosen = {}
     for name in names:
         others = [n for n in names if n != name]
         best = max(range(len(grid)), key=lambda k: (fitness(grid[k], others), -k))
-        held[name] = {"constants": GRID[best], **grid[best][name]}
+        chosen[name] = GRID[best]
+    settings = [
+        {**c, "floor": floor}
+        for c in {tuple(c.items()): c for c in chosen.values()}.values()
+        for floor in FLOORS
+    ]
+    by_floor = dict(
+        zip([tuple(s.items()) for s in settings], ours_by_constants(seeds, settings), strict=True)
+    )
+    held: dict[str, dict[str, object]] = {}
+    for name in names:
+        others = [n for n in names if n != name]
+        rows = [by_floor[tuple({**chosen[name], "floor": f}.items())] for f in FLOORS]
+        kept = [
+            k
+            for k, row in enumerate(rows)
+            if sum(row[n]["recall"] for n in others) / len(others) >= RECALL_TARGET
+        ]
+        k = max(kept, default=0)
+        held[name] = {"constants": {**chosen[name], "floor": FLOORS[k]}, **rows[k][name]}
     return held
+
+
+def floor_table(seeds: Path) -> dict[float, dict[str, float]]:
+    """For each floor of FLOORS (the other constants the defaults): the mean recall,
+    share of irrelevant papers, papers delivered, MAP and NDCG@30 of what is delivered,
+    and the mean size and number of full digests of one capture's day."""
+    settings = [{"floor": floor} for floor in FLOORS]
+    table = {}
+    for change, row in zip(settings, ours_by_constants(seeds, settings), strict=True):
+        sizes = daily_sizes(seeds, Weights(**change))
+        means = {m: sum(r[m] for r in row.values()) / len(row) for m in next(iter(row.values()))}
+        means["day_size"] = sum(sizes) / len(sizes)
+        means["day_full"] = float(sum(1 for n in sizes if n == DAY_MAX))
+        table[change["floor"]] = means
+    return table
+
+
+DAY_MAX = 20  # max_papers of a day's digest in daily_sizes
+
+
+def daily_sizes(
+    seeds: Path, weights: Weights = DEFAULT_WEIGHTS, max_papers: int = DAY_MAX
+) -> list[int]:
+    """The size of each interest's digest on each capture's day (that capture's papers
+    new, all 226 the background), capped at ``max_papers``: how often the cut leaves a
+    digest short of full."""
+    by_id = load_papers(seeds)
+    papers = list(by_id.values())
+    interests, _labels = load_labels()
+    corpus = Corpus(papers)
+    days: dict[str, list[StoredPaper]] = {}
+    for paper_id, paper in by_id.items():
+        days.setdefault(paper_id.split(":")[0], []).append(paper)
+    sizes = []
+    for interest in interests:
+        profile = Profile.build(interest.keywords, exclude=interest.exclude, max_papers=max_papers)
+        for day in days.values():
+            sizes.append(len(rank(profile, corpus, day, weights=weights).selected))
+    return sizes
 
 
 def means_of(results: dict[str, dict[str, dict[str, float]]]) -> dict[str, dict[str, float]]:
@@ -289,6 +373,8 @@ def print_table(results: dict[str, dict[str, dict[str, float]]], metrics: list[s
         "map": "MAP",
         "ndcg30": "NDCG@30",
         "recall": "recall",
+        "irrelevant": "irrelevant",
+        "delivered": "papers",
         "delivered_map": "MAP",
         "delivered_ndcg30": "NDCG@30",
     }
@@ -318,7 +404,7 @@ def main(argv: list[str]) -> int:
     print("The whole ranking:")
     print_table(results, ["map", "ndcg30"])
     print("\nWhat the digest delivers (past the score cut; bm25 and substring: scores above 0):")
-    print_table(results, ["recall", "delivered_map", "delivered_ndcg30"])
+    print_table(results, ["recall", "irrelevant", "delivered", "delivered_map", "delivered_ndcg30"])
     ours, bm25 = means["ours"], means["bm25"]
     print(
         f"\nours - bm25: MAP {ours['map'] - bm25['map']:+.3f}, "
@@ -326,18 +412,42 @@ def main(argv: list[str]) -> int:
         f"{ours['delivered_map'] - bm25['delivered_map']:+.3f}, NDCG@30 "
         f"{ours['delivered_ndcg30'] - bm25['delivered_ndcg30']:+.3f}"
     )
+    sizes = daily_sizes(seeds)
+    print(
+        f"\ndigests of one capture's day, max_papers {DAY_MAX} ({len(sizes)}): sizes "
+        f"{sorted(sizes)}, mean {sum(sizes) / len(sizes):.1f}, "
+        f"full {sum(1 for n in sizes if n == DAY_MAX)}"
+    )
     if "--leave-one-out" in argv:
         held = leave_one_out(seeds)
-        print("\nLeave one interest out: constants fitted on the other 7, scored on it")
-        print(f"{'interest':<24}{'related':>8}{'docs':>6}{'terms':>6}{'MAP':>8}{'NDCG@30':>9}")
+        print("\nLeave one interest out: constants chosen on the others, scored on it")
+        print(
+            f"{'interest':<28}{'related':>8}{'docs':>6}{'terms':>6}{'floor':>6}{'recall':>8}"
+            f"{'irrel.':>8}{'MAP':>8}{'NDCG@30':>9}"
+        )
         for name, row in held.items():
             c = row["constants"]
             print(
-                f"{name:<24}{c['related']:>8}{c['feedback_docs']:>6}{c['related_terms']:>6}"
+                f"{name:<28}{c['related']:>8}{c['feedback_docs']:>6}{c['related_terms']:>6}"
+                f"{c['floor']:>6}{row['recall']:>8.3f}{row['irrelevant']:>8.3f}"
                 f"{row['delivered_map']:>8.3f}{row['delivered_ndcg30']:>9.3f}"
             )
-        for metric in ("delivered_map", "delivered_ndcg30"):
+        for metric in ("recall", "irrelevant", "delivered_map", "delivered_ndcg30"):
             print(f"mean {metric}: {sum(r[metric] for r in held.values()) / len(held):.3f}")
+        for metric in ("delivered_map", "delivered_ndcg30"):
+            gap = sum(r[metric] for r in held.values()) / len(held) - bm25[metric]
+            print(f"held out - bm25 {metric}: {gap:+.3f}")
+    if "--floors" in argv:
+        print(
+            f"\n{'floor':>6}{'recall':>8}{'irrel.':>8}{'papers':>8}{'MAP':>8}{'NDCG@30':>9}"
+            f"{'day mean':>10}{'day full':>10}"
+        )
+        for floor, row in floor_table(seeds).items():
+            print(
+                f"{floor:>6}{row['recall']:>8.3f}{row['irrelevant']:>8.3f}{row['delivered']:>8.1f}"
+                f"{row['delivered_map']:>8.3f}{row['delivered_ndcg30']:>9.3f}"
+                f"{row['day_size']:>10.1f}{row['day_full']:>10.0f}"
+            )
     if with_sensitivity:
         print(f"\n{'ours, with one change':<40}{'MAP':>8}{'NDCG@30':>10}")
         for name, row in sensitivity(seeds).items():

@@ -187,17 +187,23 @@ def _remapped(
 
 
 def _spellings(corpus: Corpus, column: dict[str, int], width: int) -> list[str]:
-    """For each stem key, the spelling it has most often in the corpus (the first one
-    met, of those as frequent)."""
+    """For each stem, the spelling it has most often in the corpus (the first one met, of
+    those as frequent), a bare form ("model", not "models") if it has one: a related word
+    matches every form of its stem only when spelt bare (see text.compatible)."""
     seen: dict[str, float] = {}
     for field in corpus.fields.values():
         counts = np.asarray(field.words.matrix.sum(axis=0)).ravel()
         for word, c in field.words.index.items():
             seen[word] = seen.get(word, 0.0) + float(counts[c])
     best: list[str] = [""] * width
-    most = np.zeros(width)
+    most = np.full(width, -1.0)
     for word, count in seen.items():
-        key = column.get(_root(stem_key(word)))
-        if key is not None and count > most[key]:
-            most[key], best[key] = count, word
+        key = stem_key(word)
+        place = column.get(_root(key))
+        rank = count + (0.0 if "+" in key else BARE)  # any bare form before a marked one
+        if place is not None and rank > most[place]:
+            most[place], best[place] = rank, word
     return best
+
+
+BARE = 1e12  # more than any count of a word

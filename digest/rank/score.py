@@ -39,6 +39,9 @@ CHUNK = 512  # readers scored together: bounds the dense interest x candidate sc
 # nothing but such words. Any rarer word of a keyword does (a phrase matched only in part
 # ranks lower, but stays in).
 COMMON_SHARE = 0.5
+# The score cut also measures a paper against the best of its day: it needs at least
+# Weights.floor of the mean score of the interest's CUT_TOP best candidates.
+CUT_TOP = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +69,9 @@ class Weights:
     related: float = 1.0
     feedback_docs: int = 10
     related_terms: int = 40
+    # The score cut: the share of the mean score of an interest's CUT_TOP best candidates
+    # a paper needs to be kept (0: no such cut).
+    floor: float = 0.1
 
     def b(self, name: str) -> float:
         return self.b_title if name == "title" else self.b_abstract
@@ -209,11 +215,12 @@ class _Batch:
         rows = np.repeat(np.arange(parts.rows), np.diff(parts.ptr))
         self.totals = (self._matrix(rows, parts.term, parts.weight) @ points).toarray()
         # A phrase, its words near each other, or a word (one of its own, or one related
-        # to the interest: rank.expand) that is not common make a paper relevant; a
-        # common word alone only adds points.
+        # to the interest: rank.expand) that is not common make a paper relevant, if it
+        # scores past the interest's floor; a common word alone only adds points.
         common = table.idf[parts.term] < table.corpus.idf_of_share(COMMON_SHARE)
         strong = (parts.kind < KINDS.index("word")) | ~common
         self.strong = self._hits(rows[strong], parts.term[strong], parts.rows, points)
+        self.floors = self.weights.floor * _mean_of_best(self.totals, CUT_TOP)
         self.excluded = self._hits(*_columns(exclude), len(requests), points)
         self.required = self._hits(*_columns(require), len(requests), points)
 
@@ -296,6 +303,7 @@ class _Batch:
         n = table.n
         first, last = self.first_row[s], self.first_row[s + 1]
         totals, strong = self.totals[first:last], self.strong[first:last]
+        floors = self.floors[first:last]
         several = last - first > 1
         for k, interest in enumerate(profile.interests):
             if interest.exclude or interest.require:
@@ -312,6 +320,7 @@ class _Batch:
             best = np.zeros(n, dtype=np.int64)
             keyword_points = np.maximum(totals[0], 0.0)
             relevant = strong[0]
+        relevant = relevant & (keyword_points >= floors[best])
 
         signals = np.zeros(n)
         signalled = np.zeros(n, dtype=bool)  # authors or liked papers make a paper eligible
@@ -417,6 +426,15 @@ def _signal_matches(table: TermTable, request: Request, choice: _Choice, i: int)
         int(choice.closest[i]),
         request.liked,
     )
+
+
+def _mean_of_best(totals: np.ndarray, k: int) -> np.ndarray:
+    """Each row's mean of its ``k`` highest values (of all, when it has fewer)."""
+    if not totals.size:
+        return np.zeros(totals.shape[0])
+    k = min(k, totals.shape[1])
+    best = np.partition(totals, totals.shape[1] - k, axis=1)[:, totals.shape[1] - k :]
+    return np.maximum(best, 0.0).mean(axis=1)
 
 
 def _columns(pairs: list[tuple[int, int]]) -> tuple[list[int], list[int]]:

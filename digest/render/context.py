@@ -197,14 +197,16 @@ def _add(places: list[str], place: str) -> None:
 
 
 def highlight_terms(item: Scored) -> tuple[str, ...]:
-    """The terms to mark in the text: exact phrases, words of near matches, single words."""
+    """The terms to mark in the text: exact phrases, words of near matches, single words.
+    Related words (rank.expand) are named among the reasons but not marked: what stands
+    out in an abstract is the reader's own keywords."""
     terms: list[str] = []
     for match in item.matches:
-        if match.field not in ("title", "abstract"):
+        if match.field not in ("title", "abstract") or match.kind == "related":
             continue
         if match.kind == "near":
             terms.extend(match.term.strip('"').split())
-        elif match.kind in ("word", "related"):
+        elif match.kind == "word":
             terms.extend(match.via.split())
         else:
             terms.append(match.term)
