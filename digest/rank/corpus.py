@@ -159,7 +159,12 @@ class Corpus:
         return found
 
     def table(self, candidates: Sequence[StoredPaper], weights: Weights) -> TermTable:
-        """The term table over ``candidates`` (cached per list, like ``rows_of``)."""
+        """The term table over ``candidates`` (cached per list, like ``rows_of``; a list
+        of every paper in corpus order shares the table of ``papers``, which query
+        expansion builds)."""
+        everything = candidates is not self.papers and len(candidates) == self.size
+        if everything and np.array_equal(self.rows_of(candidates), np.arange(self.size)):
+            candidates = self.papers
         key = (id(candidates), weights)
         found = self._tables.get(key)
         if found is None or found.candidates is not candidates:
@@ -299,9 +304,13 @@ def _occurrences(field: _Field, tokens: _Tokens, columns: list[int], clash: int)
 
 
 def _column_counts(tokens: _Tokens, columns: list[int]) -> tuple[np.ndarray, np.ndarray]:
-    if len(columns) == 1:
-        column = tokens.matrix[:, columns[0]]
-        return column.indices.astype(np.int64), column.data.astype(np.float64)
+    if len(columns) == 1:  # read off the compressed column: slicing the matrix costs more
+        matrix = tokens.matrix
+        start, end = matrix.indptr[columns[0]], matrix.indptr[columns[0] + 1]
+        return (
+            matrix.indices[start:end].astype(np.int64),
+            matrix.data[start:end].astype(np.float64),
+        )
     summed = np.asarray(tokens.matrix[:, columns].sum(axis=1)).ravel()
     rows = np.flatnonzero(summed)
     return rows.astype(np.int64), summed[rows]
