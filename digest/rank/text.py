@@ -83,6 +83,7 @@ def form_of(key: str) -> int:
     return FORMS.index(key.partition("+")[2])
 
 
+@lru_cache(maxsize=200_000)
 def clashing_form(key: str) -> int:
     """The form (place in FORMS) of the tokens a term's stem key must not match: an -ing
     form never matches a plural nor a plural an -ing form; a bare stem clashes with none
@@ -93,6 +94,9 @@ def clashing_form(key: str) -> int:
 
 def without_urls(text: str) -> str:
     """``text`` with every web address blanked out by spaces (offsets are kept)."""
+    lowered = text.lower() if "W" in text else text  # the cheap test first: most have none
+    if "://" not in text and "www." not in lowered:
+        return text
     return _URL.sub(lambda match: " " * len(match.group()), text)
 
 
