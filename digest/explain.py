@@ -94,5 +94,6 @@ def _matches(matches: tuple[Match, ...]) -> list[str]:
         how = {"near": ", words apart", "word": f", only {only}"}.get(match.kind, "")
         count = f" ({match.count}x)" if match.field in ("title", "abstract") else ""
         where = _SIGNAL_NAMES.get(match.field, match.field)
-        lines.append(f"  {match.points:>8.3f}  {match.term[:32]:<32} {where}{count}{how}")
+        what = f"related: {', '.join(match.via.split())}" if match.kind == "related" else match.term
+        lines.append(f"  {match.points:>8.3f}  {what[:32]:<32} {where}{count}{how}")
     return lines

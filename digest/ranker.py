@@ -16,7 +16,8 @@ from datetime import date, timedelta
 
 from digest.config import SubscriberSettings
 from digest.models import StoredPaper
-from digest.rank import Corpus, Profile, Ranking
+from digest.rank import DEFAULT_WEIGHTS, Corpus, Profile, Ranking, Term
+from digest.rank.expand import expand
 from digest.rank.score import Request, rank_many, terms_of
 from digest.store import Store
 from digest.workers import map_in_processes
@@ -158,14 +159,23 @@ class Ranker:
         self, owed: Sequence[tuple[SubscriberSettings, Sequence[StoredPaper]]], processes: int = 1
     ) -> None:
         """Analyse every term these subscribers use, once, spread over ``processes``
-        (forked: they share the corpus), so that worker processes forked afterwards
-        find them all analysed."""
+        (forked: they share the corpus), and expand every interest with its related
+        words (rank.expand), so that worker processes forked afterwards find them all
+        done."""
         self._read_last_digests([s for s, _candidates in owed])
         for _subscriber, candidates in owed:
             self.corpus_for(candidates)
         corpus = self._corpus
         requests = [Request(self.profile(s), candidates) for s, candidates in owed]
-        todo = corpus.missing(terms_of(requests))
+        self._analyse(terms_of(requests), processes)
+        # Each interest's related words, once for the run, and then their statistics.
+        interests = [i for request in requests for i in request.profile.interests]
+        related = expand(corpus, interests, DEFAULT_WEIGHTS)
+        self._analyse(list({t.identity: t for r in related for t in r.terms}.values()), processes)
+
+    def _analyse(self, terms: list[Term], processes: int) -> None:
+        corpus = self._corpus
+        todo = corpus.missing(terms)
         corpus.remember(
             todo, map_in_processes(processes, lambda share: [corpus.stats(t) for t in share], todo)
         )

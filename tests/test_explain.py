@@ -11,6 +11,7 @@ from html.parser import HTMLParser
 from conftest import day
 from digest.config import load_config
 from digest.pipeline import run_once
+from digest.render.context import MINOR_SHARE
 
 PROFILE = """
 [[subscribers]]
@@ -117,7 +118,7 @@ def test_explain_says_when_a_paper_was_not_chosen_and_when_it_is_unknown(make_co
         "-s",
         "alice",
         "-p",
-        "Mathematical exploration and discovery at scale",
+        "On the Provable Advantage of Unsupervised Pretraining",
         "--date",
         "2026-03-13",
     )
@@ -125,3 +126,30 @@ def test_explain_says_when_a_paper_was_not_chosen_and_when_it_is_unknown(make_co
     assert "Considered for the digest of 2026-03-13 and not chosen." in considered.stdout
     missing = cli("explain", "--config", str(config), "-s", "alice", "-p", "2999.99999")
     assert missing.returncode != 0 and "no paper '2999.99999' in the store" in missing.stderr
+
+
+def test_explain_and_the_page_name_related_words_as_related(make_config, seeds, clock):
+    config = make_config(
+        subscribers=PROFILE.replace(
+            '["linear attention", "state space model", "mamba^2", "video generation"]',
+            '["code generation"]',
+        )
+    )
+    shutil.copy(seeds[0], config.parent / "inbox" / "capture.txt")  # enough to expand
+    report = run_once(load_config(config), today=day(0), clock=clock)
+    chosen = report.subscribers["alice"].papers
+    related = [p for p in chosen if any(m.kind == "related" for m in p["matched"])]
+    assert related, "no paper of the digest scored a related word"
+    paper = related[0]
+    parser = _Whys()
+    parser.feed((config.parent / "out" / "pages" / "alice" / "2026-03-13.html").read_text())
+    text = cli(
+        "explain", "--config", str(config), "-s", "alice", "-p", paper["id"], "--date", "2026-03-13"
+    )
+    assert text.returncode == 0, text.stderr
+    words = next(m.via for m in paper["matched"] if m.kind == "related").split()
+    assert f"related: {words[0]}" in text.stdout
+    # On the page, the related words are one reason (shown when they count enough).
+    points = sum(m.points for m in paper["matched"] if m.kind == "related")
+    assert ("related: " in parser.by_ref[paper["id"]]) == (points >= MINOR_SHARE * paper["score"])
+    assert any("related: " in parser.by_ref[p["id"]] for p in related if p["id"] in parser.by_ref)

@@ -9,6 +9,7 @@ import pytest
 from digest.models import Paper, StoredPaper
 from digest.rank import Corpus, Profile, TermSyntaxError, Weights, highlight_spans, parse_term, rank
 from digest.rank.score import Request, rank_many
+from digest.render.context import paper_view
 
 DAY = date(2026, 3, 13)
 FILLER = [  # background papers: they make common words common
@@ -65,6 +66,32 @@ def test_stemming_matches_inflections():
         "Quantized weights",
         "Quantizing activations",
     ]
+
+
+def test_stemming_keeps_ing_nominals_apart_from_plural_nouns():
+    pool = papers(
+        ("Reasoning in language models", ""),
+        ("Two reasons for caution", "The reasons are many."),
+        ("Models reasoned step by step", ""),
+        ("Embeddings of graphs", ""),
+    )
+    # Snowball stems "reasoning" and "reasons" alike; they are different words.
+    assert ranked(Profile.build(["reasoning"]), pool) == [
+        "Reasoning in language models",
+        "Models reasoned step by step",
+    ]
+    assert "Reasoning in language models" not in ranked(Profile.build(["reasons"]), pool)
+    assert ranked(Profile.build(["embedding"]), pool) == ["Embeddings of graphs"]
+    text = "For two reasons, reasoning helps."
+    assert [text[a:b] for a, b in highlight_spans(text, ["reasoning"])] == ["reasoning"]
+
+
+def test_web_addresses_in_abstracts_neither_score_nor_get_highlighted():
+    abstract = "Code: https://github.com/org/mamba-kernels and www.Mamba.org/docs."
+    pool = papers(("Fast kernels", abstract), ("Mamba layers", "A github repository."))
+    assert ranked(Profile.build(["mamba"]), pool) == ["Mamba layers"]
+    assert ranked(Profile.build(["github"]), pool) == ["Mamba layers"]
+    assert highlight_spans(abstract, ["mamba", "github", "code"]) == [(0, 4)]
 
 
 def test_phrases_respect_word_boundaries_and_rank_above_scattered_words():
@@ -297,11 +324,48 @@ def test_a_keyword_matched_only_by_its_words_names_them():
         ("Other", ""),
     )
     ranking = rank(Profile.build(["linear attention"], max_papers=1), Corpus(pool), pool[:2])
-    assert not ranking.selected  # words alone do not make a paper eligible
-    [match] = [m for m in ranking.considered[0].matches if m.field == "abstract"]
+    [match] = [m for m in ranking.selected[0].matches if m.field == "abstract"]
     assert (match.kind, sorted(match.via.split())) == ("word", ["attention", "linear"])
-    [title] = [m for m in ranking.considered[0].matches if m.field == "title"]
+    [title] = [m for m in ranking.selected[0].matches if m.field == "title"]
     assert (title.kind, title.via) == ("word", "attention")
+
+
+def test_a_phrase_matched_only_in_part_ranks_lower_and_stays_in_the_digest():
+    pool = papers(
+        ("Linear attention at scale", "We study linear attention."),
+        ("Attention sinks", "Where attention goes in long sequences."),
+        ("Space heaters", "A model of heat in a room."),
+    )
+    ranking = rank(Profile.build(["linear attention"]), Corpus(pool), pool[:3])
+    assert [s.paper.paper.title for s in ranking.selected] == [
+        "Linear attention at scale",
+        "Attention sinks",
+    ]
+    # A word found in most of the recent papers ("model"), alone, does not earn a place.
+    ranking = rank(Profile.build(["state space model"]), Corpus(pool), pool)
+    assert [s.paper.paper.title for s in ranking.selected] == ["Space heaters"]
+
+
+def test_the_score_cut_leaves_out_papers_far_below_the_best_of_the_day():
+    on_topic = [
+        (f"Linear attention, part {i}", "Linear attention makes attention linear in length.")
+        for i in range(10)
+    ]
+    passing = (
+        "A survey of sequence models",
+        "We review recurrent networks, convolutions, transformers and their training, "
+        "tokenisers, datasets, benchmarks, hardware, and one linear layer, at length.",
+    )
+    elsewhere = [(f"Image study {i}", "Convolutions label pixels.") for i in range(10)]
+    pool = papers(*on_topic, passing, *elsewhere)
+    profile = Profile.build(["linear attention"], max_papers=50)
+    kept = ranked(profile, pool)
+    assert kept == [title for title, _abstract in on_topic]
+    # Without the floor it matches a rare word of the keyword, so it had a place.
+    assert ranked(profile, pool, weights=Weights(floor=0.0))[-1] == passing[0]
+    # Alone in its day, the same paper is the best of it, and kept.
+    alone = pool[10:]
+    assert ranked(profile, alone) == [passing[0]]
 
 
 def test_a_long_keyword_names_the_words_that_matched_alone():
@@ -311,7 +375,7 @@ def test_a_long_keyword_names_the_words_that_matched_alone():
         ("Other", ""),
     )
     ranking = rank(Profile.build([keyword], max_papers=1), Corpus(pool), pool[:2])
-    [abstract] = [m for m in ranking.considered[0].matches if m.field == "abstract"]
+    [abstract] = [m for m in ranking.selected[0].matches if m.field == "abstract"]
     assert (abstract.kind, abstract.via) == ("word", "theta iota")
 
 
@@ -392,7 +456,7 @@ def test_ranking_many_readers_together_gives_each_the_same_as_alone(monkeypatch)
         assert batch.selected == one.selected
         assert list(batch.scores) == list(one.scores)
         assert batch.considered == one.considered
-    assert [len(r.selected) for r in together] == [3, 2, 1, 3, 2, 0, 5, 0]
+    assert [len(r.selected) for r in together] == [4, 2, 1, 3, 2, 0, 5, 0]
     # Explanations look their points up densely when that fits in memory, by binary
     # search when it would not: both give the same.
     monkeypatch.setattr("digest.rank.table.GRID_CELLS", 0)
@@ -403,3 +467,55 @@ def test_ranking_many_readers_together_gives_each_the_same_as_alone(monkeypatch)
             (s.paper.uid, s.score, s.matches) for s in one.selected
         ]
         assert [s.matches for s in other.considered] == [s.matches for s in one.considered]
+
+
+# --- query expansion ---------------------------------------------------------------------
+
+
+def stream_of_papers() -> list[StoredPaper]:
+    """A day's worth of papers: some on code generation, some saying the same in other
+    words, and a hundred on other topics."""
+    on_topic = [
+        (f"Code generation with language models, part {i}",
+         "We study code generation: the model writes a program, unit tests check it, and "
+         "the repository grows.")
+        for i in range(8)
+    ]  # fmt: skip
+    other_words = [
+        ("Writing programs from unit tests", "A program passes unit tests in a repository."),
+        ("Repository-level program repair", "Unit tests guide each program in the repository."),
+    ]
+    elsewhere = [
+        (f"Image segmentation study {i}", f"Convolutions label pixels of photographs, case {i}.")
+        for i in range(100)
+    ]
+    return papers(*on_topic, *other_words, *elsewhere, background=False)
+
+
+def test_interests_learn_related_words_from_their_best_papers():
+    pool = stream_of_papers()
+    profile = Profile.build(["code generation"], max_papers=50)
+    ranking = rank(profile, Corpus(pool), pool)
+    titles = [s.paper.paper.title for s in ranking.selected]
+    assert len(titles) == 10  # the 8 on the topic, and the 2 that say it in other words
+    assert set(titles[8:]) == {
+        "Writing programs from unit tests",
+        "Repository-level program repair",
+    }
+    found = ranking.selected[8]
+    [related] = [m for m in found.matches if m.kind == "related" and m.field == "title"]
+    assert set(related.via.split()) == {"program", "unit", "tests"}
+    assert found.score == round(sum(m.points for m in found.matches), 4)
+    view = paper_view(1, found)
+    assert any(r.label.startswith("related: ") for r in view.reasons)
+    assert not set(related.via.split()) & set(view.terms)  # named, not highlighted
+    # Without expansion, those two papers match no keyword and are not in the digest.
+    plain = rank(profile, Corpus(pool), pool, weights=Weights(related=0))
+    assert len(plain.selected) == 8
+    # Ranked with another reader, and explained later: the same words, the same points.
+    together = rank_many(
+        [Request(profile, pool), Request(Profile.build(["segmentation"]), pool)], Corpus(pool)
+    )[0]
+    assert together.selected == ranking.selected
+    later = {s.paper.uid: s for s in together.considered}
+    assert all(s.matches == later[s.paper.uid].matches for s in ranking.considered[:5])

@@ -10,10 +10,17 @@ The papers are the 226 of the captures in ../shared/seeds (or SEEDS_DIR), the in
 and graded labels those of interests.toml and qrels.tsv in this folder (see LABELLING.md).
 Each system ranks all papers; ties keep the papers' order in the captures.
 
+Each system is scored on its whole ranking and on what it delivers: ours, the papers past
+the digest's score cut (no ``max_papers`` cap); the baselines, the papers they score above
+zero.
+
 With ``--sensitivity`` it also ranks with one scoring constant changed at a time (and a
-few ablations), to show which parts of the scoring the result depends on.
+few ablations), to show which parts of the scoring the result depends on. With
+``--leave-one-out`` it chooses query expansion's constants (GRID) and the score cut's
+floor (FLOORS) on all interests but one and scores them on that one, for each interest.
 
 Usage: python benchmarks/relevance/evaluate.py [SEEDS_DIR] [--json] [--sensitivity]
+       [--leave-one-out] [--floors]
 """
 
 from __future__ import annotations
@@ -82,32 +89,38 @@ def ours(
     papers: list[StoredPaper],
     corpus: Corpus,
     weights: Weights = DEFAULT_WEIGHTS,
-) -> list[int]:
+) -> tuple[list[int], list[int]]:
+    """Every paper by score, and what the digest delivers: the papers past the score cut,
+    in digest order (no ``max_papers`` cap, so only the cut is measured)."""
     profile = Profile.build(interest.keywords, exclude=interest.exclude, max_papers=len(papers))
     ranking = rank(profile, corpus, papers, weights=weights)
-    # The ranking itself: every paper by score (what the digest keeps is a cut of it).
     order = sorted(range(len(papers)), key=lambda i: (-ranking.scores[i], papers[i].uid))
-    return [papers[i].uid for i in order]
+    return [papers[i].uid for i in order], [s.paper.uid for s in ranking.selected]
 
 
-def substring(interest: Interest, papers: list[StoredPaper]) -> list[int]:
+def substring(interest: Interest, papers: list[StoredPaper]) -> tuple[list[int], list[int]]:
+    """Every paper by its count of keyword substrings, and those with any (what it delivers)."""
     terms = [k.lower() for k in interest.keywords]
     scores = {}
     for paper in papers:
         text = f"{paper.paper.title} {paper.paper.abstract}".lower()
         scores[paper.uid] = sum(text.count(term) for term in terms)
-    return sorted(scores, key=lambda uid: (-scores[uid], uid))
+    ranked = sorted(scores, key=lambda uid: (-scores[uid], uid))
+    return ranked, [uid for uid in ranked if scores[uid] > 0]
 
 
 def _bm25_tokens(text: str) -> list[str]:
     return re.findall(r"\w+", text.lower())
 
 
-def bm25(interest: Interest, papers: list[StoredPaper], index: BM25Okapi) -> list[int]:
+def bm25(
+    interest: Interest, papers: list[StoredPaper], index: BM25Okapi
+) -> tuple[list[int], list[int]]:
+    """Every paper by BM25Okapi score, and those scoring above zero (what it delivers)."""
     query = [token for keyword in interest.keywords for token in _bm25_tokens(keyword)]
     scores = index.get_scores(query)
     order = sorted(range(len(papers)), key=lambda i: (-scores[i], papers[i].uid))
-    return [papers[i].uid for i in order]
+    return [papers[i].uid for i in order], [papers[i].uid for i in order if scores[i] > 0]
 
 
 # --- metrics ----------------------------------------------------------------------------------
@@ -123,6 +136,12 @@ def average_precision(ranked: list[int], grades: dict[int, int]) -> float:
     return total / relevant if relevant else 0.0
 
 
+def recall(delivered: list[int], grades: dict[int, int]) -> float:
+    """The share of the relevant papers (grade 1 or 2) that are delivered."""
+    relevant = {uid for uid, g in grades.items() if g >= 1}
+    return len(relevant.intersection(delivered)) / len(relevant) if relevant else 0.0
+
+
 def ndcg(ranked: list[int], grades: dict[int, int], cutoff: int = CUTOFF) -> float:
     def dcg(gains: list[int]) -> float:
         return sum((2**g - 1) / math.log2(i + 2) for i, g in enumerate(gains[:cutoff]))
@@ -131,7 +150,44 @@ def ndcg(ranked: list[int], grades: dict[int, int], cutoff: int = CUTOFF) -> flo
     return dcg([grades.get(uid, 0) for uid in ranked]) / ideal if ideal else 0.0
 
 
-def evaluate(seeds: Path) -> dict[str, dict[str, dict[str, float]]]:
+METRICS = (
+    "map",
+    "ndcg30",
+    "recall",
+    "irrelevant",
+    "delivered",
+    "delivered_map",
+    "delivered_ndcg30",
+)
+
+
+def irrelevant(delivered: list[int], grades: dict[int, int]) -> float:
+    """The share of the delivered papers that are not relevant (grade 0)."""
+    return (
+        sum(1 for uid in delivered if grades.get(uid, 0) == 0) / len(delivered)
+        if delivered
+        else 0.0
+    )
+
+
+def scores_of(ranked: list[int], delivered: list[int], grades: dict[int, int]) -> dict[str, float]:
+    """The metrics of one system for one interest: MAP and NDCG@30 of its whole ranking,
+    and recall, MAP and NDCG@30 of what it delivers (a relevant paper left out counts as
+    never found)."""
+    return {
+        "map": average_precision(ranked, grades),
+        "ndcg30": ndcg(ranked, grades),
+        "recall": recall(delivered, grades),
+        "irrelevant": irrelevant(delivered, grades),
+        "delivered": float(len(delivered)),
+        "delivered_map": average_precision(delivered, grades),
+        "delivered_ndcg30": ndcg(delivered, grades),
+    }
+
+
+def evaluate(
+    seeds: Path, weights: Weights = DEFAULT_WEIGHTS
+) -> dict[str, dict[str, dict[str, float]]]:
     by_id = load_papers(seeds)
     papers = list(by_id.values())
     interests, labels = load_labels()
@@ -141,13 +197,13 @@ def evaluate(seeds: Path) -> dict[str, dict[str, dict[str, float]]]:
     for interest in interests:
         grades = {by_id[paper_id].uid: grade for paper_id, grade in labels[interest.name].items()}
         systems = {
-            "ours": ours(interest, papers, corpus),
+            "ours": ours(interest, papers, corpus, weights),
             "substring": substring(interest, papers),
             "bm25": bm25(interest, papers, index),
         }
         results[interest.name] = {
-            name: {"map": average_precision(ranked, grades), "ndcg30": ndcg(ranked, grades)}
-            for name, ranked in systems.items()
+            name: scores_of(ranked, delivered, grades)
+            for name, (ranked, delivered) in systems.items()
         }
     return results
 
@@ -168,6 +224,7 @@ VARIANTS = {
     "ablation: phrases only (no words)": {"word": 0.0, "near": 0.0},
     "ablation: words only (no phrases)": {"phrase": 0.0, "near": 0.0},
     "ablation: title = abstract": {"title": 1.0},
+    "ablation: no query expansion": {"related": 0.0},
 }
 
 
@@ -183,11 +240,150 @@ def sensitivity(seeds: Path) -> dict[str, dict[str, float]]:
         maps, ndcgs = [], []
         for interest in interests:
             grades = {by_id[p].uid: g for p, g in labels[interest.name].items()}
-            ranked = ours(interest, papers, corpus, weights)
+            ranked, _delivered = ours(interest, papers, corpus, weights)
             maps.append(average_precision(ranked, grades))
             ndcgs.append(ndcg(ranked, grades))
         rows[name] = {"map": sum(maps) / len(maps), "ndcg30": sum(ndcgs) / len(ndcgs)}
     return rows
+
+
+# Query expansion's constants (Weights.related, .feedback_docs, .related_terms), searched
+# by leave-one-interest-out: chosen on all interests but one, reported on that one.
+GRID = [
+    {"related": related, "feedback_docs": docs, "related_terms": terms}
+    for related in (0.3, 0.5, 1.0, 1.5)
+    for docs in (10, 20)
+    for terms in (10, 20, 40, 80)
+]
+# The score cut's floor (Weights.floor), chosen after them: the highest that keeps
+# RECALL_TARGET of the relevant papers on the interests it is chosen on.
+FLOORS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.25)
+RECALL_TARGET = 0.95
+
+
+def ours_by_constants(
+    seeds: Path, settings: list[dict[str, float]]
+) -> list[dict[str, dict[str, float]]]:
+    """For each setting (changes to DEFAULT_WEIGHTS), our metrics per interest."""
+    by_id = load_papers(seeds)
+    papers = list(by_id.values())
+    interests, labels = load_labels()
+    corpus = Corpus(papers)
+    found = []
+    for change in settings:
+        weights = Weights(**change)
+        row = {}
+        for interest in interests:
+            grades = {by_id[p].uid: g for p, g in labels[interest.name].items()}
+            ranked, delivered = ours(interest, papers, corpus, weights)
+            row[interest.name] = scores_of(ranked, delivered, grades)
+        found.append(row)
+    return found
+
+
+def leave_one_out(seeds: Path) -> dict[str, dict[str, object]]:
+    """For each interest, the constants chosen on the others, and what they give on it:
+    query expansion's (GRID) by the mean MAP and NDCG@30 of what is delivered, then the
+    floor (FLOORS) as the highest that delivers RECALL_TARGET of their relevant papers."""
+    grid = ours_by_constants(seeds, GRID)
+    names = list(grid[0])
+
+    def fitness(row: dict[str, dict[str, float]], among: list[str]) -> float:
+        return sum(row[n]["delivered_map"] + row[n]["delivered_ndcg30"] for n in among)
+
+    chosen = {}
+    for name in names:
+        others = [n for n in names if n != name]
+        best = max(range(len(grid)), key=lambda k: (fitness(grid[k], others), -k))
+        chosen[name] = GRID[best]
+    settings = [
+        {**c, "floor": floor}
+        for c in {tuple(c.items()): c for c in chosen.values()}.values()
+        for floor in FLOORS
+    ]
+    by_floor = dict(
+        zip([tuple(s.items()) for s in settings], ours_by_constants(seeds, settings), strict=True)
+    )
+    held: dict[str, dict[str, object]] = {}
+    for name in names:
+        others = [n for n in names if n != name]
+        rows = [by_floor[tuple({**chosen[name], "floor": f}.items())] for f in FLOORS]
+        kept = [
+            k
+            for k, row in enumerate(rows)
+            if sum(row[n]["recall"] for n in others) / len(others) >= RECALL_TARGET
+        ]
+        k = max(kept, default=0)
+        held[name] = {"constants": {**chosen[name], "floor": FLOORS[k]}, **rows[k][name]}
+    return held
+
+
+def floor_table(seeds: Path) -> dict[float, dict[str, float]]:
+    """For each floor of FLOORS (the other constants the defaults): the mean recall,
+    share of irrelevant papers, papers delivered, MAP and NDCG@30 of what is delivered,
+    and the mean size and number of full digests of one capture's day."""
+    settings = [{"floor": floor} for floor in FLOORS]
+    table = {}
+    for change, row in zip(settings, ours_by_constants(seeds, settings), strict=True):
+        sizes = daily_sizes(seeds, Weights(**change))
+        means = {m: sum(r[m] for r in row.values()) / len(row) for m in next(iter(row.values()))}
+        means["day_size"] = sum(sizes) / len(sizes)
+        means["day_full"] = float(sum(1 for n in sizes if n == DAY_MAX))
+        table[change["floor"]] = means
+    return table
+
+
+DAY_MAX = 20  # max_papers of a day's digest in daily_sizes
+
+
+def daily_sizes(
+    seeds: Path, weights: Weights = DEFAULT_WEIGHTS, max_papers: int = DAY_MAX
+) -> list[int]:
+    """The size of each interest's digest on each capture's day (that capture's papers
+    new, all 226 the background), capped at ``max_papers``: how often the cut leaves a
+    digest short of full."""
+    by_id = load_papers(seeds)
+    papers = list(by_id.values())
+    interests, _labels = load_labels()
+    corpus = Corpus(papers)
+    days: dict[str, list[StoredPaper]] = {}
+    for paper_id, paper in by_id.items():
+        days.setdefault(paper_id.split(":")[0], []).append(paper)
+    sizes = []
+    for interest in interests:
+        profile = Profile.build(interest.keywords, exclude=interest.exclude, max_papers=max_papers)
+        for day in days.values():
+            sizes.append(len(rank(profile, corpus, day, weights=weights).selected))
+    return sizes
+
+
+def means_of(results: dict[str, dict[str, dict[str, float]]]) -> dict[str, dict[str, float]]:
+    """Each system's metrics averaged over the interests."""
+    systems = next(iter(results.values())).keys()
+    return {
+        s: {m: sum(r[s][m] for r in results.values()) / len(results) for m in METRICS}
+        for s in systems
+    }
+
+
+def print_table(results: dict[str, dict[str, dict[str, float]]], metrics: list[str]) -> None:
+    means = means_of(results)
+    systems = list(means)
+    labels = {
+        "map": "MAP",
+        "ndcg30": "NDCG@30",
+        "recall": "recall",
+        "irrelevant": "irrelevant",
+        "delivered": "papers",
+        "delivered_map": "MAP",
+        "delivered_ndcg30": "NDCG@30",
+    }
+    print(
+        f"{'interest':<24}"
+        + "".join(f"{s + ' ' + labels[m]:>20}" for s in systems for m in metrics)
+    )
+    for name, row in [*results.items(), ("mean", means)]:
+        print(f"{name:<24}" + "".join(f"{row[s][m]:>20.3f}" for s in systems for m in metrics))
 
 
 def main(argv: list[str]) -> int:
@@ -201,30 +397,57 @@ def main(argv: list[str]) -> int:
         )
         return 2
     results = evaluate(seeds)
-    systems = ["ours", "substring", "bm25"]
-    means = {
-        s: {m: sum(r[s][m] for r in results.values()) / len(results) for m in ("map", "ndcg30")}
-        for s in systems
-    }
+    means = means_of(results)
     if as_json:
         print(json.dumps({"interests": results, "mean": means}, indent=2))
         return 0
-    header = f"{'interest':<24}" + "".join(f"{s + ' MAP':>15}{s + ' NDCG@30':>18}" for s in systems)
-    print(header)
-    for name, row in results.items():
+    print("The whole ranking:")
+    print_table(results, ["map", "ndcg30"])
+    print("\nWhat the digest delivers (past the score cut; bm25 and substring: scores above 0):")
+    print_table(results, ["recall", "irrelevant", "delivered", "delivered_map", "delivered_ndcg30"])
+    ours, bm25 = means["ours"], means["bm25"]
+    print(
+        f"\nours - bm25: MAP {ours['map'] - bm25['map']:+.3f}, "
+        f"NDCG@30 {ours['ndcg30'] - bm25['ndcg30']:+.3f}; delivered: MAP "
+        f"{ours['delivered_map'] - bm25['delivered_map']:+.3f}, NDCG@30 "
+        f"{ours['delivered_ndcg30'] - bm25['delivered_ndcg30']:+.3f}"
+    )
+    sizes = daily_sizes(seeds)
+    print(
+        f"\ndigests of one capture's day, max_papers {DAY_MAX} ({len(sizes)}): sizes "
+        f"{sorted(sizes)}, mean {sum(sizes) / len(sizes):.1f}, "
+        f"full {sum(1 for n in sizes if n == DAY_MAX)}"
+    )
+    if "--leave-one-out" in argv:
+        held = leave_one_out(seeds)
+        print("\nLeave one interest out: constants chosen on the others, scored on it")
         print(
-            f"{name:<24}"
-            + "".join(f"{row[s]['map']:>15.3f}{row[s]['ndcg30']:>18.3f}" for s in systems)
+            f"{'interest':<28}{'related':>8}{'docs':>6}{'terms':>6}{'floor':>6}{'recall':>8}"
+            f"{'irrel.':>8}{'MAP':>8}{'NDCG@30':>9}"
         )
-    print(
-        f"{'mean':<24}"
-        + "".join(f"{means[s]['map']:>15.3f}{means[s]['ndcg30']:>18.3f}" for s in systems)
-    )
-    best = max(("substring", "bm25"), key=lambda s: means[s]["map"])
-    print(
-        f"\nours - best baseline ({best}): MAP {means['ours']['map'] - means[best]['map']:+.3f}, "
-        f"NDCG@30 {means['ours']['ndcg30'] - means[best]['ndcg30']:+.3f}"
-    )
+        for name, row in held.items():
+            c = row["constants"]
+            print(
+                f"{name:<28}{c['related']:>8}{c['feedback_docs']:>6}{c['related_terms']:>6}"
+                f"{c['floor']:>6}{row['recall']:>8.3f}{row['irrelevant']:>8.3f}"
+                f"{row['delivered_map']:>8.3f}{row['delivered_ndcg30']:>9.3f}"
+            )
+        for metric in ("recall", "irrelevant", "delivered_map", "delivered_ndcg30"):
+            print(f"mean {metric}: {sum(r[metric] for r in held.values()) / len(held):.3f}")
+        for metric in ("delivered_map", "delivered_ndcg30"):
+            gap = sum(r[metric] for r in held.values()) / len(held) - bm25[metric]
+            print(f"held out - bm25 {metric}: {gap:+.3f}")
+    if "--floors" in argv:
+        print(
+            f"\n{'floor':>6}{'recall':>8}{'irrel.':>8}{'papers':>8}{'MAP':>8}{'NDCG@30':>9}"
+            f"{'day mean':>10}{'day full':>10}"
+        )
+        for floor, row in floor_table(seeds).items():
+            print(
+                f"{floor:>6}{row['recall']:>8.3f}{row['irrelevant']:>8.3f}{row['delivered']:>8.1f}"
+                f"{row['delivered_map']:>8.3f}{row['delivered_ndcg30']:>9.3f}"
+                f"{row['day_size']:>10.1f}{row['day_full']:>10.0f}"
+            )
     if with_sensitivity:
         print(f"\n{'ours, with one change':<40}{'MAP':>8}{'NDCG@30':>10}")
         for name, row in sensitivity(seeds).items():

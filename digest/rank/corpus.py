@@ -24,9 +24,10 @@ from scipy import sparse
 from digest.models import StoredPaper
 from digest.rank.profile import Term
 from digest.rank.table import TermTable
-from digest.rank.text import fold, stem, words
+from digest.rank.text import NO_CLASH, clashing_form, fold, form_of, root_of, stem_key, words
 
 if TYPE_CHECKING:
+    from digest.rank.expand import Related, Vocabulary
     from digest.rank.score import Weights
 
 FIELDS = ("title", "abstract")
@@ -53,7 +54,19 @@ class _Field:
     def __init__(self, documents: list[list[str]]) -> None:
         self.lengths = np.array([len(d) for d in documents], dtype=np.float64)
         self.words = _Tokens(documents)
-        self.stems = _Tokens([[stem(w) for w in document] for document in documents])
+        # Stems are laid out by their root, and each place keeps its form (text.FORMS), so
+        # a term's key finds its compatible forms in one column, filtered by form. Each
+        # distinct word is stemmed once, and the layout follows the words' by lookup.
+        roots: dict[str, int] = {}
+        root_of_word = np.zeros(len(self.words.index) + 1, dtype=np.int64)
+        form_of_word = np.zeros(len(self.words.index) + 1, dtype=np.int8)
+        for word, column in self.words.index.items():
+            key = stem_key(word)
+            root_of_word[column] = roots.setdefault(root_of(key), len(roots))
+            form_of_word[column] = form_of(key)
+        root_of_word[-1] = -1  # a separator stays one
+        self.stems = _Tokens.laid_out(roots, root_of_word[self.words.ids], self.words.starts)
+        self.forms = form_of_word[self.words.ids]
 
 
 class _Tokens:
@@ -65,14 +78,25 @@ class _Tokens:
             flat.extend([index.setdefault(token, len(index)) for token in document])
             flat.append(-1)  # the separator between two papers
             starts.append(len(flat))
+        self._lay_out(index, np.array(flat, dtype=np.int64), np.array(starts, dtype=np.int64))
+
+    @classmethod
+    def laid_out(cls, index: dict[str, int], ids: np.ndarray, starts: np.ndarray) -> _Tokens:
+        """Tokens already numbered: ``ids`` in reading order, -1 between two papers."""
+        tokens = cls.__new__(cls)
+        tokens._lay_out(index, ids, starts)
+        return tokens
+
+    def _lay_out(self, index: dict[str, int], ids: np.ndarray, starts: np.ndarray) -> None:
         self.index = index
-        ids = np.array(flat, dtype=np.int64)
-        self.starts = np.array(starts, dtype=np.int64)
-        self.row_at = np.repeat(np.arange(len(documents), dtype=np.int64), np.diff(self.starts))
+        self.ids = ids
+        self.starts = starts
+        documents = len(starts) - 1
+        self.row_at = np.repeat(np.arange(documents, dtype=np.int64), np.diff(self.starts))
         real = ids >= 0
         self.matrix = sparse.csc_matrix(
             (np.ones(int(real.sum())), (self.row_at[real], ids[real])),
-            shape=(len(documents), max(len(index), 1)),
+            shape=(documents, max(len(index), 1)),
         )
         self.matrix.sum_duplicates()
         self._order = np.argsort(ids, kind="stable")
@@ -108,6 +132,16 @@ class Corpus:
         self._people: dict[str, set[int]] | None = None
         self._rows: dict[int, tuple[Sequence[StoredPaper], np.ndarray]] = {}
         self._categories: dict[str, set[int]] | None = None
+        self.expansions: dict[tuple[Weights, tuple[Term, ...]], Related] = {}  # see rank.expand
+        self._vocabulary: Vocabulary | None = None
+
+    def vocabulary(self) -> Vocabulary:
+        """Every word of the corpus as columns, for query expansion (built on first use)."""
+        if self._vocabulary is None:
+            from digest.rank.expand import Vocabulary
+
+            self._vocabulary = Vocabulary(self)
+        return self._vocabulary
 
     def __contains__(self, paper: StoredPaper) -> bool:
         return paper.uid in self.row
@@ -125,7 +159,12 @@ class Corpus:
         return found
 
     def table(self, candidates: Sequence[StoredPaper], weights: Weights) -> TermTable:
-        """The term table over ``candidates`` (cached per list, like ``rows_of``)."""
+        """The term table over ``candidates`` (cached per list, like ``rows_of``; a list
+        of every paper in corpus order shares the table of ``papers``, which query
+        expansion builds)."""
+        everything = candidates is not self.papers and len(candidates) == self.size
+        if everything and np.array_equal(self.rows_of(candidates), np.arange(self.size)):
+            candidates = self.papers
         key = (id(candidates), weights)
         found = self._tables.get(key)
         if found is None or found.candidates is not candidates:
@@ -158,6 +197,11 @@ class Corpus:
         df = float(len(self.stats(term).rows))
         return math.log(1.0 + (self.size - df + 0.5) / (df + 0.5))
 
+    def idf_of_share(self, share: float) -> float:
+        """The IDF of a term found in ``share`` of the corpus (see ``idf``)."""
+        df = share * self.size
+        return math.log(1.0 + (self.size - df + 0.5) / (df + 0.5))
+
     def norms(self, weights: Weights) -> dict[str, np.ndarray]:
         key = (weights.b_title, weights.b_abstract)
         if key not in self._norms:
@@ -185,9 +229,15 @@ class Corpus:
         columns = [_columns(field, term, position) for position in range(len(term.keys))]
         if any(not found for found in columns):
             return empty
-        if len(term.keys) == 1:
+        clashes = [_clash(field, term, position) for position in range(len(term.keys))]
+        if len(term.keys) == 1 and clashes[0] == NO_CLASH:
             return _column_counts(_tokens(field, term, 0), columns[0])
-        occurrences = [_tokens(field, term, k).occurrences(c) for k, c in enumerate(columns)]
+        occurrences = [
+            _occurrences(field, _tokens(field, term, k), c, clash)
+            for k, (c, clash) in enumerate(zip(columns, clashes, strict=True))
+        ]
+        if len(term.keys) == 1:
+            return _runs(field.words.row_at[occurrences[0]])
         if term.window:
             return _near_counts(field.words, occurrences, term.window)
         starts = occurrences[0]
@@ -233,14 +283,34 @@ def _columns(field: _Field, term: Term, position: int) -> list[int]:
     tokens = _tokens(field, term, position)
     if term.mode == "prefix" and position == len(term.keys) - 1:
         return [c for word, c in tokens.index.items() if word.startswith(key)]
+    if tokens is field.stems:  # one column for every form of the stem (see _clash)
+        key = root_of(key)
     column = tokens.index.get(key)
     return [column] if column is not None else []
 
 
+def _clash(field: _Field, term: Term, position: int) -> int:
+    """The form of stem the term's word at ``position`` must not match (text.clashing_form),
+    or NO_CLASH."""
+    if _tokens(field, term, position) is not field.stems:
+        return NO_CLASH
+    return clashing_form(term.keys[position])
+
+
+def _occurrences(field: _Field, tokens: _Tokens, columns: list[int], clash: int) -> np.ndarray:
+    """Where the columns' tokens occur, less the places of the clashing form."""
+    found = tokens.occurrences(columns)
+    return found if clash == NO_CLASH else found[field.forms[found] != clash]
+
+
 def _column_counts(tokens: _Tokens, columns: list[int]) -> tuple[np.ndarray, np.ndarray]:
-    if len(columns) == 1:
-        column = tokens.matrix[:, columns[0]]
-        return column.indices.astype(np.int64), column.data.astype(np.float64)
+    if len(columns) == 1:  # read off the compressed column: slicing the matrix costs more
+        matrix = tokens.matrix
+        start, end = matrix.indptr[columns[0]], matrix.indptr[columns[0] + 1]
+        return (
+            matrix.indices[start:end].astype(np.int64),
+            matrix.data[start:end].astype(np.float64),
+        )
     summed = np.asarray(tokens.matrix[:, columns].sum(axis=1)).ravel()
     rows = np.flatnonzero(summed)
     return rows.astype(np.int64), summed[rows]

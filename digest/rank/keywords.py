@@ -15,11 +15,15 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from digest.rank.parts import keyword_parts
+from digest.rank.parts import KINDS, keyword_parts
 from digest.rank.profile import Interest, Term
 
 if TYPE_CHECKING:
+    from digest.rank.expand import Related
     from digest.rank.score import Weights
+
+RELATED = KINDS.index("related")
+RELATED_TEXT = "\x00related"  # no keyword's text: keywords have no control characters
 
 
 def ranges(starts: np.ndarray, sizes: np.ndarray) -> np.ndarray:
@@ -91,6 +95,15 @@ class Keywords:
         self._columns = None
         return len(self._words) - 1
 
+    def related(self, term: Term) -> tuple[int, int]:
+        """A related word's term row, and the text number all related words share (they
+        are explained together, as one Match per field; see rank.matches)."""
+        text = self._text_numbers.get(RELATED_TEXT)
+        if text is None:
+            text = self._text_numbers[RELATED_TEXT] = len(self.texts)
+            self.texts.append("related")
+        return self._add_term(term), text
+
     def parts(self, numbers: np.ndarray, ptr: np.ndarray) -> Parts:
         """The parts of interests made of keywords ``numbers``, interest ``r`` owning
         ``numbers[ptr[r]:ptr[r+1]]``."""
@@ -138,20 +151,51 @@ class InterestParts:
         self._ptr = [0]
         self._numbers: list[int] = []
         self._parts: Parts | None = None
+        # Related words (rank.expand), as parts of their own: row, term row, weight, text.
+        self._related: list[tuple[int, int, float, int, str]] = []
 
     @property
     def rows(self) -> int:
         return len(self._ptr) - 1
 
-    def add_interest(self, interest: Interest) -> None:
+    def add_interest(self, interest: Interest, related: Related | None = None) -> None:
         number = self.keywords.number
+        row = self.rows
         self._numbers += [number(keyword) for keyword in interest.keywords]
         self._ptr.append(len(self._numbers))
+        if related is not None:
+            for term, weight in zip(related.terms, related.weights, strict=True):
+                term_row, text = self.keywords.related(term)
+                self._related.append((row, term_row, weight, text, term.text))
         self._parts = None
 
     def arrays(self) -> Parts:
         if self._parts is None:
-            self._parts = self.keywords.parts(
+            parts = self.keywords.parts(
                 np.array(self._numbers, dtype=np.int64), np.array(self._ptr, dtype=np.int64)
             )
+            self._parts = _with_related(parts, self._related) if self._related else parts
         return self._parts
+
+
+def _with_related(parts: Parts, related: list[tuple[int, int, float, int, str]]) -> Parts:
+    """``parts`` with each row's related words after its keywords' parts."""
+    rows, terms, weights, texts, words = zip(*related, strict=True)
+    n = len(rows)
+    owner = np.concatenate((np.repeat(np.arange(parts.rows), np.diff(parts.ptr)), rows))
+    order = np.argsort(owner, kind="stable")
+    ptr = np.searchsorted(owner[order], np.arange(parts.rows + 1))
+
+    def joined(old: np.ndarray, new: object, dtype: object) -> np.ndarray:
+        return np.concatenate((old, np.array(new, dtype=dtype)))[order]
+
+    return Parts(
+        ptr=ptr,
+        term=joined(parts.term, terms, np.int64),
+        weight=joined(parts.weight, weights, np.float64),
+        kind=joined(parts.kind, [RELATED] * n, np.int64),
+        text=joined(parts.text, texts, np.int64),
+        keyword=joined(parts.keyword, [0] * n, np.int64),
+        bit=joined(parts.bit, [0] * n, np.int64),
+        via=joined(parts.via, words, object),
+    )

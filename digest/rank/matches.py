@@ -2,9 +2,10 @@
 
 A keyword's points in a field come from up to three ways of matching (its exact phrase,
 its words near each other, its words one by one); they become one Match, named after the
-strongest way, with all the points. The hits of every (paper, keyword part) pair of a
-batch are found and scored with array operations; only the final Matches are Python
-objects.
+strongest way, with all the points. An interest's related words (rank.expand) in a field
+become one Match of kind "related", naming the words that matched, strongest first.
+The hits of every (paper, keyword part) pair of a batch are found and scored with array
+operations; only the final Matches are Python objects.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from digest.models import Match, StoredPaper
-from digest.rank.keywords import InterestParts, ranges
+from digest.rank.keywords import RELATED, InterestParts, ranges
 from digest.rank.parts import KINDS
 from digest.rank.profile import MAX_WORDS, Profile
 from digest.rank.table import TermTable
@@ -69,6 +70,8 @@ def keyword_matches(
     count, points, part = count[order], points[order], part[order]
     new = np.ones(len(pair), dtype=bool)
     new[1:] = (pair[1:] != pair[:-1]) | (text[1:] != text[:-1]) | (field[1:] != field[:-1])
+    related = kind == RELATED
+    new[1:] |= related[1:] != related[:-1]  # a keyword "related" is not the related words
     first = np.flatnonzero(new)
     # One Match per group, its columns built as whole lists.
     strongest = kind[first]
@@ -81,8 +84,17 @@ def keyword_matches(
         unique, inverse = np.unique(codes, return_inverse=True)
         named = [table.keywords.words_of(int(c) >> MAX_WORDS, int(c) & WORD_BITS) for c in unique]
         words[several] = np.array(named, dtype=object)[inverse]
-    words[strongest != 2] = ""
-    number = np.where(strongest == 2, np.maximum.reduceat(count, first), count[first])
+    words[strongest < 2] = ""
+    if related.any():  # name the related words of each group, strongest first
+        rows = np.flatnonzero(related)
+        group = np.searchsorted(first, rows, side="right") - 1
+        rows = rows[np.lexsort((-points[rows], group))]
+        named = parts.via[part[rows]].tolist()
+        groups = np.flatnonzero(strongest == RELATED)
+        bounds = [*np.searchsorted(np.sort(group), groups).tolist(), len(rows)]
+        for g, a, b in zip(groups.tolist(), bounds, bounds[1:], strict=False):
+            words[g] = " ".join(named[a:b])
+    number = np.where(strongest >= 2, np.maximum.reduceat(count, first), count[first])
     rounded = np.round(np.add.reduceat(points, first), 4)
     columns = (
         np.array(table.keywords.texts, dtype=object)[text[first]].tolist(),

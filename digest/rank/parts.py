@@ -15,7 +15,7 @@ from digest.rank.profile import Term
 if TYPE_CHECKING:
     from digest.rank.score import Weights
 
-KINDS = ("phrase", "near", "word")  # strongest first
+KINDS = ("phrase", "near", "word", "related")  # strongest first; related: see rank.expand
 
 
 @dataclass(frozen=True, slots=True)

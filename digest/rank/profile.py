@@ -2,7 +2,8 @@
 
 Keyword syntax (one list item each):
 
-- ``mamba``: a word, matched by its stem (``models`` matches ``model``, ``modeling``);
+- ``mamba``: a word, matched by its stem (``model`` matches ``models``, ``modeling``;
+  ``reasoning`` matches ``reasoned``, not ``reasons``: see text.stem_key);
 - ``linear attention``: a phrase, its words adjacent and in order, each by stem;
 - ``"ViT"`` or ``"kv cache"``: in double quotes, exact words (case-insensitive, no stemming);
 - ``quantiz*``: a prefix (the last word of a phrase may be one);
@@ -21,7 +22,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Literal
 
-from digest.rank.text import STOP_WORDS, fold, stem, words
+from digest.rank.text import STOP_WORDS, fold, stem_key, words
 
 Mode = Literal["stem", "exact", "prefix"]
 _WEIGHT = re.compile(r"\^(\d+(?:\.\d+)?)$")
@@ -58,9 +59,9 @@ class Term:
 
     def __post_init__(self) -> None:
         if self.mode == "stem":
-            keys = tuple(stem(w) for w in self.words)
+            keys = tuple(stem_key(w) for w in self.words)
         elif self.mode == "prefix":
-            keys = (*(stem(w) for w in self.words[:-1]), self.words[-1])
+            keys = (*(stem_key(w) for w in self.words[:-1]), self.words[-1])
         else:
             keys = self.words
         object.__setattr__(self, "keys", keys)

@@ -27,6 +27,7 @@ from scipy import sparse
 
 from digest.models import Match, Scored, StoredPaper
 from digest.rank.corpus import Corpus
+from digest.rank.expand import expand
 from digest.rank.keywords import InterestParts
 from digest.rank.matches import LIKED_THRESHOLD, keyword_matches, signal_matches
 from digest.rank.parts import KINDS, keyword_parts
@@ -35,6 +36,14 @@ from digest.rank.similar import liked_similarity
 from digest.rank.table import TermTable
 
 CHUNK = 512  # readers scored together: bounds the dense interest x candidate scores
+# A word found in more than this share of the recent papers ("model", "learning") does
+# not, on its own, make a paper worth a place: the score cut leaves out papers that match
+# nothing but such words. Any rarer word of a keyword does (a phrase matched only in part
+# ranks lower, but stays in).
+COMMON_SHARE = 0.5
+# The score cut also measures a paper against the best of its day: it needs at least
+# Weights.floor of the mean score of the interest's CUT_TOP best candidates.
+CUT_TOP = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +67,14 @@ class Weights:
     liked: float = 6.0  # times the cosine similarity to the closest liked paper
     disliked: float = 2.0  # minus this times the similarity to the closest paper rated down
     stars_share: float = 0.5  # GitHub stars count half as much as upvotes
+    # Query expansion (rank.expand): the related words' share of the keywords' weight,
+    # how many of its best papers an interest learns them from, and how many it adds.
+    related: float = 1.0
+    feedback_docs: int = 10
+    related_terms: int = 40
+    # The score cut: the share of the mean score of an interest's CUT_TOP best candidates
+    # a paper needs to be kept (0: no such cut).
+    floor: float = 0.1
 
     def b(self, name: str) -> float:
         return self.b_title if name == "title" else self.b_abstract
@@ -185,10 +202,17 @@ class _Batch:
         self.first_row: list[int] = []  # each reader's first interest row
         exclude: list[tuple[int, int]] = []
         require: list[tuple[int, int]] = []
+        related = iter(
+            expand(
+                table.corpus,
+                [i for request in requests for i in request.profile.interests],
+                self.weights,
+            )
+        )
         for s, request in enumerate(requests):
             self.first_row.append(self.parts.rows)
             for interest in request.profile.interests:
-                self.parts.add_interest(interest)
+                self.parts.add_interest(interest, next(related))
                 for term in (*interest.exclude, *interest.require):
                     table.add(term)
             exclude += [(s, table.add(term)) for term in request.profile.exclude]
@@ -198,9 +222,13 @@ class _Batch:
         parts = self.parts.arrays()
         rows = np.repeat(np.arange(parts.rows), np.diff(parts.ptr))
         self.totals = (self._matrix(rows, parts.term, parts.weight) @ points).toarray()
-        # A phrase or its words near each other, not single words, make a paper relevant.
-        strong = parts.kind != KINDS.index("word")
+        # A phrase, its words near each other, or a word (one of its own, or one related
+        # to the interest: rank.expand) that is not common make a paper relevant, if it
+        # scores past the interest's floor; a common word alone only adds points.
+        common = table.idf[parts.term] < table.corpus.idf_of_share(COMMON_SHARE)
+        strong = (parts.kind < KINDS.index("word")) | ~common
         self.strong = self._hits(rows[strong], parts.term[strong], parts.rows, points)
+        self.floors = self.weights.floor * _mean_of_best(self.totals, CUT_TOP)
         self.excluded = self._hits(*_columns(exclude), len(requests), points)
         self.required = self._hits(*_columns(require), len(requests), points)
 
@@ -283,6 +311,7 @@ class _Batch:
         n = table.n
         first, last = self.first_row[s], self.first_row[s + 1]
         totals, strong = self.totals[first:last], self.strong[first:last]
+        floors = self.floors[first:last]
         several = last - first > 1
         for k, interest in enumerate(profile.interests):
             if interest.exclude or interest.require:
@@ -299,6 +328,7 @@ class _Batch:
             best = np.zeros(n, dtype=np.int64)
             keyword_points = np.maximum(totals[0], 0.0)
             relevant = strong[0]
+        relevant = relevant & (keyword_points >= floors[best])
 
         signals = np.zeros(n)
         signalled = np.zeros(n, dtype=bool)  # authors or liked papers make a paper eligible
@@ -362,8 +392,11 @@ class _Explainer:
 
     def __call__(self, indices: list[int]) -> list[Scored]:
         parts = InterestParts(self.table.keywords)  # this reader's interests: rows 0, 1, ...
-        for interest in self.request.profile.interests:
-            parts.add_interest(interest)
+        interests = self.request.profile.interests
+        for interest, related in zip(
+            interests, expand(self.table.corpus, interests, self.table.weights), strict=True
+        ):
+            parts.add_interest(interest, related)
         keyworded = [i for i in indices if self.choice.keyworded[i]]
         explained, _totals = keyword_matches(
             self.table,
@@ -414,6 +447,15 @@ def _signal_matches(table: TermTable, request: Request, choice: _Choice, i: int)
         nearest=int(choice.nearest[i]),
         disliked=request.disliked,
     )
+
+
+def _mean_of_best(totals: np.ndarray, k: int) -> np.ndarray:
+    """Each row's mean of its ``k`` highest values (of all, when it has fewer)."""
+    if not totals.size:
+        return np.zeros(totals.shape[0])
+    k = min(k, totals.shape[1])
+    best = np.partition(totals, totals.shape[1] - k, axis=1)[:, totals.shape[1] - k :]
+    return np.maximum(best, 0.0).mean(axis=1)
 
 
 def _columns(pairs: list[tuple[int, int]]) -> tuple[list[int], list[int]]:

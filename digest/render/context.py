@@ -164,9 +164,17 @@ def reasons_of(item: Scored) -> tuple[Reason, ...]:
     fields: dict[str, list[str]] = {}
     points: dict[str, float] = {}
     signals: list[Reason] = []
+    related: dict[str, None] = {}  # words related to the interest (rank.expand)
+    related_fields: list[str] = []
+    related_points = 0.0
     for match in item.matches:
         if match.field in _SIGNALS:
             signals.append(_SIGNALS[match.field](match))
+            continue
+        if match.kind == "related":
+            related.update(dict.fromkeys(match.via.split()))
+            _add(related_fields, match.field)
+            related_points += match.points
             continue
         points[match.term] = points.get(match.term, 0.0) + match.points
         target = {"phrase": phrase, "near": near}.get(match.kind)
@@ -185,6 +193,9 @@ def reasons_of(item: Scored) -> tuple[Reason, ...]:
             words = ", ".join(f"“{w}”" for w in alone[term])
             detail = f"{words} in {', '.join(fields[term])}"
         reasons.append(Reason(term, detail, total))
+    if related:
+        words = ", ".join(list(related)[:3])
+        reasons.append(Reason(f"related: {words}", ", ".join(related_fields), related_points))
     ranked = sorted(reasons + signals, key=lambda r: (-r.points, r.label))
     # The one-line "why" keeps what mattered (never what counted against the paper);
     # `digest explain` lists every point.
@@ -201,10 +212,12 @@ def _add(places: list[str], place: str) -> None:
 
 
 def highlight_terms(item: Scored) -> tuple[str, ...]:
-    """The terms to mark in the text: exact phrases, words of near matches, single words."""
+    """The terms to mark in the text: exact phrases, words of near matches, single words.
+    Related words (rank.expand) are named among the reasons but not marked: what stands
+    out in an abstract is the reader's own keywords."""
     terms: list[str] = []
     for match in item.matches:
-        if match.field not in ("title", "abstract"):
+        if match.field not in ("title", "abstract") or match.kind == "related":
             continue
         if match.kind == "near":
             terms.extend(match.term.strip('"').split())
