@@ -15,6 +15,7 @@ from digest.errors import StoreError
 from digest.store.schema import (
     bounces,
     digests,
+    embeddings,
     mail_log,
     meta,
     metadata,
@@ -55,7 +56,7 @@ def _v6_readers(conn: Connection) -> None:
 def _v7_reader_loop(conn: Connection) -> None:
     kind = subscribers.c.served_at.type.compile(dialect=conn.dialect)
     conn.execute(text(f"ALTER TABLE subscribers ADD COLUMN served_at {kind}"))
-    for table in (reader_keys, ratings, opt_outs, bounces, mail_log):
+    for table in (reader_keys, ratings, opt_outs, bounces, mail_log, embeddings):
         table.create(conn)
 
 
@@ -70,8 +71,8 @@ MIGRATIONS: dict[int, tuple[str, Callable[[Connection], None]]] = {
     ),
     6: ("readers: subscribers managed in the store", _v6_readers),
     7: (
-        "reader_keys, ratings, opt_outs, bounces, mail_log, subscribers.served_at: "
-        "the reader's loop",
+        "reader_keys, ratings, opt_outs, bounces, mail_log, subscribers.served_at, "
+        "embeddings: the reader's loop",
         _v7_reader_loop,
     ),
 }

@@ -5,6 +5,7 @@
 - ``digests.py``: subscribers, what they are owed, digests and their deliveries;
 - ``readers.py``: readers managed in the store (not the config), and their imports;
 - ``web.py``: readers' link keys, ratings, opt-outs and sign-up rate limits;
+- ``embeddings.py``: papers' vectors for semantic matching, one per paper and model;
 - ``runs.py``: runs, per-source cursors and the summary ``digest state`` prints;
 - ``schema.py`` and ``migrations.py``: the tables and their versions.
 
@@ -15,11 +16,12 @@ code: SQLAlchemy Core, no backend-specific SQL outside ``base.py``.
 from __future__ import annotations
 
 from digest.store.digests import DigestsMixin
+from digest.store.embeddings import EmbeddingsMixin
 from digest.store.papers import PapersMixin
 from digest.store.readers import ReadersMixin
 from digest.store.runs import RunsMixin
 from digest.store.web import WebMixin
 
 
-class Store(PapersMixin, DigestsMixin, ReadersMixin, RunsMixin, WebMixin):
+class Store(PapersMixin, DigestsMixin, ReadersMixin, RunsMixin, WebMixin, EmbeddingsMixin):
     """Papers, store-managed readers, ledgers, digests, deliveries, runs and cursors."""
