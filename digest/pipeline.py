@@ -38,6 +38,7 @@ from digest.config import Config, SubscriberSettings
 from digest.deliver import Work, owed_work, serve_subscriber
 from digest.errors import DigestError
 from digest.http import Http, Throttle
+from digest.meaning import semantic_of
 from digest.rank import Ranking
 from digest.ranker import Ranker
 from digest.readers import run_subscribers
@@ -210,7 +211,7 @@ def serve_all(
             {p.uid: p for w in work.values() for p in w.candidates}.values(), key=lambda p: p.uid
         )
         with report.timings.measure("rank"):
-            ranker = Ranker(store, today, pool)
+            ranker = Ranker(store, today, pool, semantic_of(config))
             ranker.prepare([(s, work[s.name].candidates) for s in subscribers], workers)
         now = clock()
         env = make_environment(templates_of(config))

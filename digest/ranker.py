@@ -11,6 +11,7 @@ import dataclasses
 import logging
 from collections.abc import Sequence
 from datetime import date, timedelta
+from typing import TYPE_CHECKING
 
 from digest.config import SubscriberSettings
 from digest.models import StoredPaper
@@ -18,6 +19,9 @@ from digest.rank import Corpus, Profile, Ranking
 from digest.rank.score import Request, rank_many, terms_of
 from digest.store import Store
 from digest.workers import map_in_processes
+
+if TYPE_CHECKING:
+    from digest.meaning import Semantic
 
 log = logging.getLogger("digest")
 
@@ -65,10 +69,18 @@ def _spec(keyword: object) -> object:
 class Ranker:
     """Ranks candidates for subscribers of one run against one shared corpus."""
 
-    def __init__(self, store: Store, today: date, pool: Sequence[StoredPaper] = ()) -> None:
-        """``pool``: the papers this run will rank (so the corpus is built once, with them)."""
+    def __init__(
+        self,
+        store: Store,
+        today: date,
+        pool: Sequence[StoredPaper] = (),
+        semantic: Semantic | None = None,
+    ) -> None:
+        """``pool``: the papers this run will rank (so the corpus is built once, with them);
+        ``semantic``: blend in closeness in meaning (``[semantic]``), or None."""
         self.store = store
         self.today = today
+        self.semantic = semantic
         since = today - timedelta(days=BACKGROUND_DAYS)
         background = {p.uid: p for p in store.recent_papers(since, BACKGROUND_LIMIT)}
         background.update({p.uid: p for p in pool})
@@ -118,6 +130,9 @@ class Ranker:
         corpus.remember(
             todo, map_in_processes(processes, lambda share: [corpus.stats(t) for t in share], todo)
         )
+        if self.semantic is not None:  # encoded here, once, before workers fork
+            pool = {p.uid: p for _subscriber, candidates in owed for p in candidates}
+            self.semantic.vectors(self.store, list(pool.values()))
 
     def profile(self, subscriber: SubscriberSettings) -> Profile:
         """The subscriber's Profile (made once per run), with ``max_papers`` for each
@@ -154,4 +169,11 @@ class Ranker:
             requests.append(Request(self.profile(subscriber), candidates, liked))
             notes.append(warnings)
         rankings = rank_many(requests, self._corpus)
+        if self.semantic is not None:
+            rankings = [
+                self.semantic.blend(self.store, self._corpus, subscriber, request.profile, ranking)
+                for (subscriber, _candidates), request, ranking in zip(
+                    owed, requests, rankings, strict=True
+                )
+            ]
         return list(zip(rankings, notes, strict=True))
