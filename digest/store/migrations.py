@@ -15,6 +15,7 @@ from digest.errors import StoreError
 from digest.store.schema import (
     bounces,
     digests,
+    embeddings,
     mail_log,
     meta,
     metadata,
@@ -59,6 +60,10 @@ def _v7_reader_loop(conn: Connection) -> None:
         table.create(conn)
 
 
+def _v8_embeddings(conn: Connection) -> None:
+    embeddings.create(conn)
+
+
 # Each step takes the store from version N-1 to N. Version 1 is the first schema.
 MIGRATIONS: dict[int, tuple[str, Callable[[Connection], None]]] = {
     2: ("ledger.section: the interest a paper was chosen for", _v2_ledger_sections),
@@ -74,6 +79,7 @@ MIGRATIONS: dict[int, tuple[str, Callable[[Connection], None]]] = {
         "the reader's loop",
         _v7_reader_loop,
     ),
+    8: ("embeddings: papers' vectors for semantic matching", _v8_embeddings),
 }
 SCHEMA_VERSION = max(MIGRATIONS, default=1)
 

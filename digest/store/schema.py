@@ -19,6 +19,8 @@
 - ``mail_log``: sign-up mails sent to an address, and sign-up posts by a client, for
   their rate limits (v7).
 - ``subscribers.served_at``: when a run last served the reader, for cadences (v7).
+- ``embeddings``: each paper's vector for semantic matching, per model, with a digest of
+  the text it was computed from, so a paper whose text changed is encoded again (v8).
 - ``runs``: one row per run with its report. ``cursors``: per-source state between runs.
 - ``meta``: the schema version.
 """
@@ -35,6 +37,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -246,4 +249,14 @@ mail_log = Table(
     Column("who", String(128), nullable=False),  # the address' key hashed, or the client
     Column("at", UtcDateTime(), nullable=False),
     Index("ix_mail_log_who", "kind", "who", "at"),
+)
+
+embeddings = Table(
+    "embeddings",
+    metadata,
+    Column("paper_id", Integer, ForeignKey("papers.id", ondelete="CASCADE"), primary_key=True),
+    Column("model", String(96), primary_key=True),  # name@weights digest: models never mix
+    Column("dim", Integer, nullable=False),
+    Column("text_hash", String(16), nullable=False),  # of the title and abstract encoded
+    Column("vector", LargeBinary, nullable=False),  # float32, little-endian
 )

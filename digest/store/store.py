@@ -6,6 +6,7 @@
 - ``readers.py``: readers managed in the store (not the config), and their imports;
 - ``web.py``: readers' link keys, ratings, opt-outs and sign-up rate limits;
 - ``serving.py``: when readers were last served (cadences), and bouncing addresses;
+- ``embeddings.py``: papers' vectors for semantic matching, one per paper and model;
 - ``runs.py``: runs, per-source cursors and the summary ``digest state`` prints;
 - ``schema.py`` and ``migrations.py``: the tables and their versions.
 
@@ -16,6 +17,7 @@ code: SQLAlchemy Core, no backend-specific SQL outside ``base.py``.
 from __future__ import annotations
 
 from digest.store.digests import DigestsMixin
+from digest.store.embeddings import EmbeddingsMixin
 from digest.store.papers import PapersMixin
 from digest.store.readers import ReadersMixin
 from digest.store.runs import RunsMixin
@@ -23,5 +25,7 @@ from digest.store.serving import ServingMixin
 from digest.store.web import WebMixin
 
 
-class Store(PapersMixin, DigestsMixin, ReadersMixin, RunsMixin, WebMixin, ServingMixin):
+class Store(
+    PapersMixin, DigestsMixin, ReadersMixin, RunsMixin, WebMixin, ServingMixin, EmbeddingsMixin
+):
     """Papers, store-managed readers, ledgers, digests, deliveries, runs and cursors."""
