@@ -386,15 +386,24 @@ def print_table(results: dict[str, dict[str, dict[str, float]]], metrics: list[s
         print(f"{name:<24}" + "".join(f"{row[s][m]:>20.3f}" for s in systems for m in metrics))
 
 
-def main(argv: list[str]) -> int:
-    as_json = "--json" in argv
-    with_sensitivity = "--sensitivity" in argv
+def seeds_argument(argv: list[str]) -> Path | None:
+    """The captures' folder: the first argument that is not an option, else DEFAULT_SEEDS;
+    None (after saying so) when it is not a folder."""
     args = [a for a in argv if not a.startswith("--")]
     seeds = Path(args[0]) if args else DEFAULT_SEEDS
     if not seeds.is_dir():
         print(
             f"no captures at {seeds}; pass the seeds folder as the first argument", file=sys.stderr
         )
+        return None
+    return seeds
+
+
+def main(argv: list[str]) -> int:
+    as_json = "--json" in argv
+    with_sensitivity = "--sensitivity" in argv
+    seeds = seeds_argument(argv)
+    if seeds is None:
         return 2
     results = evaluate(seeds)
     means = means_of(results)

@@ -26,16 +26,17 @@ import json
 import sys
 import time
 import tomllib
+from dataclasses import replace
 from pathlib import Path
 
 from evaluate import (
-    DEFAULT_SEEDS,
     HERE,
     _bm25_tokens,
     bm25,
     load_labels,
     load_papers,
     scores_of,
+    seeds_argument,
 )
 from rank_bm25 import BM25Okapi
 
@@ -80,16 +81,23 @@ def run(seeds: Path) -> dict[str, object]:
         blocked = blocked_by(profile, table)
         ranked, delivered = bm25(interest, papers, index)
 
-        def hybrid(query: str, weight: float) -> dict[str, float]:
-            meaning = Meaning(encoder.encode([query]), (query,), vectors, blocked, weight)  # noqa: B023
-            return scored(blend(lexical, profile, meaning), papers, grades)  # noqa: B023
-
-        keywords = ", ".join(interest.keywords)
+        keywords, description = ", ".join(interest.keywords), described[interest.name]
+        by_keywords, by_description = (
+            Meaning(query[None, :], (text,), vectors, blocked, DEFAULT_WEIGHT)
+            for query, text in zip(
+                encoder.encode([keywords, description]), (keywords, description), strict=True
+            )
+        )
         rows[interest.name] = {
             "lexical": scored(lexical, papers, grades),
             "bm25": scores_of(ranked, delivered, grades),
-            "hybrid": {str(w): hybrid(keywords, w) for w in WEIGHTS},
-            "described": hybrid(described[interest.name], DEFAULT_WEIGHT),
+            "hybrid": {
+                str(w): scored(
+                    blend(lexical, profile, replace(by_keywords, weight=w)), papers, grades
+                )
+                for w in WEIGHTS
+            },
+            "described": scored(blend(lexical, profile, by_description), papers, grades),
         }
     return {
         "interests": rows,
@@ -155,10 +163,8 @@ def print_report(found: dict[str, object]) -> None:
 
 
 def main(argv: list[str]) -> int:
-    args = [a for a in argv if not a.startswith("--")]
-    seeds = Path(args[0]) if args else DEFAULT_SEEDS
-    if not seeds.is_dir():
-        print(f"no captures at {seeds}; pass the seeds folder", file=sys.stderr)
+    seeds = seeds_argument(argv)
+    if seeds is None:
         return 2
     found = run(seeds)
     if "--json" in argv:

@@ -18,7 +18,7 @@ import json
 import sys
 from pathlib import Path
 
-from evaluate import DEFAULT_SEEDS, load_labels, load_papers, ndcg
+from evaluate import load_labels, load_papers, ndcg, seeds_argument
 
 from digest.models import StoredPaper
 from digest.rank import Corpus, Profile
@@ -78,10 +78,8 @@ def simulate(seeds: Path) -> dict[str, dict[str, object]]:
 
 
 def main(argv: list[str]) -> int:
-    args = [a for a in argv if not a.startswith("--")]
-    seeds = Path(args[0]) if args else DEFAULT_SEEDS
-    if not seeds.is_dir():
-        print(f"no captures at {seeds}; pass the seeds folder", file=sys.stderr)
+    seeds = seeds_argument(argv)
+    if seeds is None:
         return 2
     rows = simulate(seeds)
     if "--json" in argv:
