@@ -929,15 +929,16 @@ def _check_semantic(config: Config, text: str) -> None:
     assert config.semantic is not None
     problem = missing_extra()
     loc: tuple[str, ...] = ("semantic",)
+    hint = None
     if problem is None:
         try:
             resolve_model(config.semantic.model, config.folder)
             return
-        except ConfigError as exc:
-            problem, loc = exc.message, ("semantic", "model")
+        except ConfigError as exc:  # its hint says how to get the model: keep it
+            problem, loc, hint = exc.message, ("semantic", "model"), exc.hint
     line = _line_of(text, loc) if len(loc) > 1 else _table_line(text, "semantic")
     where = f"{config.path}:{line}" if line else str(config.path)
-    raise ConfigError(f"{where}: {'.'.join(loc)}: {problem}")
+    raise ConfigError(f"{where}: {'.'.join(loc)}: {problem}", hint=hint)
 
 
 def _table_line(text: str, table: str) -> int | None:

