@@ -123,6 +123,16 @@ def main(argv: list[str] | None = None) -> int:
         help="days of earlier digests each subscriber already has (needs --store-papers)",
     )
     parser.add_argument(
+        "--rated",
+        type=int,
+        default=0,
+        help="readers (the first ones) who rated papers of earlier digests: their ranking "
+        "learns from the votes",
+    )
+    parser.add_argument(
+        "--ratings-per-reader", type=int, default=5, help="votes of each --rated reader"
+    )
+    parser.add_argument(
         "--channels", default="email", help="comma-separated channels per subscriber"
     )
     parser.add_argument(
@@ -186,7 +196,11 @@ def measure(args: argparse.Namespace, folder: Path, store_url: str | None) -> di
         workload.fill_history(
             store_url or folder / "digest.db", args.subscribers, args.history_days, TODAY
         )
-    if args.store_papers or args.history_days:
+    if args.rated:
+        workload.fill_ratings(
+            store_url or folder / "digest.db", args.rated, args.ratings_per_reader, TODAY
+        )
+    if args.store_papers or args.history_days or args.rated:
         os.sync()  # the fill's gigabytes reach the disk now, not during the measured run
 
     started = time.perf_counter()
@@ -234,7 +248,7 @@ def measure(args: argparse.Namespace, folder: Path, store_url: str | None) -> di
     sample = config.subscribers[: args.naive_sample]
     profiles = [workload_profile(s) for s in sample]
     with open_store(config) as store:
-        todays = store.papers_after(args.store_papers, TODAY)
+        todays = store.papers_after(0, TODAY, since=TODAY)
         ids = store.conn.execute(
             select(digests.c.id).where(
                 digests.c.subscriber.in_([s.name for s in sample]), digests.c.digest_date == TODAY
@@ -258,6 +272,8 @@ def measure(args: argparse.Namespace, folder: Path, store_url: str | None) -> di
         "subscribers": args.subscribers,
         "store_papers": args.store_papers,
         "history_days": args.history_days,
+        "rated_readers": args.rated,
+        "ratings_per_reader": args.ratings_per_reader if args.rated else 0,
         "store": "postgresql" if store_url else "sqlite",
         "runs": args.runs,
         "workers": workers,

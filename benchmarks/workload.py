@@ -26,7 +26,15 @@ from sqlalchemy import func, insert, select
 from digest.models import Paper
 from digest.store import Store
 from digest.store.papers import keys_of
-from digest.store.schema import deliveries, digests, ledger, paper_keys, papers, subscribers
+from digest.store.schema import (
+    deliveries,
+    digests,
+    ledger,
+    paper_keys,
+    papers,
+    ratings,
+    subscribers,
+)
 
 TOPICS = [
     "linear attention", "state space model", "mixture of experts", "diffusion model", "video generation",
@@ -545,6 +553,50 @@ class Workload:
                 if len(rows["digests"]) >= batch:
                     _insert_rows(conn, rows)
             _insert_rows(conn, rows)
+
+    def fill_ratings(
+        self, store: Path | str, readers: int, per_reader: int, until: date, pool: int = 500
+    ) -> None:
+        """Give readers 1 to ``readers`` ``per_reader`` votes each (two up for each down),
+        on ``pool`` papers of the week before ``until`` stored for them: readers who rated
+        papers of their earlier digests, whose ranking learns from those votes."""
+        now = datetime.now(UTC)
+        with Store.open(store) as opened, opened.transaction() as conn:
+            first = (conn.execute(select(func.max(papers.c.id))).scalar() or 0) + 1
+            papers_rows, key_rows = [], []
+            for k in range(pool):
+                day = until - timedelta(days=1 + k % 7)
+                # Numbers far above today's (1, 2, ...): their arXiv ids never meet.
+                paper = self.paper(90_000 + k, day)
+                papers_rows.append(
+                    {
+                        "id": first + k,
+                        "arxiv_id": paper.arxiv_id,
+                        "title_key": paper.title_key,
+                        "data": json.dumps(paper.to_json()),
+                        "first_seen": day,
+                        "first_seen_at": now,
+                        "updated_at": now,
+                    }
+                )
+                key_rows += [{"key": key, "paper_id": first + k} for key in keys_of(paper)]
+            conn.execute(insert(papers), papers_rows)
+            conn.execute(insert(paper_keys), key_rows)
+            votes = []
+            for number in range(1, readers + 1):
+                rated = self.random.sample(range(pool), k=min(per_reader, pool))
+                votes += [
+                    {
+                        "subscriber": f"reader{number:05d}",
+                        "paper_id": first + k,
+                        "vote": -1 if i % 3 == 2 else 1,
+                        "source": "web",
+                        "rated_at": now,
+                    }
+                    for i, k in enumerate(rated)
+                ]
+            for start in range(0, len(votes), 50_000):
+                conn.execute(insert(ratings), votes[start : start + 50_000])
 
     def _old_paper(self, number: int, day: date) -> Paper:
         # Cheaper than paper(): old papers only need realistic keys and a modest body.

@@ -469,6 +469,44 @@ def test_ranking_many_readers_together_gives_each_the_same_as_alone(monkeypatch)
         assert [s.matches for s in other.considered] == [s.matches for s in one.considered]
 
 
+def test_readers_with_different_ratings_ranked_together_get_the_same_as_alone(monkeypatch):
+    """A batch measures its candidates against all its readers' rated papers at once;
+    each reader must still get exactly its own similarities, with a paper it rated never
+    "like itself", whether the batch's similarities are held or computed per reader."""
+    pool = papers(
+        ("Linear attention kernels", "Linear attention with kernels for long sequences."),
+        ("Kernels for linear attention", "Fast kernels make linear attention practical."),
+        ("Token pruning", "Pruning visual tokens in vision transformers."),
+        ("Pruning visual tokens", "Token pruning keeps the important visual tokens."),
+        ("Protein folding", "Structure prediction of proteins with deep networks."),
+        ("Folding proteins quickly", "Deep networks predict protein structure fast."),
+    )
+    corpus = Corpus(pool)
+    profile = Profile.build(["attention"])
+    requests = [
+        Request(profile, pool, [pool[0]], frozenset({pool[0].uid}), [pool[2]]),
+        Request(profile, pool, [pool[4], pool[2]], frozenset({pool[4].uid, pool[2].uid})),
+        Request(profile, pool, (), frozenset(), [pool[1]]),
+        Request(profile, pool),
+    ]
+    alone = [rank_many([request], corpus)[0] for request in requests]
+    monkeypatch.setattr("digest.rank.similar.MATRIX_CELLS", 0)
+    per_reader = rank_many(requests, corpus)
+    monkeypatch.undo()
+    together = rank_many(requests, corpus)
+    for one, batch, other in zip(alone, together, per_reader, strict=True):
+        assert batch.selected == one.selected == other.selected
+        assert list(batch.scores) == list(one.scores) == list(other.scores)
+    titles = [s.paper.paper.title for s in together[1].selected]
+    assert "Folding proteins quickly" in titles  # like the protein paper it rated up
+    rated = {s.paper.paper.title: s for s in together[0].selected}
+    # The paper it rated up is not recommended for being like itself...
+    assert all(m.field != "rated" for m in rated["Linear attention kernels"].matches)
+    # ...but its twin is, and says which rated paper it is like.
+    [like] = [m for m in rated["Kernels for linear attention"].matches if m.field == "rated"]
+    assert like.term == "Linear attention kernels"
+
+
 # --- query expansion ---------------------------------------------------------------------
 
 

@@ -32,7 +32,7 @@ from digest.rank.keywords import InterestParts
 from digest.rank.matches import LIKED_THRESHOLD, keyword_matches, signal_matches
 from digest.rank.parts import KINDS, keyword_parts
 from digest.rank.profile import Profile, Term
-from digest.rank.similar import liked_similarity
+from digest.rank.similar import Similarity
 from digest.rank.table import TermTable
 
 CHUNK = 512  # readers scored together: bounds the dense interest x candidate scores
@@ -218,6 +218,11 @@ class _Batch:
             exclude += [(s, table.add(term)) for term in request.profile.exclude]
             require += [(s, table.add(term)) for term in request.profile.require]
         self.first_row.append(self.parts.rows)
+        self.similarity = Similarity(
+            table.corpus,
+            table.candidates,
+            [p for request in requests for p in (*request.liked, *request.disliked)],
+        )
         points = table.matrix()
         parts = self.parts.arrays()
         rows = np.repeat(np.arange(parts.rows), np.diff(parts.ptr))
@@ -347,11 +352,11 @@ class _Batch:
             signals += profile.popularity_weight * (
                 np.log1p(corpus.upvotes[rows]) + weights.stars_share * np.log1p(corpus.stars[rows])
             )
-        similarity, closest = liked_similarity(table.corpus, request.candidates, request.liked)
+        similarity, closest = self.similarity.closest(request.liked)
         liked_hit = similarity > LIKED_THRESHOLD
         signals += np.where(liked_hit, weights.liked * similarity, 0.0)
         signalled |= liked_hit
-        against, nearest = liked_similarity(table.corpus, request.candidates, request.disliked)
+        against, nearest = self.similarity.closest(request.disliked)
         penalty = np.where(against > LIKED_THRESHOLD, weights.disliked * against, 0.0)
 
         wanted_by = np.round(keyword_points + signals, 4)  # what makes a paper eligible

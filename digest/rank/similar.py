@@ -5,9 +5,10 @@ same stems the keyword scoring uses) does the tokens, so "quantized" in a liked 
 and "quantization" in a new one are the same feature.
 
 The vectoriser is fitted once per corpus and the candidates are vectorised once per
-list (readers owed the same papers share the list), so a reader with liked or rated
-papers costs the few liked papers' vectors and one sparse product, not a fit of the
-whole corpus: every reader who rates a paper has liked papers.
+list (readers owed the same papers share the list). A batch of readers (see
+``Similarity``) vectorises the distinct papers they liked or rated in one call and
+measures the candidates against all of them in one sparse product; a reader then costs
+a column lookup, not a fit of the corpus nor a transform of its own.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from digest.rank.text import STOP_WORDS, stem, words
 # The last corpus's vectoriser, and the vectors of the candidate lists ranked against it.
 # Objects are held (not only their ids), so an id is never mistaken for a new object's.
 _fitted: dict[str, Any] = {}
+MATRIX_CELLS = 5_000_000  # a batch's similarities held at once: up to 40 MB
 
 
 def _analyse(paper: StoredPaper) -> list[str]:
@@ -53,19 +55,43 @@ def _candidate_vectors(vectorizer: Any, candidates: Sequence[StoredPaper]) -> An
     return found[1]
 
 
-def liked_similarity(
-    corpus: object, candidates: Sequence[StoredPaper], liked: Sequence[StoredPaper]
-) -> tuple[np.ndarray, np.ndarray]:
-    """For each candidate, the cosine similarity to its closest liked paper, and which."""
-    if not liked or not candidates:
-        return np.zeros(len(candidates)), np.zeros(len(candidates), dtype=np.int64)
-    vectorizer = _vectoriser(corpus, candidates)
-    candidate_vectors = _candidate_vectors(vectorizer, candidates)
-    liked_vectors = vectorizer.transform(list(liked))
-    similarity = (candidate_vectors @ liked_vectors.T).toarray()
-    # A liked paper is not "similar to itself" as a recommendation.
-    liked_ids = {paper.uid for paper in liked}
-    for i, paper in enumerate(candidates):
-        if paper.uid in liked_ids:
-            similarity[i, :] = 0.0
-    return similarity.max(axis=1), similarity.argmax(axis=1)
+class Similarity:
+    """Cosine similarities of one list of candidates to every paper a batch of readers
+    liked or rated: one sparse product for the batch, then a column lookup per reader.
+
+    Readers rate papers of the same recent digests, so a batch's distinct rated papers
+    are far fewer than its votes; each is vectorised once, not once per reader.
+    """
+
+    def __init__(
+        self, corpus: object, candidates: Sequence[StoredPaper], papers: Sequence[StoredPaper]
+    ) -> None:
+        distinct = list({paper.uid: paper for paper in papers}.values())
+        self.candidates = candidates
+        self.column = {paper.uid: k for k, paper in enumerate(distinct)}
+        self.row = {paper.uid: i for i, paper in enumerate(candidates)}
+        self.matrix: np.ndarray | None = None  # candidates x rated papers, when small
+        self.vectors: Any = None
+        if distinct and candidates:
+            vectorizer = _vectoriser(corpus, candidates)
+            self.candidate_vectors = _candidate_vectors(vectorizer, candidates)
+            self.vectors = vectorizer.transform(distinct)
+            if len(candidates) * len(distinct) <= MATRIX_CELLS:
+                found = self.candidate_vectors @ self.vectors.T
+                self.matrix = found.toarray()
+
+    def closest(self, liked: Sequence[StoredPaper]) -> tuple[np.ndarray, np.ndarray]:
+        """For each candidate, the similarity to its closest paper of ``liked`` (which
+        the batch was built with), and which."""
+        n = len(self.candidates)
+        if not liked or not n:
+            return np.zeros(n), np.zeros(n, dtype=np.int64)
+        columns = [self.column[paper.uid] for paper in liked]
+        if self.matrix is not None:
+            similarity = self.matrix[:, columns]
+        else:  # too many rated papers in the batch to hold: this reader's, now
+            similarity = (self.candidate_vectors @ self.vectors[columns].T).toarray()
+        # A liked paper is not "similar to itself" as a recommendation.
+        itself = [self.row[paper.uid] for paper in liked if paper.uid in self.row]
+        similarity[itself, :] = 0.0
+        return similarity.max(axis=1), similarity.argmax(axis=1)
