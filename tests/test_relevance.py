@@ -91,3 +91,30 @@ def test_the_metrics_are_the_textbook_ones():
     assert harness.average_precision([2, 4, 1, 3], grades) == (1 / 3 + 2 / 4) / 2
     assert harness.ndcg([1, 3, 2, 4], grades) == 1.0  # ideal order
     assert 0 < harness.ndcg([2, 4, 3, 1], grades) < 1
+
+
+def test_a_simulated_reader_s_ratings_never_make_its_later_digests_worse():
+    """The reader of benchmarks/relevance/simulate.py rates the top 10 of each day: with
+    those ratings the later days' NDCG@10 must not fall below the keywords' alone, and no
+    order of the keyword digest's own papers beats the ceiling the harness reports."""
+    seeds = need_shared(SEEDS)
+    load_harness()  # simulate.py imports it as evaluate
+    sys.modules.setdefault("evaluate", sys.modules["relevance_evaluate"])
+    path = REPO / "benchmarks" / "relevance" / "simulate.py"
+    spec = importlib.util.spec_from_file_location("relevance_simulate", path)
+    simulate = importlib.util.module_from_spec(spec)
+    assert spec.loader is not None
+    sys.modules[spec.name] = simulate
+    spec.loader.exec_module(simulate)
+    interests, days = simulate.prepare(seeds)
+    later = []
+    for interest in interests:
+        rows = simulate.simulate(interest, days[interest.name], simulate.digest_ranking, 10)
+        later += rows
+        assert sum(d.number > 1 for d in days[interest.name]) >= len(rows)
+        for row in rows:
+            assert 0.0 <= row["without"] <= row["ceiling"] <= 1.0, interest.name
+    assert len(later) >= 12
+    gain = sum(r["with_ratings"] - r["without"] for r in later) / len(later)
+    assert gain >= 0.0
+    assert any(r["with_ratings"] != r["without"] for r in later)  # the ratings do act

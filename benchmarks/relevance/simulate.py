@@ -3,28 +3,46 @@
 The three seed captures are three consecutive days; a paper is new on the day of its
 first capture, and the corpus of a day is every paper seen up to it. For each interest of
 interests.toml, a reader with its keyword profile is shown, each day, the top ``SHOWN``
-papers of that day's digest, as ranked with the ratings it has so far (``digest.rank``:
-papers rated up count as liked, papers rated down lower similar ones), and rates each of
-them: up if its label is 1 or 2, down if 0. The same profile without any rating is ranked
-on the same papers in the same run. For each later day that has relevant papers: NDCG@10 of both digests (that day's papers graded, an ideal
-order of that day's relevant papers), and their difference.
+papers of that day's digest, as ranked with the ratings it has so far, and rates the
+first ``--rate`` of them (all ten by default): up if its label is 1 or 2, down if 0. The
+same profile without any rating is ranked on the same papers in the same run. For each
+later day that has relevant papers: NDCG@10 of both digests (that day's papers graded, an
+ideal order of that day's relevant papers), their difference, and the ceiling: the
+NDCG@10 of the best order of the papers the keyword digest finds eligible that day.
 
-Usage: python benchmarks/relevance/simulate.py [SEEDS_DIR] [--json]
+What ranks with ratings:
+
+- ``digest``: ``digest.rank`` as a run does (papers rated up count as liked, papers rated
+  down lower similar ones);
+- with ``--learners``, two per-reader models of the literature, each blended with the
+  keyword score on the profile's scale (the score as a share of the mean of the day's 10
+  best, plus ``beta`` times the model's standardised score): ``logistic``, a logistic
+  regression on TF-IDF vectors (as arxiv-sanity-lite trains an SVM on tf-idf) with the
+  earlier papers not shown as weak negatives, and ``rocchio``, the centroid of the papers
+  rated up minus half that of those rated down. ``beta`` is chosen leaving one interest
+  out: for each interest, the beta of BETAS with the best mean gain on the others.
+
+Usage: python benchmarks/relevance/simulate.py [SEEDS_DIR] [--rate N] [--learners] [--json]
 """
 
 from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from evaluate import load_labels, load_papers, ndcg, seeds_argument
+import numpy as np
+from evaluate import Interest, load_labels, load_papers, ndcg, seeds_argument
 
 from digest.models import StoredPaper
 from digest.rank import Corpus, Profile
 from digest.rank.score import Request, rank_many
 
-SHOWN = 10  # the papers of a day's digest the reader looks at and rates
+SHOWN = 10  # the papers of a day's digest the reader looks at
+BETAS = (0.1, 0.2, 0.3, 0.5, 0.8)
+WEAK = 0.1  # the sample weight of an earlier paper not shown, as a negative
 
 
 def days_of(by_id: dict[str, StoredPaper]) -> list[list[tuple[str, StoredPaper]]]:
@@ -35,70 +53,200 @@ def days_of(by_id: dict[str, StoredPaper]) -> list[list[tuple[str, StoredPaper]]
     return [days[key] for key in sorted(days)]
 
 
-def simulate(seeds: Path) -> dict[str, dict[str, object]]:
+@dataclass
+class Reader:
+    """One simulated reader's ratings so far."""
+
+    up: list[StoredPaper] = field(default_factory=list)
+    down: list[StoredPaper] = field(default_factory=list)
+    unshown: list[StoredPaper] = field(default_factory=list)
+
+
+@dataclass
+class Day:
+    number: int
+    papers: list[StoredPaper]
+    grades: dict[int, int]
+    corpus: Corpus
+    scores: np.ndarray  # the keyword digest's score of each paper, without ratings
+    eligible: np.ndarray
+
+
+# A ranker with ratings: (profile, day, reader) -> the uids shown, best first.
+Shows = Callable[[Profile, Day, Reader], list[int]]
+# A per-reader model: (day, reader) -> a score for each of the day's papers, or None.
+Model = Callable[[Day, Reader], "np.ndarray | None"]
+
+
+def digest_ranking(profile: Profile, day: Day, reader: Reader) -> list[int]:
+    """What a run shows: ``digest.rank`` with the reader's ratings."""
+    rated = frozenset(p.uid for p in reader.up)
+    request = Request(profile, day.papers, reader.up, rated, reader.down)
+    [ranking] = rank_many([request], day.corpus)
+    return [s.paper.uid for s in ranking.selected[:SHOWN]]
+
+
+def keyword_order(day: Day, points: np.ndarray) -> list[int]:
+    """The top SHOWN of the keyword digest's eligible papers, by ``points``."""
+    chosen = np.flatnonzero(day.eligible)
+    uids = np.array([p.uid for p in day.papers])
+    order = chosen[np.lexsort((uids[chosen], -points[chosen]))][:SHOWN]
+    return uids[order].tolist()
+
+
+def blended(model: Model, beta: float) -> Shows:
+    """A per-reader model's scores blended with the keyword score on the profile's scale."""
+
+    def shows(profile: Profile, day: Day, reader: Reader) -> list[int]:
+        best = np.sort(day.scores[day.eligible])[::-1][:SHOWN]
+        points = day.scores / max(float(best.mean()) if len(best) else 1.0, 1e-9)
+        learned = model(day, reader) if reader.up else None
+        if learned is not None:
+            points = points + beta * (learned - learned.mean()) / (learned.std() + 1e-9)
+        return keyword_order(day, points)
+
+    return shows
+
+
+def _vectors(day: Day, papers: list[StoredPaper]):  # type: ignore[no-untyped-def]
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    from digest.rank.similar import _analyse
+
+    vectorizer = TfidfVectorizer(analyzer=_analyse, sublinear_tf=True).fit(day.corpus.papers)
+    return vectorizer.transform(papers), vectorizer
+
+
+def logistic(day: Day, reader: Reader) -> np.ndarray | None:
+    from sklearn.linear_model import LogisticRegression
+
+    if not reader.down and not reader.unshown:
+        return None
+    train = [*reader.up, *reader.down, *reader.unshown]
+    features, vectorizer = _vectors(day, train)
+    labels = [1] * len(reader.up) + [0] * (len(train) - len(reader.up))
+    weights = [1.0] * (len(reader.up) + len(reader.down)) + [WEAK] * len(reader.unshown)
+    model = LogisticRegression(class_weight="balanced", max_iter=2000)
+    model.fit(features, labels, sample_weight=weights)
+    return model.decision_function(vectorizer.transform(day.papers))
+
+
+def rocchio(day: Day, reader: Reader) -> np.ndarray | None:
+    features, vectorizer = _vectors(day, [*reader.up, *reader.down])
+    query = np.asarray(features[: len(reader.up)].mean(axis=0)).ravel()
+    if reader.down:
+        query -= 0.5 * np.asarray(features[len(reader.up) :].mean(axis=0)).ravel()
+    return vectorizer.transform(day.papers) @ query
+
+
+def prepare(seeds: Path) -> tuple[list[Interest], dict[str, list[Day]]]:
+    """Each interest's days, with the keyword digest's scores (no ratings) of each."""
     by_id = load_papers(seeds)
     interests, labels = load_labels()
-    days = days_of(by_id)
-    rows: dict[str, dict[str, object]] = {}
+    days, seen, corpora = days_of(by_id), [], []
+    for day in days:
+        seen.extend(paper for _id, paper in day)
+        corpora.append(Corpus(list(seen)))
+    found: dict[str, list[Day]] = {}
     for interest in interests:
-        grades = labels[interest.name]
         profile = Profile.build(interest.keywords, exclude=interest.exclude, max_papers=SHOWN)
-        up: list[StoredPaper] = []
-        down: list[StoredPaper] = []
-        seen: list[StoredPaper] = []
-        per_day = []
-        for number, day in enumerate(days):
+        found[interest.name] = []
+        for number, (day, corpus) in enumerate(zip(days, corpora, strict=True)):
             papers = [paper for _id, paper in day]
-            seen.extend(papers)
-            corpus = Corpus(list(seen))
-            day_grades = {paper.uid: grades.get(paper_id, 0) for paper_id, paper in day}
-            rated, plain = rank_many(
-                [
-                    Request(profile, papers, up, frozenset(p.uid for p in up), down),
-                    Request(profile, papers),
-                ],
-                corpus,
+            [plain] = rank_many([Request(profile, papers)], corpus)
+            grades = {p.uid: labels[interest.name].get(i, 0) for i, p in day}
+            found[interest.name].append(
+                Day(number + 1, papers, grades, corpus, plain.scores, plain.eligible)
             )
-            shown = [s.paper for s in rated.selected[:SHOWN]]
-            if number > 0 and any(g >= 1 for g in day_grades.values()):
-                with_ratings = ndcg([p.uid for p in shown], day_grades, SHOWN)
-                without = ndcg([s.paper.uid for s in plain.selected[:SHOWN]], day_grades, SHOWN)
-                per_day.append(
-                    {"day": number + 1, "with_ratings": with_ratings, "without": without}
-                )
-            for paper in shown:
-                (up if day_grades[paper.uid] >= 1 else down).append(paper)
-        rows[interest.name] = {
-            "days": per_day,
-            "ratings_up": len(up),
-            "ratings_down": len(down),
-            "gain": sum(d["with_ratings"] - d["without"] for d in per_day) / max(len(per_day), 1),
-        }
+    return interests, found
+
+
+def simulate(interest: Interest, days: list[Day], shows: Shows, rate: int) -> list[dict]:
+    """One reader's later days: NDCG@10 with its ratings and without, and the ceiling."""
+    profile = Profile.build(interest.keywords, exclude=interest.exclude, max_papers=SHOWN)
+    reader, rows = Reader(), []
+    for day in days:
+        shown = shows(profile, day, reader)
+        if day.number > 1 and any(g >= 1 for g in day.grades.values()):
+            eligible = [p.uid for p, ok in zip(day.papers, day.eligible, strict=True) if ok]
+            best = sorted(eligible, key=lambda uid: -day.grades[uid])
+            rows.append(
+                {
+                    "day": day.number,
+                    "with_ratings": ndcg(shown, day.grades, SHOWN),
+                    "without": ndcg(keyword_order(day, day.scores), day.grades, SHOWN),
+                    "ceiling": ndcg(best, day.grades, SHOWN),
+                }
+            )
+        by_uid = {p.uid: p for p in day.papers}
+        for uid in shown[:rate]:
+            (reader.up if day.grades[uid] >= 1 else reader.down).append(by_uid[uid])
+        reader.unshown += [p for p in day.papers if p.uid not in set(shown)]
     return rows
 
 
+def gain(rows: list[dict]) -> float:
+    return sum(r["with_ratings"] - r["without"] for r in rows) / max(len(rows), 1)
+
+
+def held_out(
+    interests: list[Interest], days: dict[str, list[Day]], model: Model, rate: int
+) -> dict[str, dict]:
+    """For each interest, the days with the beta that gains most on the other interests."""
+    runs = {
+        beta: {i.name: simulate(i, days[i.name], blended(model, beta), rate) for i in interests}
+        for beta in BETAS
+    }
+    found = {}
+    for interest in interests:
+
+        def on_others(beta: float, name: str = interest.name) -> float:
+            return sum(gain(rows) for other, rows in runs[beta].items() if other != name)
+
+        beta = max(BETAS, key=on_others)
+        found[interest.name] = {"beta": beta, "days": runs[beta][interest.name]}
+    return found
+
+
+def run(seeds: Path, rate: int, learners: bool) -> dict[str, dict]:
+    interests, days = prepare(seeds)
+    systems = {
+        "digest": {
+            i.name: {"days": simulate(i, days[i.name], digest_ranking, rate)} for i in interests
+        }
+    }
+    if learners:
+        systems["logistic"] = held_out(interests, days, logistic, rate)
+        systems["rocchio"] = held_out(interests, days, rocchio, rate)
+    return systems
+
+
 def main(argv: list[str]) -> int:
-    seeds = seeds_argument(argv)
+    seeds = seeds_argument([a for a in argv if not a.isdigit()])
     if seeds is None:
         return 2
-    rows = simulate(seeds)
+    rate = int(argv[argv.index("--rate") + 1]) if "--rate" in argv else SHOWN
+    systems = run(seeds, rate, "--learners" in argv)
     if "--json" in argv:
-        print(json.dumps(rows, indent=2))
+        print(json.dumps(systems, indent=2))
         return 0
-    print(f"{'interest':<28}{'day':>4}{'without':>9}{'with':>7}{'up':>4}{'down':>5}")
-    for name, row in rows.items():
-        for d in row["days"]:  # type: ignore[attr-defined]
-            print(
-                f"{name:<28}{d['day']:>4}{d['without']:>9.3f}{d['with_ratings']:>7.3f}"
-                f"{row['ratings_up']:>4}{row['ratings_down']:>5}"
+    ours = systems["digest"]
+    print(f"{'interest':<28}{'day':>4}{'without':>9}" + "".join(f"{s:>10}" for s in systems)
+          + f"{'ceiling':>9}")  # fmt: skip
+    for name, row in ours.items():
+        for k, d in enumerate(row["days"]):
+            cells = "".join(
+                f"{systems[s][name]['days'][k]['with_ratings']:>10.3f}" for s in systems
             )
-    days = [d for row in rows.values() for d in row["days"]]  # type: ignore[attr-defined]
-    without = sum(d["without"] for d in days) / len(days)
-    with_ratings = sum(d["with_ratings"] for d in days) / len(days)
-    print(
-        f"\nmean NDCG@10 of the later days: without ratings {without:.3f}, with "
-        f"{with_ratings:.3f}, gain {with_ratings - without:+.3f}"
-    )
+            print(f"{name:<28}{d['day']:>4}{d['without']:>9.3f}{cells}{d['ceiling']:>9.3f}")
+    every = [d for row in ours.values() for d in row["days"]]
+    without = sum(d["without"] for d in every) / len(every)
+    ceiling = sum(d["ceiling"] for d in every) / len(every)
+    print(f"\nmean NDCG@10 of the {len(every)} later days (the reader rates the top {rate}):")
+    print(f"  without ratings {without:.3f}; ceiling of the eligible papers {ceiling:.3f}")
+    for system, rows in systems.items():
+        mean = sum(d["with_ratings"] for r in rows.values() for d in r["days"]) / len(every)
+        print(f"  {system:<10} {mean:.3f}  gain {mean - without:+.3f}")
     return 0
 
 
