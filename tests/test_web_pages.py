@@ -4,6 +4,7 @@ with their mails read back from a real SMTP server and the store read directly."
 from __future__ import annotations
 
 import shutil
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -204,6 +205,26 @@ def test_manage_validates_and_saves_the_whole_profile(site):
     assert reader.settings.channels == ("email", "page")
     assert (reader.state.cadence, reader.state.weekday) == ("weekly", "fri")
     assert (reader.state.timezone, reader.state.send_hour) == ("Europe/Berlin", 8)
+
+
+def test_saving_the_form_keeps_a_channel_it_does_not_offer(site):
+    """The form offers email, feed and page; a markdown channel (set by the admin or an
+    import) is shown as kept, and saving changes the offered ones only."""
+    name = site.add_reader("dana@example.org", keywords=["mamba"], channels=["email", "markdown"])
+    manage = site.path(site.links.manage(site.key(name)))
+    page = site.client.get(manage)
+    assert "Also markdown, set by the site's admin: saving keeps it." in page.text
+    saved = site.submit(manage, {"keywords": "mamba", "send_hour": "7", "channels": ["page"]})
+    assert saved.status_code == 200 and "Saved." in saved.text
+    with site.store() as store:
+        assert store.get_subscriber(name).settings.channels == ("page", "markdown")
+    # Markdown alone is still somewhere to go: no offered channel ticked is fine then.
+    with site.store() as store:
+        store.update_subscriber(name, {"channels": ["markdown"]}, datetime.now(UTC))
+    alone = site.submit(manage, {"keywords": "mamba", "send_hour": "7"})
+    assert alone.status_code == 200
+    with site.store() as store:
+        assert store.get_subscriber(name).settings.channels == ("markdown",)
 
 
 def test_pause_and_resume(site):

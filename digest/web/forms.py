@@ -9,7 +9,7 @@ of what a keyword, an address or a zone may be are the config's own, applied by
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -89,9 +89,18 @@ def signup_form(form: Mapping[str, str], domains: tuple[str, ...], default_zone:
     return parsed
 
 
-def manage_form(form: Mapping[str, Any], name: str, email: str, state: ReaderState) -> Parsed:
+def manage_form(
+    form: Mapping[str, Any],
+    name: str,
+    email: str,
+    state: ReaderState,
+    kept_channels: Sequence[str] = (),
+) -> Parsed:
     """The preferences form of reader ``name``: its whole profile as the page edits it
-    (the status is changed by the pause and resume buttons, not here)."""
+    (the status is changed by the pause and resume buttons, not here).
+
+    ``kept_channels``: the reader's channels the form does not offer (markdown, set by
+    the admin or an import); saving keeps them, as it cannot show or change them."""
     parsed = Parsed()
     for key in LIST_FIELDS:
         terms = _terms(parsed, form, key)
@@ -105,9 +114,9 @@ def manage_form(form: Mapping[str, Any], name: str, email: str, state: ReaderSta
     if send_hour:
         parsed.values["send_hour"] = send_hour
     channels = [c for c in _list(form, "channels") if c in CHANNELS]
-    parsed.values["channels"] = channels
+    parsed.values["channels"] = [*channels, *(c for c in kept_channels if c not in CHANNELS)]
     parsed.typed["channels"] = ",".join(channels)
-    if not channels:
+    if not parsed.values["channels"]:
         parsed.errors["channels"] = "choose at least one (email, feed or page)"
     _validate(parsed, {"name": name, "email": email, "status": state.status})
     return parsed

@@ -107,7 +107,9 @@ def manage(token: str) -> Response:
         return _pause_or_resume(who, action)
     if who.stored is None:
         return _manage_page(who, 403, errors={FORM_ERROR: "managed by the site's admin"})
-    parsed = manage_form(request.form, who.name, who.settings.email, who.stored.state)
+    parsed = manage_form(
+        request.form, who.name, who.settings.email, who.stored.state, who.settings.channels
+    )
     if not parsed.errors:
         try:
             store().update_subscriber(who.name, parsed.values, now(), check=config_allows)
