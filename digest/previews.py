@@ -23,7 +23,7 @@ from digest.pipeline import (
     utc_now,
 )
 from digest.ranker import Ranker
-from digest.reader_lookup import find_reader
+from digest.reader_lookup import find_reader, whole_digest_readers
 from digest.render.email import render_html, render_text
 from digest.render.environment import make_environment
 from digest.render.pages import render_markdown
@@ -66,9 +66,9 @@ def preview(
             if own_http:
                 http.close()
         candidates = owed_work(store, [subscriber], today)[subscriber.name].candidates
-        ranking, _warnings = Ranker(store, today, candidates, semantic_of(config)).rank(
-            subscriber, candidates
-        )
+        whole = whole_digest_readers(config, store, subscriber)  # as the run ranks it
+        ranker = Ranker(store, today, candidates, semantic_of(config), whole_digest=whole)
+        ranking, _warnings = ranker.rank(subscriber, candidates)
         digest = Digest(
             subscriber=subscriber.name,
             date=today,

@@ -15,6 +15,7 @@ from digest.cadence import is_due, latest_moment, next_moment, send_moment
 from digest.channels import build_channels
 from digest.config import load_config
 from digest.pipeline import open_store, run_once
+from digest.previews import preview
 from digest.readers import ReaderState
 
 BERLIN, NEW_YORK = ZoneInfo("Europe/Berlin"), ZoneInfo("America/New_York")
@@ -202,6 +203,14 @@ def test_a_weekly_digest_keeps_max_papers_for_the_week_and_a_daily_one_per_listi
         daily_papers(tmp_path / "inbox", monday - timedelta(days=7 - n), 6, 10 * n)
     with open_store(load_config(path)) as store:  # the daily reader was away all week
         store.mark_served([daily], utc(2026, 3, 9, 8))
+    # `digest preview` shows what the run will send: the same budgets.
+    config = load_config(path)
+    previewed = {
+        name: preview(config, name, fmt="text", today=monday, clock=lambda: utc(2026, 3, 16, 7))
+        for name in (weekly, daily)
+    }
+    assert len(previewed[weekly][0].papers) == 5
+    assert len(previewed[daily][0].papers) == 25
     report = run_at(path, utc(2026, 3, 16, 7))
     assert report.subscribers[weekly].candidates == 30
     assert report.subscribers[weekly].selected == 5  # the best five of the week
