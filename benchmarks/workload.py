@@ -468,17 +468,7 @@ class Workload:
                     # Four years, oldest first: ids grow with dates, as in a real store.
                     day = until - timedelta(days=1 + (count - 1 - number) * 1460 // max(count, 1))
                     paper = self._old_paper(number, day)
-                    papers_rows.append(
-                        {
-                            "id": number + 1,
-                            "arxiv_id": paper.arxiv_id,
-                            "title_key": paper.title_key,
-                            "data": json.dumps(paper.to_json()),
-                            "first_seen": day,
-                            "first_seen_at": now,
-                            "updated_at": now,
-                        }
-                    )
+                    papers_rows.append(_paper_row(number + 1, paper, day, now))
                     key_rows += [{"key": key, "paper_id": number + 1} for key in keys_of(paper)]
                 conn.execute(insert(papers), papers_rows)
                 conn.execute(insert(paper_keys), key_rows)
@@ -568,17 +558,7 @@ class Workload:
                 day = until - timedelta(days=1 + k % 7)
                 # Numbers far above today's (1, 2, ...): their arXiv ids never meet.
                 paper = self.paper(90_000 + k, day)
-                papers_rows.append(
-                    {
-                        "id": first + k,
-                        "arxiv_id": paper.arxiv_id,
-                        "title_key": paper.title_key,
-                        "data": json.dumps(paper.to_json()),
-                        "first_seen": day,
-                        "first_seen_at": now,
-                        "updated_at": now,
-                    }
-                )
+                papers_rows.append(_paper_row(first + k, paper, day, now))
                 key_rows += [{"key": key, "paper_id": first + k} for key in keys_of(paper)]
             conn.execute(insert(papers), papers_rows)
             conn.execute(insert(paper_keys), key_rows)
@@ -603,6 +583,19 @@ class Workload:
         title = " ".join(self.random.choices(WORDS, k=8)) + f" {number}"
         arxiv_id = f"{1500 + number // 100_000}.{number % 100_000:05d}"  # never today's ids
         return Paper(title=title, abstract="An older paper.", arxiv_id=arxiv_id, published=day)
+
+
+def _paper_row(uid: int, paper: Paper, day: date, now: datetime) -> dict:
+    """A row of the papers table for ``paper``, first seen on ``day``."""
+    return {
+        "id": uid,
+        "arxiv_id": paper.arxiv_id,
+        "title_key": paper.title_key,
+        "data": json.dumps(paper.to_json()),
+        "first_seen": day,
+        "first_seen_at": now,
+        "updated_at": now,
+    }
 
 
 def _insert_rows(conn, rows: dict[str, list[dict]]) -> None:  # type: ignore[no-untyped-def]
