@@ -12,11 +12,10 @@ from datetime import date
 
 from digest.config import Config
 from digest.errors import DigestError
-from digest.meaning import semantic_of
 from digest.models import Match, Scored, StoredPaper
 from digest.pipeline import open_store
 from digest.ranker import Ranker
-from digest.reader_lookup import find_reader, whole_digest_readers
+from digest.reader_lookup import find_reader
 from digest.store import LedgerEntry
 
 
@@ -39,8 +38,7 @@ def explain(config: Config, subscriber_name: str, ref: str, today: date) -> Expl
                 hint="give an arXiv id (2401.12345), a title, or an id from a run report",
             )
         recorded = store.ledger_entry(subscriber.name, paper.uid)
-        whole = whole_digest_readers(config, store, subscriber)  # as the run ranks it
-        ranker = Ranker(store, today, [paper], semantic_of(config), whole_digest=whole)
+        ranker = Ranker.for_reader(config, store, today, subscriber, [paper])
         ranking, _warnings = ranker.rank(subscriber, [paper])
     now = (ranking.selected or ranking.considered)[0]
     return Explanation(subscriber.name, paper, recorded, now, bool(ranking.selected))

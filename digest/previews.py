@@ -9,7 +9,6 @@ from digest.channels import DeliveryContext, build_channels, close_channels
 from digest.config import Config, SubscriberSettings
 from digest.deliver import owed_work
 from digest.http import Http
-from digest.meaning import semantic_of
 from digest.models import Digest
 from digest.pipeline import (
     Clock,
@@ -23,7 +22,7 @@ from digest.pipeline import (
     utc_now,
 )
 from digest.ranker import Ranker
-from digest.reader_lookup import find_reader, whole_digest_readers
+from digest.reader_lookup import find_reader
 from digest.render.email import render_html, render_text
 from digest.render.environment import make_environment
 from digest.render.pages import render_markdown
@@ -66,8 +65,7 @@ def preview(
             if own_http:
                 http.close()
         candidates = owed_work(store, [subscriber], today)[subscriber.name].candidates
-        whole = whole_digest_readers(config, store, subscriber)  # as the run ranks it
-        ranker = Ranker(store, today, candidates, semantic_of(config), whole_digest=whole)
+        ranker = Ranker.for_reader(config, store, today, subscriber, candidates)
         ranking, _warnings = ranker.rank(subscriber, candidates)
         digest = Digest(
             subscriber=subscriber.name,

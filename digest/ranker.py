@@ -13,18 +13,16 @@ import dataclasses
 import logging
 from collections.abc import Collection, Sequence
 from datetime import date, timedelta
-from typing import TYPE_CHECKING
 
-from digest.config import SubscriberSettings
+from digest.config import Config, SubscriberSettings
+from digest.meaning import Semantic, semantic_of
 from digest.models import StoredPaper
 from digest.rank import DEFAULT_WEIGHTS, Corpus, Profile, Ranking, Term
 from digest.rank.expand import expand
 from digest.rank.score import Request, rank_many, terms_of
+from digest.readers import config_reader
 from digest.store import Store
 from digest.workers import map_in_processes
-
-if TYPE_CHECKING:
-    from digest.meaning import Semantic
 
 log = logging.getLogger("digest")
 
@@ -97,6 +95,24 @@ class Ranker:
         self._covered: dict[int, Sequence[StoredPaper]] = {}  # lists known to be in it
         self._votes: dict[str, dict[int, int]] = {}  # reader -> paper uid -> +1 or -1
         self._rated: dict[int, StoredPaper] = {}  # the papers those votes are for
+
+    @classmethod
+    def for_reader(
+        cls,
+        config: Config,
+        store: Store,
+        today: date,
+        reader: SubscriberSettings,
+        pool: Sequence[StoredPaper],
+    ) -> Ranker:
+        """A Ranker for one reader (of the config or the store), ranking as a run would:
+        with the config's semantic matching, and a weekly store reader's budget for its
+        whole digest (see ``ReaderState.budget_is_whole_digest``)."""
+        stored = None if config_reader(config, reader.name) else store.get_subscriber(reader.name)
+        weekly = stored is not None and stored.state.budget_is_whole_digest
+        return cls(
+            store, today, pool, semantic_of(config), whole_digest={reader.name} if weekly else ()
+        )
 
     def corpus_for(self, candidates: Sequence[StoredPaper]) -> Corpus:
         if self._covered.get(id(candidates)) is candidates:  # a list many readers share

@@ -27,15 +27,3 @@ def find_reader(config: Config, store: Store, ref: str) -> SubscriberSettings:
         hint=f"`digest subscribers list --config {config.path}` shows every reader, by name "
         "and address",
     )
-
-
-def whole_digest_readers(
-    config: Config, store: Store, reader: SubscriberSettings
-) -> frozenset[str]:
-    """``{reader.name}`` when its ``max_papers`` is for the whole digest, as a run ranks
-    it (a weekly store reader: the best of the week), else nobody (see Ranker)."""
-    if config_reader(config, reader.name) is not None:
-        return frozenset()
-    stored = store.get_subscriber(reader.name)
-    weekly = stored is not None and stored.state.cadence == "weekly"
-    return frozenset({reader.name}) if weekly else frozenset()

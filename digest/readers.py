@@ -60,6 +60,12 @@ class ReaderState(BaseModel):
     def _lower(cls, value: Any) -> Any:
         return value.strip().lower() or None if isinstance(value, str) else value
 
+    @property
+    def budget_is_whole_digest(self) -> bool:
+        """Whether ``max_papers`` is for the whole digest however many listing days it
+        covers: a weekly digest is the best of the week, not seven days' worth."""
+        return self.cadence == "weekly"
+
     @model_validator(mode="after")
     def _weekly_has_a_day(self) -> ReaderState:
         if self.cadence == "weekly" and self.weekday is None:
@@ -276,7 +282,7 @@ def run_subscribers(
             waiting.append(reader.name)
             continue
         served.append(reader.settings)
-    weekly = {r.name for r in active if r.state.cadence == "weekly"}
+    weekly = {r.name for r in active if r.state.budget_is_whole_digest}
     return Audience(
         served, frozenset(finish_only), frozenset(scheduled), frozenset(weekly), tuple(waiting)
     )
