@@ -69,10 +69,12 @@ class Similarity:
         distinct = list({paper.uid: paper for paper in papers}.values())
         self.candidates = candidates
         self.column = {paper.uid: k for k, paper in enumerate(distinct)}
-        self.row = {paper.uid: i for i, paper in enumerate(candidates)}
+        self.row: dict[int, int] = {}
         self.matrix: np.ndarray | None = None  # candidates x rated papers, when small
+        self.candidate_vectors: Any = None
         self.vectors: Any = None
-        if distinct and candidates:
+        if distinct and candidates:  # a batch nobody in has rated anything costs nothing
+            self.row = {paper.uid: i for i, paper in enumerate(candidates)}
             vectorizer = _vectoriser(corpus, candidates)
             self.candidate_vectors = _candidate_vectors(vectorizer, candidates)
             self.vectors = vectorizer.transform(distinct)
