@@ -27,6 +27,7 @@ Usage: python benchmarks/relevance/simulate.py [SEEDS_DIR] [--rate N] [--learner
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from collections.abc import Callable
@@ -62,7 +63,7 @@ class Reader:
     unshown: list[StoredPaper] = field(default_factory=list)
 
 
-@dataclass
+@dataclass(eq=False)  # hashed by identity: its vectors are made once
 class Day:
     number: int
     papers: list[StoredPaper]
@@ -108,13 +109,20 @@ def blended(model: Model, beta: float) -> Shows:
     return shows
 
 
-def _vectors(day: Day, papers: list[StoredPaper]):  # type: ignore[no-untyped-def]
+@functools.cache
+def _vectoriser(corpus: Corpus):  # type: ignore[no-untyped-def]
+    """The TF-IDF vectoriser of a day's corpus, fitted once (interests share the days)."""
     from sklearn.feature_extraction.text import TfidfVectorizer
 
     from digest.rank.similar import _analyse
 
-    vectorizer = TfidfVectorizer(analyzer=_analyse, sublinear_tf=True).fit(day.corpus.papers)
-    return vectorizer.transform(papers), vectorizer
+    return TfidfVectorizer(analyzer=_analyse, sublinear_tf=True).fit(corpus.papers)
+
+
+@functools.cache
+def _day_vectors(day: Day):  # type: ignore[no-untyped-def]
+    """The TF-IDF vectors of a day's papers, made once."""
+    return _vectoriser(day.corpus).transform(day.papers)
 
 
 def logistic(day: Day, reader: Reader) -> np.ndarray | None:
@@ -123,20 +131,20 @@ def logistic(day: Day, reader: Reader) -> np.ndarray | None:
     if not reader.down and not reader.unshown:
         return None
     train = [*reader.up, *reader.down, *reader.unshown]
-    features, vectorizer = _vectors(day, train)
+    features = _vectoriser(day.corpus).transform(train)
     labels = [1] * len(reader.up) + [0] * (len(train) - len(reader.up))
     weights = [1.0] * (len(reader.up) + len(reader.down)) + [WEAK] * len(reader.unshown)
     model = LogisticRegression(class_weight="balanced", max_iter=2000)
     model.fit(features, labels, sample_weight=weights)
-    return model.decision_function(vectorizer.transform(day.papers))
+    return model.decision_function(_day_vectors(day))
 
 
 def rocchio(day: Day, reader: Reader) -> np.ndarray | None:
-    features, vectorizer = _vectors(day, [*reader.up, *reader.down])
+    features = _vectoriser(day.corpus).transform([*reader.up, *reader.down])
     query = np.asarray(features[: len(reader.up)].mean(axis=0)).ravel()
     if reader.down:
         query -= 0.5 * np.asarray(features[len(reader.up) :].mean(axis=0)).ravel()
-    return vectorizer.transform(day.papers) @ query
+    return _day_vectors(day) @ query
 
 
 def prepare(seeds: Path) -> tuple[list[Interest], dict[str, list[Day]]]:
@@ -181,7 +189,8 @@ def simulate(interest: Interest, days: list[Day], shows: Shows, rate: int) -> li
         by_uid = {p.uid: p for p in day.papers}
         for uid in shown[:rate]:
             (reader.up if day.grades[uid] >= 1 else reader.down).append(by_uid[uid])
-        reader.unshown += [p for p in day.papers if p.uid not in set(shown)]
+        seen = set(shown)
+        reader.unshown += [p for p in day.papers if p.uid not in seen]
     return rows
 
 
