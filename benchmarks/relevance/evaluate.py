@@ -17,10 +17,14 @@ zero.
 With ``--sensitivity`` it also ranks with one scoring constant changed at a time (and a
 few ablations), to show which parts of the scoring the result depends on. With
 ``--leave-one-out`` it chooses query expansion's constants (GRID) and the score cut's
-floor (FLOORS) on all interests but one and scores them on that one, for each interest.
+floor (FLOORS) on all interests but one and scores them on that one, for each interest
+(its profile of interests.toml, and with ``--profiles`` its other readers' too).
 
 Usage: python benchmarks/relevance/evaluate.py [SEEDS_DIR] [--json] [--sensitivity]
-       [--leave-one-out] [--floors]
+       [--leave-one-out] [--floors] [--profiles]
+
+With ``--profiles`` it scores the same interests with other readers' keyword profiles
+(profiles.toml), written before any ranking was run with them.
 """
 
 from __future__ import annotations
@@ -185,12 +189,30 @@ def scores_of(ranked: list[int], delivered: list[int], grades: dict[int, int]) -
     }
 
 
+def other_profiles() -> dict[str, list[Interest]]:
+    """The interests with the keywords of profiles.toml's other readers, by profile name
+    ("short", "long"), in interests.toml's order."""
+    data = tomllib.loads((HERE / "profiles.toml").read_text(encoding="utf-8"))
+    by_interest = {p["interest"]: p for p in data["profiles"]}
+    interests, _labels = load_labels()
+    return {
+        variant: [Interest(i.name, list(by_interest[i.name][variant]), []) for i in interests]
+        for variant in PROFILES
+    }
+
+
+PROFILES = ("short", "long")
+
+
 def evaluate(
-    seeds: Path, weights: Weights = DEFAULT_WEIGHTS
+    seeds: Path, weights: Weights = DEFAULT_WEIGHTS, interests: list[Interest] | None = None
 ) -> dict[str, dict[str, dict[str, float]]]:
+    """Every system's metrics for each interest (interests.toml's, or ``interests``: the
+    same names with other keywords)."""
     by_id = load_papers(seeds)
     papers = list(by_id.values())
-    interests, labels = load_labels()
+    listed, labels = load_labels()
+    interests = listed if interests is None else interests
     corpus = Corpus(papers)
     index = BM25Okapi([_bm25_tokens(f"{p.paper.title} {p.paper.abstract}") for p in papers])
     results: dict[str, dict[str, dict[str, float]]] = {}
@@ -251,7 +273,7 @@ def sensitivity(seeds: Path) -> dict[str, dict[str, float]]:
 # by leave-one-interest-out: chosen on all interests but one, reported on that one.
 GRID = [
     {"related": related, "feedback_docs": docs, "related_terms": terms}
-    for related in (0.3, 0.5, 1.0, 1.5)
+    for related in (2.0, 3.0, 4.5, 6.0, 9.0)
     for docs in (10, 20)
     for terms in (10, 20, 40, 80)
 ]
@@ -261,13 +283,21 @@ FLOORS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.25)
 RECALL_TARGET = 0.95
 
 
+def profile_sets() -> dict[str, list[Interest]]:
+    """Every keyword profile of every interest: interests.toml's ("ours"), then the other
+    readers' of profiles.toml."""
+    return {"interests.toml": load_labels()[0], **other_profiles()}
+
+
 def ours_by_constants(
-    seeds: Path, settings: list[dict[str, float]]
+    seeds: Path, settings: list[dict[str, float]], interests: list[Interest] | None = None
 ) -> list[dict[str, dict[str, float]]]:
-    """For each setting (changes to DEFAULT_WEIGHTS), our metrics per interest."""
+    """For each setting (changes to DEFAULT_WEIGHTS), our metrics per interest (of
+    interests.toml, or ``interests``)."""
     by_id = load_papers(seeds)
     papers = list(by_id.values())
-    interests, labels = load_labels()
+    listed, labels = load_labels()
+    interests = listed if interests is None else interests
     corpus = Corpus(papers)
     found = []
     for change in settings:
@@ -281,19 +311,38 @@ def ours_by_constants(
     return found
 
 
-def leave_one_out(seeds: Path) -> dict[str, dict[str, object]]:
-    """For each interest, the constants chosen on the others, and what they give on it:
-    query expansion's (GRID) by the mean MAP and NDCG@30 of what is delivered, then the
-    floor (FLOORS) as the highest that delivers RECALL_TARGET of their relevant papers."""
-    grid = ours_by_constants(seeds, GRID)
-    names = list(grid[0])
+def _by_profile(
+    seeds: Path, settings: list[dict[str, float]], sets: dict[str, list[Interest]]
+) -> list[dict[tuple[str, str], dict[str, float]]]:
+    """``ours_by_constants`` for every profile set, keyed by (set, interest)."""
+    found: list[dict[tuple[str, str], dict[str, float]]] = [{} for _ in settings]
+    for variant, interests in sets.items():
+        for row, metrics in zip(found, ours_by_constants(seeds, settings, interests), strict=True):
+            row.update(((variant, name), m) for name, m in metrics.items())
+    return found
 
-    def fitness(row: dict[str, dict[str, float]], among: list[str]) -> float:
-        return sum(row[n]["delivered_map"] + row[n]["delivered_ndcg30"] for n in among)
+
+def leave_one_out(seeds: Path) -> dict[str, dict[str, object]]:
+    """For each interest, the constants chosen on the others' interests.toml profiles, and
+    what they give on it: query expansion's (GRID) by the mean MAP and NDCG@30 of what is
+    delivered, then the floor (FLOORS) as the highest that delivers RECALL_TARGET of
+    their relevant papers. Each interest's row holds the metrics of its interests.toml
+    profile, and under "profiles" those of its profile in every set (profile_sets), with
+    the same constants: none of them was fitted on any profile of that interest."""
+    sets = profile_sets()
+    first = next(iter(sets))
+    grid = _by_profile(seeds, GRID, sets)
+    names = [i.name for i in sets[first]]
+
+    def others_of(name: str) -> list[tuple[str, str]]:
+        return [(first, other) for other in names if other != name]
+
+    def fitness(row: dict[tuple[str, str], dict[str, float]], among: list) -> float:
+        return sum(row[key]["delivered_map"] + row[key]["delivered_ndcg30"] for key in among)
 
     chosen = {}
     for name in names:
-        others = [n for n in names if n != name]
+        others = others_of(name)
         best = max(range(len(grid)), key=lambda k: (fitness(grid[k], others), -k))
         chosen[name] = GRID[best]
     settings = [
@@ -302,19 +351,23 @@ def leave_one_out(seeds: Path) -> dict[str, dict[str, object]]:
         for floor in FLOORS
     ]
     by_floor = dict(
-        zip([tuple(s.items()) for s in settings], ours_by_constants(seeds, settings), strict=True)
+        zip([tuple(s.items()) for s in settings], _by_profile(seeds, settings, sets), strict=True)
     )
     held: dict[str, dict[str, object]] = {}
     for name in names:
-        others = [n for n in names if n != name]
+        others = others_of(name)
         rows = [by_floor[tuple({**chosen[name], "floor": f}.items())] for f in FLOORS]
         kept = [
             k
             for k, row in enumerate(rows)
-            if sum(row[n]["recall"] for n in others) / len(others) >= RECALL_TARGET
+            if sum(row[key]["recall"] for key in others) / len(others) >= RECALL_TARGET
         ]
         k = max(kept, default=0)
-        held[name] = {"constants": {**chosen[name], "floor": FLOORS[k]}, **rows[k][name]}
+        held[name] = {
+            "constants": {**chosen[name], "floor": FLOORS[k]},
+            **rows[k][(first, name)],
+            "profiles": {variant: rows[k][(variant, name)] for variant in sets},
+        }
     return held
 
 
@@ -386,6 +439,22 @@ def print_table(results: dict[str, dict[str, dict[str, float]]], metrics: list[s
         print(f"{name:<24}" + "".join(f"{row[s][m]:>20.3f}" for s in systems for m in metrics))
 
 
+def print_profiles(seeds: Path) -> None:
+    """Ours against BM25 for each other reader's profile (profiles.toml), per interest."""
+    for variant, interests in other_profiles().items():
+        results = evaluate(seeds, interests=interests)
+        print(f"\nThe {variant!r} profiles of profiles.toml:")
+        print_table(results, ["map", "ndcg30", "recall", "delivered_map", "delivered_ndcg30"])
+        means = means_of(results)
+        ours, bm25 = means["ours"], means["bm25"]
+        print(
+            f"ours - bm25: MAP {ours['map'] - bm25['map']:+.3f}, NDCG@30 "
+            f"{ours['ndcg30'] - bm25['ndcg30']:+.3f}; delivered: MAP "
+            f"{ours['delivered_map'] - bm25['delivered_map']:+.3f}, NDCG@30 "
+            f"{ours['delivered_ndcg30'] - bm25['delivered_ndcg30']:+.3f}"
+        )
+
+
 def seeds_argument(argv: list[str]) -> Path | None:
     """The captures' folder: the first argument that is not an option, else DEFAULT_SEEDS;
     None (after saying so) when it is not a folder."""
@@ -446,6 +515,16 @@ def main(argv: list[str]) -> int:
         for metric in ("delivered_map", "delivered_ndcg30"):
             gap = sum(r[metric] for r in held.values()) / len(held) - bm25[metric]
             print(f"held out - bm25 {metric}: {gap:+.3f}")
+        for variant, interests in other_profiles().items():
+            theirs = means_of(evaluate(seeds, interests=interests))["bm25"]
+            gaps = [
+                sum(r["profiles"][variant][m] for r in held.values()) / len(held) - theirs[m]
+                for m in ("delivered_map", "delivered_ndcg30")
+            ]
+            print(
+                f"held out - bm25, the {variant!r} profiles: MAP {gaps[0]:+.3f}, "
+                f"NDCG@30 {gaps[1]:+.3f}"
+            )
     if "--floors" in argv:
         print(
             f"\n{'floor':>6}{'recall':>8}{'irrel.':>8}{'papers':>8}{'MAP':>8}{'NDCG@30':>9}"
@@ -457,6 +536,8 @@ def main(argv: list[str]) -> int:
                 f"{row['delivered_map']:>8.3f}{row['delivered_ndcg30']:>9.3f}"
                 f"{row['day_size']:>10.1f}{row['day_full']:>10.0f}"
             )
+    if "--profiles" in argv:
+        print_profiles(seeds)
     if with_sensitivity:
         print(f"\n{'ours, with one change':<40}{'MAP':>8}{'NDCG@30':>10}")
         for name, row in sensitivity(seeds).items():

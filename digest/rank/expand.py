@@ -6,9 +6,16 @@ interest's keywords over every paper the run knows (today's and the store's rece
 background), take its best ``Weights.feedback_docs`` papers, and weigh each word of them
 by how much of those papers it makes up, each paper counting in proportion to its score
 (the relevance model, RM1). The ``Weights.related_terms`` words that weigh most, times
-their IDF, and that are not already the interest's own words, join the interest with
-``Weights.related`` of the keywords' total weight between them. They score as single
-words do (BM25F, stems) and are explained as "related: word".
+their IDF, and that are not already the interest's own words, join the interest. They
+score as single words do (BM25F, stems) and are explained as "related: word".
+
+Between them they weigh as much as ``Weights.related`` keywords of the interest (of its
+keywords' mean weight), however many keywords it has. A profile of two keywords says
+little of its topic and gains most from the words of its papers; one of eight already
+names much of it, and its best papers, spread over eight keywords, agree less on other
+words. (A share of the keywords' total weight, as RM3 interpolates, gave a two-keyword
+interest a quarter of the expansion of an eight-keyword one; see
+benchmarks/relevance/README.md.)
 
 All interests of a batch are expanded at once with sparse products (interests x papers,
 papers x words), and each interest once per corpus: readers who share an interest share
@@ -157,7 +164,8 @@ def _expand_chunk(corpus: Corpus, interests: list[Interest], weights: Weights) -
         if a == b:
             found.append(NONE)
             continue
-        total = weights.related * sum(t.weight for t in interest.keywords)
+        mean_weight = sum(t.weight for t in interest.keywords) / len(interest.keywords)
+        total = weights.related * mean_weight
         mass = weight[a:b] / weight[a:b].sum()
         found.append(
             Related(

@@ -67,9 +67,9 @@ class Weights:
     liked: float = 6.0  # times the cosine similarity to the closest liked paper
     disliked: float = 2.0  # minus this times the similarity to the closest paper rated down
     stars_share: float = 0.5  # GitHub stars count half as much as upvotes
-    # Query expansion (rank.expand): the related words' share of the keywords' weight,
-    # how many of its best papers an interest learns them from, and how many it adds.
-    related: float = 1.0
+    # Query expansion (rank.expand): how many of the interest's keywords the related words
+    # weigh together, how many of its best papers it learns them from, how many it adds.
+    related: float = 6.0
     feedback_docs: int = 10
     related_terms: int = 40
     # The score cut: the share of the mean score of an interest's CUT_TOP best candidates
