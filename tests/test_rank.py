@@ -86,6 +86,24 @@ def test_stemming_keeps_ing_nominals_apart_from_plural_nouns():
     assert [text[a:b] for a, b in highlight_spans(text, ["reasoning"])] == ["reasoning"]
 
 
+def test_an_acronym_matches_its_plural_and_a_latin_word_keeps_its_s():
+    pool = papers(
+        ("Scaling LLMs to long inputs", "Many LLMs forget."),
+        ("GNNs on molecules", ""),
+        ("Neural solvers for PDEs", "Learned PDEs solvers on GPUs."),
+        ("A virus of the mind", ""),
+        ("Where to focus attention", ""),
+    )
+    assert ranked(Profile.build(["LLM"]), pool) == ["Scaling LLMs to long inputs"]
+    assert ranked(Profile.build(["GNN"]), pool) == ["GNNs on molecules"]
+    assert ranked(Profile.build(["PDE solvers"]), pool) == ["Neural solvers for PDEs"]
+    assert ranked(Profile.build(["GPU"]), pool) == ["Neural solvers for PDEs"]
+    assert ranked(Profile.build(["viru"]), pool) == []  # "virus" is not a plural
+    assert ranked(Profile.build(["focused"]), pool) == ["Where to focus attention"]
+    text = "Two LLMs and one LLM."
+    assert [text[a:b] for a, b in highlight_spans(text, ["LLM"])] == ["LLMs", "LLM"]
+
+
 def test_web_addresses_in_abstracts_neither_score_nor_get_highlighted():
     abstract = "Code: https://github.com/org/mamba-kernels and www.Mamba.org/docs."
     pool = papers(("Fast kernels", abstract), ("Mamba layers", "A github repository."))

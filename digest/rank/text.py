@@ -3,7 +3,8 @@ exactly what is highlighted.
 
 A token is a run of letters and digits after Unicode NFKC normalisation and case folding;
 its stem comes from the Snowball English stemmer ("quantization", "quantized" and
-"quantizing" all stem to "quantiz"). Hyphens and punctuation separate tokens, so
+"quantizing" all stem to "quantiz"), and an acronym's plural is its singular ("LLMs" is
+"LLM", which Snowball leaves apart). Hyphens and punctuation separate tokens, so
 "linear-attention" is two tokens and "pruninglike" is one. Web addresses
 (``https://github.com/org/mamba-kernels``, ``www.example.org``) are not words of the text:
 they are blanked out before tokenising, so they neither score nor get highlighted.
@@ -44,8 +45,31 @@ def _stemmer() -> snowballstemmer.stemmer:
 
 @lru_cache(maxsize=200_000)
 def stem(word: str) -> str:
-    """The Snowball stem of one folded word (cached: vocabularies repeat a lot)."""
-    return _stemmer().stemWord(word)
+    """The Snowball stem of one folded word (cached: vocabularies repeat a lot), and the
+    singular of an acronym's plural, which Snowball keeps whole."""
+    root = _stemmer().stemWord(word)
+    if root == word and _acronym_plural(word):
+        return word[:-1]
+    return root
+
+
+_VOWELS = frozenset("aeiouy")
+
+
+def _acronym_plural(word: str) -> bool:
+    """Whether a folded word is an acronym with a plural s: "llms", "gnns", "ssms" (no
+    vowel before the s) or "pdes", "gpus" (a short one ending in its only vowel).
+
+    Snowball drops a plural s only after a syllable with a vowel, so "LLMs" would never
+    match a reader's "LLM". No English word is spelt so; a longer word ending in a vowel
+    and s ("virus", "focus") is left alone, since its s is not a plural.
+    """
+    if len(word) < 3 or word[-1] != "s" or not word.isalpha():
+        return False
+    body = word[:-1]
+    if not _VOWELS.intersection(body):
+        return True
+    return len(body) <= 3 and body[-1] in _VOWELS and not _VOWELS.intersection(body[:-1])
 
 
 @lru_cache(maxsize=200_000)
