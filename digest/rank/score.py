@@ -70,7 +70,7 @@ class Weights:
     # Query expansion (rank.expand): how many of the interest's keywords the related words
     # weigh together, how many of its best papers it learns them from, how many it adds.
     related: float = 6.0
-    feedback_docs: int = 10
+    feedback_docs: int = 20
     related_terms: int = 40
     # The score cut: the share of the mean score of an interest's CUT_TOP best candidates
     # a paper needs to be kept (0: no such cut).
