@@ -6,22 +6,27 @@ counting and rank_bm25's BM25Okapi, on the same keyword profiles).
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import sys
 
 import pytest
 
 from conftest import REPO, SEEDS, need_shared
 
+RELEVANCE = REPO / "benchmarks" / "relevance"
+
+
+def load_script(name: str):
+    """A script of benchmarks/relevance, imported the way its siblings import it."""
+    sys.path.insert(0, str(RELEVANCE))
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path.remove(str(RELEVANCE))
+
 
 def load_harness():
-    path = REPO / "benchmarks" / "relevance" / "evaluate.py"
-    spec = importlib.util.spec_from_file_location("relevance_evaluate", path)
-    module = importlib.util.module_from_spec(spec)
-    assert spec.loader is not None
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+    return load_script("evaluate")
 
 
 def test_our_ranking_beats_the_baselines_on_the_labelled_set():
@@ -147,14 +152,7 @@ def test_a_simulated_reader_s_ratings_never_make_its_later_digests_worse():
     moves the mean of the 18 days by 0.002), and no order of the keyword digest's own
     papers beats the ceiling the harness reports."""
     seeds = need_shared(SEEDS)
-    load_harness()  # simulate.py imports it as evaluate
-    sys.modules.setdefault("evaluate", sys.modules["relevance_evaluate"])
-    path = REPO / "benchmarks" / "relevance" / "simulate.py"
-    spec = importlib.util.spec_from_file_location("relevance_simulate", path)
-    simulate = importlib.util.module_from_spec(spec)
-    assert spec.loader is not None
-    sys.modules[spec.name] = simulate
-    spec.loader.exec_module(simulate)
+    simulate = load_script("simulate")
     interests, days = simulate.prepare(seeds)
     later = []
     for interest in interests:

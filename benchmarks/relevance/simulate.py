@@ -22,7 +22,11 @@ What ranks with ratings:
   rated up minus half that of those rated down. ``beta`` is chosen leaving one interest
   out: for each interest, the beta of BETAS with the best mean gain on the others.
 
-Usage: python benchmarks/relevance/simulate.py [SEEDS_DIR] [--rate N] [--learners] [--json]
+With ``--listings`` the reader goes on after the seed captures through the days of the
+recorded daily listings (listings.py), graded in qrels-listings.tsv: 13 days in all.
+
+Usage: python benchmarks/relevance/simulate.py [SEEDS_DIR] [--rate N] [--learners]
+       [--listings] [--json]
 """
 
 from __future__ import annotations
@@ -35,7 +39,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from evaluate import Interest, load_labels, load_papers, ndcg, seeds_argument
+from evaluate import LISTING_QRELS, Interest, load_labels, load_papers, ndcg, seeds_argument
+from listings import load_listing_papers
 
 from digest.models import StoredPaper
 from digest.rank import Corpus, Profile
@@ -52,6 +57,21 @@ def days_of(by_id: dict[str, StoredPaper]) -> list[list[tuple[str, StoredPaper]]
     for paper_id, paper in by_id.items():
         days.setdefault(paper_id.split(":")[0], []).append((paper_id, paper))
     return [days[key] for key in sorted(days)]
+
+
+def listing_days(fixtures: Path, first_uid: int) -> list[list[tuple[str, StoredPaper]]]:
+    """The recorded listings' papers by the day they were first listed, numbered on from
+    ``first_uid`` (listings.py)."""
+    days: dict[object, list[tuple[str, StoredPaper]]] = {}
+    for paper_id, stored in load_listing_papers(fixtures).items():
+        days.setdefault(stored.first_seen, []).append((paper_id, stored))
+    found, uid = [], first_uid
+    for key in sorted(days):  # type: ignore[type-var]
+        found.append([])
+        for paper_id, stored in days[key]:
+            found[-1].append((paper_id, StoredPaper(uid, stored.paper, stored.first_seen)))
+            uid += 1
+    return found
 
 
 @dataclass
@@ -147,11 +167,18 @@ def rocchio(day: Day, reader: Reader) -> np.ndarray | None:
     return _day_vectors(day) @ query
 
 
-def prepare(seeds: Path) -> tuple[list[Interest], dict[str, list[Day]]]:
-    """Each interest's days, with the keyword digest's scores (no ratings) of each."""
+def prepare(seeds: Path, listings: bool = False) -> tuple[list[Interest], dict[str, list[Day]]]:
+    """Each interest's days, with the keyword digest's scores (no ratings) of each: the
+    seed captures' three, then with ``listings`` the days of the recorded listings (the
+    ``fixtures`` folder beside the seeds) in date order, graded in qrels-listings.tsv."""
     by_id = load_papers(seeds)
     interests, labels = load_labels()
-    days, seen, corpora = days_of(by_id), [], []
+    days = days_of(by_id)
+    if listings:
+        days += listing_days(seeds.parent / "fixtures", len(by_id) + 1)
+        for name, grades in load_labels(LISTING_QRELS)[1].items():
+            labels[name].update(grades)
+    seen, corpora = [], []
     for day in days:
         seen.extend(paper for _id, paper in day)
         corpora.append(Corpus(list(seen)))
@@ -217,8 +244,8 @@ def held_out(
     return found
 
 
-def run(seeds: Path, rate: int, learners: bool) -> dict[str, dict]:
-    interests, days = prepare(seeds)
+def run(seeds: Path, rate: int, learners: bool, listings: bool = False) -> dict[str, dict]:
+    interests, days = prepare(seeds, listings)
     systems = {
         "digest": {
             i.name: {"days": simulate(i, days[i.name], digest_ranking, rate)} for i in interests
@@ -235,7 +262,7 @@ def main(argv: list[str]) -> int:
     if seeds is None:
         return 2
     rate = int(argv[argv.index("--rate") + 1]) if "--rate" in argv else SHOWN
-    systems = run(seeds, rate, "--learners" in argv)
+    systems = run(seeds, rate, "--learners" in argv, "--listings" in argv)
     if "--json" in argv:
         print(json.dumps(systems, indent=2))
         return 0
