@@ -83,6 +83,7 @@ _SIGNAL_NAMES = {
     "liked": "similar to a paper you liked",
     "rated": "like papers you rated up",
     "disliked": "like a paper you rated down",
+    "taste": "learnt from your ratings",
 }
 
 

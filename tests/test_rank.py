@@ -9,7 +9,7 @@ import pytest
 from digest.models import Paper, StoredPaper
 from digest.rank import Corpus, Profile, TermSyntaxError, Weights, highlight_spans, parse_term, rank
 from digest.rank.score import Request, rank_many
-from digest.render.context import paper_view
+from digest.render.context import paper_view, reasons_of
 
 DAY = date(2026, 3, 13)
 FILLER = [  # background papers: they make common words common
@@ -523,6 +523,67 @@ def test_readers_with_different_ratings_ranked_together_get_the_same_as_alone(mo
     # ...but its twin is, and says which rated paper it is like.
     [like] = [m for m in rated["Kernels for linear attention"].matches if m.field == "rated"]
     assert like.term == "Linear attention kernels"
+
+
+def test_a_model_of_the_ratings_reorders_papers_but_never_chooses_them():
+    """A reader of "attention" who rated up papers on long sequences and down papers on
+    vision: among today's papers, which the keyword scores alike, those on long
+    sequences move up, those on vision down; every one is still delivered, and each says
+    how many ratings moved it and by how much (points that add up to its score)."""
+    earlier = (
+        [
+            (f"Attention for long sequences {i}", f"Long context kernels scale to documents {i}.")
+            for i in range(4)
+        ]
+        + [
+            (f"Attention in vision backbones {i}", f"Convolution channels reweight pixels {i}.")
+            for i in range(4)
+        ]
+        + [(f"Background paper {i}", f"Weather records of station {i}.") for i in range(30)]
+    )
+    today = [
+        ("Attention for vision, again", "Convolution channels and pixels in backbones."),
+        ("Attention over long documents", "Long context kernels for documents and books."),
+        ("Attention on photographs", "Pixels of photographs, reweighted by convolution."),
+        ("Attention with long context", "Kernels let context grow to whole documents."),
+    ]
+    pool = papers(*earlier, *today, background=False)
+    candidates = pool[len(earlier) :]
+    corpus = Corpus(pool)
+    profile = Profile.build(["attention"], max_papers=10)
+    up, down = pool[0:3], pool[4:7]
+    plain = rank_many([Request(profile, candidates)], corpus)[0]
+    rated = rank_many(
+        [Request(profile, candidates, up, frozenset(p.uid for p in up), down)], corpus
+    )[0]
+
+    assert {s.paper.uid for s in rated.selected} == {s.paper.uid for s in plain.selected}
+    assert len(rated.selected) == 4
+    order = [s.paper.paper.title for s in rated.selected]
+    assert set(order[:2]) == {"Attention over long documents", "Attention with long context"}
+    for item in rated.selected:
+        [taste] = [m for m in item.matches if m.field == "taste"]
+        assert taste.count == 6  # learnt from the six ratings
+        assert (taste.points > 0) == ("long" in item.paper.paper.title.lower())
+        assert item.score == pytest.approx(sum(m.points for m in item.matches), abs=1e-3)
+    # Six ratings weigh a fifth of thirty: twice as many (the same again) weigh more.
+    twice = rank_many(
+        [Request(profile, candidates, up * 2, frozenset(p.uid for p in up), down * 2)], corpus
+    )[0]
+    spread = {
+        name: max(s.score for s in r.selected) - min(s.score for s in r.selected)
+        for name, r in (("six", rated), ("twelve", twice))
+    }
+    assert spread["twelve"] > spread["six"] > 0
+    # At thirty ratings it weighs in full, and the digest's "why" line says so.
+    full = rank_many(
+        [Request(profile, candidates, up * 5, frozenset(p.uid for p in up), down * 5)], corpus
+    )[0]
+    why = {r.label: r.detail for r in reasons_of(full.selected[0])}
+    assert why["close to what you rated up"] == "learnt from 30 ratings"
+    # Papers rated down alone teach nothing to rank by: no model.
+    only_down = rank_many([Request(profile, candidates, (), frozenset(), down)], corpus)[0]
+    assert all(m.field != "taste" for s in only_down.selected for m in s.matches)
 
 
 # --- query expansion ---------------------------------------------------------------------

@@ -172,15 +172,24 @@ def test_the_metrics_are_the_textbook_ones():
     assert 0 < harness.ndcg([2, 4, 3, 1], grades) < 1
 
 
-def test_a_simulated_reader_s_ratings_never_make_its_later_digests_worse():
-    """The reader of benchmarks/relevance/simulate.py rates the top 10 of each day: with
-    those ratings the later days' NDCG@10 must not fall below the keywords' alone (by
-    more than 0.005: one relevant paper at rank 10 of one day swapped for another paper
-    moves the mean of the 18 days by 0.002), and no order of the keyword digest's own
-    papers beats the ceiling the harness reports."""
+@pytest.mark.parametrize(
+    ("listings", "at_least"),
+    [(False, -0.01), (True, 0.015)],
+    ids=["three seed days", "thirteen days with the listings"],
+)
+def test_a_simulated_reader_s_ratings_make_its_later_digests_better(listings, at_least):
+    """The reader of benchmarks/relevance/simulate.py rates the top 10 of each day. Over
+    the 13 days of the seeds and the recorded listings, its ratings must make the later
+    days' NDCG@10 better than the keywords' alone (measured: +0.030 over 72 days). Over
+    the three seed days alone, with 10 to 20 ratings to learn from, they must not cost
+    more than 0.01 (measured: -0.004 over 18 days; one relevant paper at rank 10 of one
+    day swapped for another paper moves that mean by 0.002). No order of the keyword
+    digest's own papers beats the ceiling the harness reports."""
     seeds = need_shared(SEEDS)
+    if listings:
+        need_shared(FIXTURES)
     simulate = load_script("simulate")
-    interests, days = simulate.prepare(seeds)
+    interests, days = simulate.prepare(seeds, listings)
     later = []
     for interest in interests:
         rows = simulate.simulate(interest, days[interest.name], simulate.digest_ranking, 10)
@@ -188,7 +197,6 @@ def test_a_simulated_reader_s_ratings_never_make_its_later_digests_worse():
         assert sum(d.number > 1 for d in days[interest.name]) >= len(rows)
         for row in rows:
             assert 0.0 <= row["without"] <= row["ceiling"] <= 1.0, interest.name
-    assert len(later) >= 12
+    assert len(later) >= (60 if listings else 12)
     gain = sum(r["with_ratings"] - r["without"] for r in later) / len(later)
-    assert gain >= -0.005
-    assert any(r["with_ratings"] != r["without"] for r in later)  # the ratings do act
+    assert gain >= at_least

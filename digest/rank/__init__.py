@@ -5,9 +5,13 @@
 - ``corpus``: the run's papers analysed once into sparse counts, shared by all readers;
 - ``parts``, ``keywords``: the ways a keyword scores, and every reader's keywords as arrays;
 - ``table``: the terms of a batch of readers over their candidates, as sparse matrices;
-- ``score``: BM25F plus authors, categories, popularity and liked-paper similarity;
+- ``expand``: query expansion, related words learnt from each interest's best papers;
+- ``score``: BM25F plus authors, categories, popularity, liked-paper similarity and the
+  model of the reader's ratings;
 - ``matches``: explanations, every point of a score as a Match;
-- ``similar``: TF-IDF similarity to liked papers;
+- ``similar``: TF-IDF vectors and similarity to liked papers;
+- ``learn``: a per-reader model of the ratings over those vectors;
+- ``semantic``: the optional blend with closeness in meaning;
 - ``highlight``: where matched terms occur in a text.
 
 All of it is pure: values in, values out.

@@ -124,10 +124,12 @@ def signal_matches(
     against: float = 0.0,
     nearest: int = 0,
     disliked: Sequence[StoredPaper] = (),
+    taste: float = 0.0,
 ) -> list[Match]:
     """Matches for what is not a keyword: authors, a category, popularity, a liked paper
     (field "liked", or "rated" when the reader rated it up), a paper rated down
-    ("disliked", negative points)."""
+    ("disliked", negative points), the model of the reader's ratings ("taste", points
+    either way; its count is the number of ratings it learnt from)."""
     corpus = table.corpus
     found: list[Match] = []
     for name in profile.authors:
@@ -155,4 +157,7 @@ def signal_matches(
     if disliked and against > LIKED_THRESHOLD:
         points = -round(weights.disliked * float(against), 4)
         found.append(Match(disliked[nearest].paper.title, "disliked", 1, points, "signal"))
+    if taste:
+        ratings = sum(1 for paper in liked if paper.uid in rated) + len(disliked)
+        found.append(Match("your ratings", "taste", ratings, round(taste, 4), "signal"))
     return found

@@ -6,8 +6,9 @@ it occurs (title weighted above abstract, each normalised by its length, saturat
 scaled by IDF); an interest adds them up, and a paper belongs to the interest it scores
 best in. Authors, categories, popularity and similarity to liked papers add points of
 their own. Papers a reader rated up are liked papers; papers rated down lower similar
-papers a little (``Weights.disliked``), in order only: a paper the profile wants is
-still eligible however much it resembles one the reader rated down.
+papers a little (``Weights.disliked``), and a model of all the reader's ratings
+(rank.learn) moves papers up or down, in order only: a paper the profile wants is still
+eligible however much it resembles one the reader rated down.
 
 Readers owed the same candidates are scored together: their interests' parts become a
 sparse interest x term matrix, and one product with the term x candidate points (see
@@ -29,6 +30,7 @@ from digest.models import Match, Scored, StoredPaper
 from digest.rank.corpus import Corpus
 from digest.rank.expand import expand
 from digest.rank.keywords import InterestParts
+from digest.rank.learn import BACKGROUND, taste_points
 from digest.rank.matches import LIKED_THRESHOLD, keyword_matches, signal_matches
 from digest.rank.parts import KINDS, keyword_parts
 from digest.rank.profile import Profile, Term
@@ -68,6 +70,9 @@ class Weights:
     category: float = 1.0
     liked: float = 6.0  # times the cosine similarity to the closest liked paper
     disliked: float = 2.0  # minus this times the similarity to the closest paper rated down
+    # The reader's ratings' model (rank.learn): its standardised score, times this share
+    # of the mean score of the reader's CUT_TOP best candidates, at FULL_AT ratings.
+    taste: float = 0.5
     stars_share: float = 0.5  # GitHub stars count half as much as upvotes
     # Query expansion (rank.expand): how many of the interest's keywords the related words
     # weigh together, how many of its best papers it learns them from, how many it adds.
@@ -191,6 +196,7 @@ class _Choice:
     closest: np.ndarray
     against: np.ndarray  # similarity to the closest paper rated down
     nearest: np.ndarray  # which one
+    taste: np.ndarray | None  # points from the model of the reader's ratings
 
 
 class _Batch:
@@ -362,7 +368,6 @@ class _Batch:
         penalty = np.where(against > LIKED_THRESHOLD, weights.disliked * against, 0.0)
 
         wanted_by = np.round(keyword_points + signals, 4)  # what makes a paper eligible
-        scores = np.round(keyword_points + signals - penalty, 4) if request.disliked else wanted_by
         eligible = ~self.excluded[s]
         if profile.require:
             eligible &= self.required[s]
@@ -376,6 +381,11 @@ class _Batch:
             eligible &= wanted_by >= profile.min_score
         else:
             eligible &= (relevant | signalled) & (wanted_by > max(profile.min_score, 0.0))
+        taste = self._taste(request, wanted_by[eligible])
+        if request.disliked or taste is not None:  # they order papers, never choose them
+            scores = np.round(keyword_points + signals - penalty + _or_zero(taste), 4)
+        else:
+            scores = wanted_by
 
         chosen = np.flatnonzero(eligible)
         if len(chosen) > profile.max_papers:  # only those that can make the cut are sorted
@@ -387,7 +397,32 @@ class _Batch:
         order = chosen[np.lexsort((uids, -scores[chosen]))][: profile.max_papers]
         # An interest whose exclusions or requirements blocked a paper gives it nothing.
         return _Choice(
-            scores, eligible, best, keyword_points > 0, order, similarity, closest, against, nearest
+            scores,
+            eligible,
+            best,
+            keyword_points > 0,
+            order,
+            similarity,
+            closest,
+            against,
+            nearest,
+            taste,
+        )
+
+    def _taste(self, request: Request, eligible_scores: np.ndarray) -> np.ndarray | None:
+        """Points from a model of the reader's ratings (rank.learn), or None without any."""
+        up = [paper for paper in request.liked if paper.uid in request.rated]
+        if not up or self.weights.taste <= 0:
+            return None
+        rated = frozenset(request.rated) | {paper.uid for paper in request.disliked}
+        best = np.sort(eligible_scores)[::-1][:CUT_TOP]
+        return taste_points(
+            self.similarity.rows(up),
+            self.similarity.rows(request.disliked),
+            self.similarity.background(rated, BACKGROUND),
+            self.similarity.candidate_vectors,
+            float(best.mean()) if len(best) else 1.0,
+            self.weights.taste,
         )
 
 
@@ -453,7 +488,12 @@ def _signal_matches(table: TermTable, request: Request, choice: _Choice, i: int)
         against=float(choice.against[i]),
         nearest=int(choice.nearest[i]),
         disliked=request.disliked,
+        taste=0.0 if choice.taste is None else float(choice.taste[i]),
     )
+
+
+def _or_zero(points: np.ndarray | None) -> np.ndarray | float:
+    return 0.0 if points is None else points
 
 
 def _mean_of_best(totals: np.ndarray, k: int) -> np.ndarray:

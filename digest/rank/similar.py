@@ -13,6 +13,7 @@ a column lookup, not a fit of the corpus nor a transform of its own.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Sequence
 from typing import Any
 
@@ -67,7 +68,9 @@ class Similarity:
         self, corpus: object, candidates: Sequence[StoredPaper], papers: Sequence[StoredPaper]
     ) -> None:
         distinct = list({paper.uid: paper for paper in papers}.values())
+        self.corpus = corpus
         self.candidates = candidates
+        self._background: tuple[np.ndarray, Any] | None = None
         self.column = {paper.uid: k for k, paper in enumerate(distinct)}
         self.row: dict[int, int] = {}
         self.matrix: np.ndarray | None = None  # candidates x rated papers, when small
@@ -81,6 +84,26 @@ class Similarity:
             if len(candidates) * len(distinct) <= MATRIX_CELLS:
                 found = self.candidate_vectors @ self.vectors.T
                 self.matrix = found.toarray()
+
+    def rows(self, papers: Sequence[StoredPaper]) -> Any:
+        """The vectors of some of the papers the batch was built with."""
+        return self.vectors[[self.column[paper.uid] for paper in papers]]
+
+    def background(self, leave_out: frozenset[int], size: int) -> Any:
+        """The vectors of the corpus's ``size`` latest papers that are not candidates,
+        made once per batch, without those whose uid is in ``leave_out``."""
+        if self._background is None:
+            taken = {paper.uid for paper in self.candidates}
+            papers = getattr(self.corpus, "papers", [])
+            latest = heapq.nlargest(size + len(taken), papers, key=lambda paper: paper.uid)
+            chosen = [paper for paper in latest if paper.uid not in taken][:size]
+            vectorizer = _vectoriser(self.corpus, self.candidates)
+            vectors = vectorizer.transform(chosen) if chosen else self.vectors[:0]
+            self._background = (np.array([paper.uid for paper in chosen]), vectors)
+        uids, vectors = self._background
+        if not leave_out or not len(uids):
+            return vectors
+        return vectors[~np.isin(uids, np.fromiter(leave_out, dtype=np.int64))]
 
     def closest(self, liked: Sequence[StoredPaper]) -> tuple[np.ndarray, np.ndarray]:
         """For each candidate, the similarity to its closest paper of ``liked`` (which

@@ -149,6 +149,9 @@ _SIGNALS = {
     "liked": lambda m: Reason("similar to a paper you liked", _shorten(m.term, 90), m.points),
     "rated": lambda m: Reason("like papers you rated up", _shorten(m.term, 90), m.points),
     "disliked": lambda m: Reason("like a paper you rated down", _shorten(m.term, 90), m.points),
+    "taste": lambda m: Reason(
+        "close to what you rated up", f"learnt from {m.count} ratings", m.points
+    ),
 }
 
 
