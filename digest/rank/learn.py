@@ -13,6 +13,10 @@ benchmarks/relevance a full weight from the first day cost more than it gained u
 about three days of ratings had come in. It orders papers only; it never makes a paper
 eligible or keeps one out.
 
+It is fitted again in every run, for every reader with ratings, rather than stored:
+its features are the TF-IDF vocabulary of the run's corpus, which changes with every
+day's papers, and a fit on a few hundred rows takes milliseconds.
+
 Pure: vectors in, points out. The vectors are those of ``rank.similar``.
 """
 

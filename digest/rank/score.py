@@ -412,7 +412,7 @@ class _Batch:
     def _taste(self, request: Request, eligible_scores: np.ndarray) -> np.ndarray | None:
         """Points from a model of the reader's ratings (rank.learn), or None without any."""
         up = [paper for paper in request.liked if paper.uid in request.rated]
-        if not up or self.weights.taste <= 0:
+        if not up or self.weights.taste <= 0 or self.similarity.vectors is None:
             return None
         rated = frozenset(request.rated) | {paper.uid for paper in request.disliked}
         best = np.sort(eligible_scores)[::-1][:CUT_TOP]
