@@ -13,7 +13,8 @@ NDCG@10 of the best order of the papers the keyword digest finds eligible that d
 What ranks with ratings:
 
 - ``digest``: ``digest.rank`` as a run does (papers rated up count as liked, papers rated
-  down lower similar ones);
+  down lower similar ones, and the model of the ratings of ``digest.rank.learn`` moves
+  papers up or down);
 - with ``--learners``, two per-reader models of the literature, each blended with the
   keyword score on the profile's scale (the score as a share of the mean of the day's 10
   best, plus ``beta`` times the model's standardised score): ``logistic``, a logistic
