@@ -102,6 +102,10 @@ def test_rating_a_paper_up_ranks_a_similar_new_paper_above_one_it_ranked_below(r
     [first, _second] = report.subscribers["alice"].papers
     assert first["id"] == SIMILAR[0]
     assert [m.field for m in first["matched"]].count("rated") == 1
+    # The model of the reader's ratings learnt from its one vote (day 0's other paper is
+    # its weak negative), and says so.
+    [taste] = [m for m in first["matched"] if m.field == "taste"]
+    assert taste.count == 1 and taste.points > 0
     eml = next((rated_config.parent / "out" / "email" / "alice").glob("2026-03-14*.eml"))
     text = eml.read_text()
     assert "like papers you rated up" in text
