@@ -1,7 +1,8 @@
 """`digest explain`: why a paper was (or was not) chosen for a subscriber.
 
 It shows what the ledger recorded when the paper was ranked (the same breakdown the
-digest printed), and how the paper scores now, against today's background of papers.
+digest printed), and how the paper scores now, among the papers first seen on its day
+and against today's background of papers.
 Nothing is written.
 """
 
@@ -38,10 +39,17 @@ def explain(config: Config, subscriber_name: str, ref: str, today: date) -> Expl
                 hint="give an arXiv id (2401.12345), a title, or an id from a run report",
             )
         recorded = store.ledger_entry(subscriber.name, paper.uid)
-        ranker = Ranker.for_reader(config, store, today, subscriber, [paper])
-        ranking, _warnings = ranker.rank(subscriber, [paper])
-    now = (ranking.selected or ranking.considered)[0]
-    return Explanation(subscriber.name, paper, recorded, now, bool(ranking.selected))
+        # Among the papers of its day, as a run ranks it: the score cut and the model of
+        # the reader's ratings measure a paper against the others of its day.
+        day = store.papers_after(0, until=paper.first_seen, since=paper.first_seen)
+        candidates = day if any(p.uid == paper.uid for p in day) else [*day, paper]
+        ranker = Ranker.for_reader(config, store, today, subscriber, candidates)
+        ranking, _warnings = ranker.rank(subscriber, candidates)
+    at = next(i for i, p in enumerate(candidates) if p.uid == paper.uid)
+    now = next((s for s in ranking.selected if s.paper.uid == paper.uid), None) or next(
+        s for s in ranking.considered if s.paper.uid == paper.uid
+    )
+    return Explanation(subscriber.name, paper, recorded, now, bool(ranking.eligible[at]))
 
 
 def describe(found: Explanation) -> list[str]:

@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from conftest import day
 from digest.cli import main
 from digest.config import load_config
+from digest.explain import explain
 from digest.pipeline import open_store, run_once
 from digest.previews import preview
 
@@ -106,6 +107,10 @@ def test_rating_a_paper_up_ranks_a_similar_new_paper_above_one_it_ranked_below(r
     # its weak negative), and says so.
     [taste] = [m for m in first["matched"] if m.field == "taste"]
     assert taste.count == 1 and taste.points > 0
+    # `digest explain` scores it again among its day's papers, as the run did.
+    found = explain(load_config(rated_config), "alice", SIMILAR[0], day(1))
+    assert found.eligible_now and found.now.score == pytest.approx(first["score"], abs=1e-3)
+    assert [m.field for m in found.now.matches].count("taste") == 1
     eml = next((rated_config.parent / "out" / "email" / "alice").glob("2026-03-14*.eml"))
     text = eml.read_text()
     assert "like papers you rated up" in text
