@@ -41,8 +41,7 @@ def explain(config: Config, subscriber_name: str, ref: str, today: date) -> Expl
         recorded = store.ledger_entry(subscriber.name, paper.uid)
         # Among the papers of its day, as a run ranks it: the score cut and the model of
         # the reader's ratings measure a paper against the others of its day.
-        day = store.papers_after(0, until=paper.first_seen, since=paper.first_seen)
-        candidates = day if any(p.uid == paper.uid for p in day) else [*day, paper]
+        candidates = store.papers_after(0, until=paper.first_seen, since=paper.first_seen)
         ranker = Ranker.for_reader(config, store, today, subscriber, candidates)
         ranking, _warnings = ranker.rank(subscriber, candidates)
     at = next(i for i, p in enumerate(candidates) if p.uid == paper.uid)

@@ -415,13 +415,17 @@ class _Batch:
         if not up or self.weights.taste <= 0 or self.similarity.vectors is None:
             return None
         rated = frozenset(request.rated) | {paper.uid for paper in request.disliked}
-        best = np.sort(eligible_scores)[::-1][:CUT_TOP]
+        scale = (
+            float(_mean_of_best(eligible_scores[None, :], CUT_TOP)[0])
+            if len(eligible_scores)
+            else 1.0
+        )
         return taste_points(
             self.similarity.rows(up),
             self.similarity.rows(request.disliked),
             self.similarity.background(rated, BACKGROUND),
             self.similarity.candidate_vectors,
-            float(best.mean()) if len(best) else 1.0,
+            scale,
             self.weights.taste,
         )
 
