@@ -288,9 +288,10 @@ VARIANTS = {
 
 def sensitivity(seeds: Path) -> dict[str, dict[str, float]]:
     """Mean MAP and NDCG@30 of our ranking with one constant changed at a time."""
-    by_id = load_papers(seeds)
+    labelled = seed_set(seeds)
+    by_id, labels = labelled.papers, labelled.grades
     papers = list(by_id.values())
-    interests, labels = load_labels()
+    interests = load_labels()[0]
     corpus = Corpus(papers)
     rows = {}
     for name, change in VARIANTS.items():
@@ -330,10 +331,10 @@ def ours_by_constants(
 ) -> list[dict[str, dict[str, float]]]:
     """For each setting (changes to DEFAULT_WEIGHTS), our metrics per interest (of
     interests.toml, or ``interests``)."""
-    by_id = load_papers(seeds)
+    labelled = seed_set(seeds)
+    by_id, labels = labelled.papers, labelled.grades
     papers = list(by_id.values())
-    listed, labels = load_labels()
-    interests = listed if interests is None else interests
+    interests = load_labels()[0] if interests is None else interests
     corpus = Corpus(papers)
     found = []
     for change in settings:

@@ -37,6 +37,7 @@ import json
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 
 import numpy as np
@@ -63,11 +64,11 @@ def days_of(by_id: dict[str, StoredPaper]) -> list[list[tuple[str, StoredPaper]]
 def listing_days(fixtures: Path, first_uid: int) -> list[list[tuple[str, StoredPaper]]]:
     """The recorded listings' papers by the day they were first listed, numbered on from
     ``first_uid`` (listings.py)."""
-    days: dict[object, list[tuple[str, StoredPaper]]] = {}
+    days: dict[date, list[tuple[str, StoredPaper]]] = {}
     for paper_id, stored in load_listing_papers(fixtures).items():
         days.setdefault(stored.first_seen, []).append((paper_id, stored))
     found, uid = [], first_uid
-    for key in sorted(days):  # type: ignore[type-var]
+    for key in sorted(days):
         found.append([])
         for paper_id, stored in days[key]:
             found[-1].append((paper_id, StoredPaper(uid, stored.paper, stored.first_seen)))
