@@ -107,6 +107,7 @@ def test_rating_a_paper_up_ranks_a_similar_new_paper_above_one_it_ranked_below(r
     # its weak negative), and says so.
     [taste] = [m for m in first["matched"] if m.field == "taste"]
     assert taste.count == 1 and taste.points > 0
+    assert taste.term == SCANS[1]  # it names the paper rated up
     # `digest explain` scores it again among its day's papers, as the run did.
     found = explain(load_config(rated_config), "alice", SIMILAR[0], day(1))
     assert found.eligible_now and found.now.score == pytest.approx(first["score"], abs=1e-3)

@@ -529,7 +529,8 @@ def test_a_model_of_the_ratings_reorders_papers_but_never_chooses_them():
     """A reader of "attention" who rated up papers on long sequences and down papers on
     vision: among today's papers, which the keyword scores alike, those on long
     sequences move up, those on vision down; every one is still delivered, and each says
-    how many ratings moved it and by how much (points that add up to its score)."""
+    how many ratings moved it, by how much (points that add up to its score), and which
+    paper it rated up each is closest to."""
     earlier = (
         [
             (f"Attention for long sequences {i}", f"Long context kernels scale to documents {i}.")
@@ -564,6 +565,7 @@ def test_a_model_of_the_ratings_reorders_papers_but_never_chooses_them():
     for item in rated.selected:
         [taste] = [m for m in item.matches if m.field == "taste"]
         assert taste.count == 6  # learnt from the six ratings
+        assert taste.term in {p.paper.title for p in up}  # and names a paper rated up
         assert (taste.points > 0) == ("long" in item.paper.paper.title.lower())
         assert item.score == pytest.approx(sum(m.points for m in item.matches), abs=1e-3)
     # Six ratings weigh a fifth of thirty: twice as many (the same again) weigh more.
@@ -580,7 +582,9 @@ def test_a_model_of_the_ratings_reorders_papers_but_never_chooses_them():
         [Request(profile, candidates, up * 5, frozenset(p.uid for p in up), down * 5)], corpus
     )[0]
     why = {r.label: r.detail for r in reasons_of(full.selected[0])}
-    assert why["close to what you rated up"] == "learnt from 30 ratings"
+    title, learnt = why["close to what you rated up"].split("; ")
+    assert title.startswith("Attention for long sequences")  # the closest rated up
+    assert learnt == "learnt from 30 ratings"
     # Papers rated down alone teach nothing to rank by: no model.
     only_down = rank_many([Request(profile, candidates, (), frozenset(), down)], corpus)[0]
     assert all(m.field != "taste" for s in only_down.selected for m in s.matches)

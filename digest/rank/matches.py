@@ -125,11 +125,13 @@ def signal_matches(
     nearest: int = 0,
     disliked: Sequence[StoredPaper] = (),
     taste: float = 0.0,
+    fondest: int = 0,
 ) -> list[Match]:
     """Matches for what is not a keyword: authors, a category, popularity, a liked paper
     (field "liked", or "rated" when the reader rated it up), a paper rated down
     ("disliked", negative points), the model of the reader's ratings ("taste", points
-    either way; its count is the number of ratings it learnt from)."""
+    either way; its term is the title of the paper rated up the candidate is closest
+    to, ``fondest`` of them, and its count the number of ratings it learnt from)."""
     corpus = table.corpus
     found: list[Match] = []
     for name in profile.authors:
@@ -158,6 +160,8 @@ def signal_matches(
         points = -round(weights.disliked * float(against), 4)
         found.append(Match(disliked[nearest].paper.title, "disliked", 1, points, "signal"))
     if taste:
-        ratings = sum(1 for paper in liked if paper.uid in rated) + len(disliked)
-        found.append(Match("your ratings", "taste", ratings, round(taste, 4), "signal"))
+        up = [paper for paper in liked if paper.uid in rated]
+        ratings = len(up) + len(disliked)
+        title = up[fondest].paper.title
+        found.append(Match(title, "taste", ratings, round(taste, 4), "signal"))
     return found

@@ -197,6 +197,7 @@ class _Choice:
     against: np.ndarray  # similarity to the closest paper rated down
     nearest: np.ndarray  # which one
     taste: np.ndarray | None  # points from the model of the reader's ratings
+    fondest: np.ndarray  # which paper rated up each candidate is closest to (the model's)
 
 
 class _Batch:
@@ -382,6 +383,9 @@ class _Batch:
         else:
             eligible &= (relevant | signalled) & (wanted_by > max(profile.min_score, 0.0))
         taste = self._taste(request, wanted_by[eligible])
+        fondest = np.zeros(n, dtype=np.int64)
+        if taste is not None:  # the paper rated up its explanation names
+            fondest = self.similarity.closest(_rated_up(request))[1]
         if request.disliked or taste is not None:  # they order papers, never choose them
             scores = np.round(keyword_points + signals - penalty + _or_zero(taste), 4)
         else:
@@ -407,11 +411,12 @@ class _Batch:
             against,
             nearest,
             taste,
+            fondest,
         )
 
     def _taste(self, request: Request, eligible_scores: np.ndarray) -> np.ndarray | None:
         """Points from a model of the reader's ratings (rank.learn), or None without any."""
-        up = [paper for paper in request.liked if paper.uid in request.rated]
+        up = _rated_up(request)
         if not up or self.weights.taste <= 0 or self.similarity.vectors is None:
             return None
         rated = frozenset(request.rated) | {paper.uid for paper in request.disliked}
@@ -493,7 +498,13 @@ def _signal_matches(table: TermTable, request: Request, choice: _Choice, i: int)
         nearest=int(choice.nearest[i]),
         disliked=request.disliked,
         taste=0.0 if choice.taste is None else float(choice.taste[i]),
+        fondest=int(choice.fondest[i]),
     )
+
+
+def _rated_up(request: Request) -> list[StoredPaper]:
+    """The reader's papers rated up, in the order of ``request.liked``."""
+    return [paper for paper in request.liked if paper.uid in request.rated]
 
 
 def _or_zero(points: np.ndarray | None) -> np.ndarray | float:

@@ -150,7 +150,9 @@ _SIGNALS = {
     "rated": lambda m: Reason("like papers you rated up", _shorten(m.term, 90), m.points),
     "disliked": lambda m: Reason("like a paper you rated down", _shorten(m.term, 90), m.points),
     "taste": lambda m: Reason(
-        "close to what you rated up", f"learnt from {m.count} ratings", m.points
+        "close to what you rated up",
+        f"{_shorten(m.term, 80)}; learnt from {m.count} rating{'' if m.count == 1 else 's'}",
+        m.points,
     ),
 }
 
