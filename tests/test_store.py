@@ -427,3 +427,44 @@ def test_the_summary_counts_what_was_offered(store):
     store.mark_delivered(digest.digest_id, "email", NOW)
     [alice] = store.summary().subscribers
     assert (alice.delivered_papers, alice.considered_papers, alice.digests) == (2, 3, 1)
+
+
+# --- rate limits -------------------------------------------------------------------------------
+
+
+def test_requests_arriving_together_pass_a_limit_only_as_often_as_it_allows(store_target):
+    """Twelve connections claim the same client's event at the same instant against a
+    limit of three: exactly three pass and three are logged, on SQLite
+    (its write lock) as on PostgreSQL (an advisory lock on the client)."""
+    import threading
+    from datetime import timedelta
+
+    with Store.open(store_target):  # made once, before the clients race
+        pass
+    clients = 12
+    start = threading.Barrier(clients)
+    passed: list[bool] = []
+    errors: list[BaseException] = []
+
+    def claim() -> None:
+        try:
+            with Store.open(store_target) as own:
+                start.wait(timeout=30)
+                ok = own.claim_event("post", "client-a", NOW, limit=3, per=timedelta(minutes=1))
+            passed.append(ok)
+        except BaseException as error:  # a thread's failure fails the test below
+            errors.append(error)
+
+    threads = [threading.Thread(target=claim) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not errors, errors
+    assert sorted(passed) == [False] * (clients - 3) + [True] * 3
+    with Store.open(store_target) as store:
+        assert store.count_events() == 3
+        # Another client has limits of its own; one a minute later starts afresh.
+        assert store.claim_event("post", "client-b", NOW, limit=3, per=timedelta(minutes=1))
+        later = NOW + timedelta(minutes=1, seconds=1)
+        assert store.claim_event("post", "client-a", later, limit=3, per=timedelta(minutes=1))
