@@ -23,11 +23,18 @@ What ranks with ratings:
   rated up minus half that of those rated down. ``beta`` is chosen leaving one interest
   out: for each interest, the beta of BETAS with the best mean gain on the others.
 
+With ``--oracle``, a bound rather than a learner: the same blend with a logistic model
+fitted on the labels of every paper of every earlier day, shown or not (what a reader
+who graded everything would teach), on TF-IDF vectors (``oracle``) and, when the
+``[semantic]`` extra's packaged model is installed, on its MiniLM embeddings
+(``oracle-minilm``). What it gains is about what a per-reader model of paper content
+can gain on these days, however it learns from ratings.
+
 With ``--listings`` the reader goes on after the seed captures through the days of the
 recorded daily listings (listings.py), graded in qrels-listings.tsv: 13 days in all.
 
 Usage: python benchmarks/relevance/simulate.py [SEEDS_DIR] [--rate N] [--learners]
-       [--listings] [--json]
+       [--oracle] [--listings] [--json]
 """
 
 from __future__ import annotations
@@ -39,6 +46,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from evaluate import LISTING_QRELS, Interest, load_labels, load_papers, ndcg, seeds_argument
@@ -51,6 +59,7 @@ from digest.rank.score import Request, rank_many
 SHOWN = 10  # the papers of a day's digest the reader looks at
 BETAS = (0.1, 0.2, 0.3, 0.5, 0.8)
 WEAK = 0.1  # the sample weight of an earlier paper not shown, as a negative
+ORACLE_C = 10.0  # the oracle's regularisation: the better of 1 and 10 on these days
 
 
 def days_of(by_id: dict[str, StoredPaper]) -> list[list[tuple[str, StoredPaper]]]:
@@ -83,6 +92,7 @@ class Reader:
     up: list[StoredPaper] = field(default_factory=list)
     down: list[StoredPaper] = field(default_factory=list)
     unshown: list[StoredPaper] = field(default_factory=list)
+    graded: list[tuple[StoredPaper, int]] = field(default_factory=list)  # every earlier paper
 
 
 @dataclass(eq=False)  # hashed by identity: its vectors are made once
@@ -169,6 +179,53 @@ def rocchio(day: Day, reader: Reader) -> np.ndarray | None:
     return _day_vectors(day) @ query
 
 
+def _fit_graded(features: Any, reader: Reader, candidates: Any) -> np.ndarray | None:
+    """A logistic model of every earlier paper's label (1 or 2 against 0), scoring the
+    day's papers: ``features`` and ``candidates`` are the vectors of reader.graded's
+    papers and of the day's."""
+    from sklearn.linear_model import LogisticRegression
+
+    labels = [1 if grade >= 1 else 0 for _paper, grade in reader.graded]
+    if len(set(labels)) < 2:
+        return None
+    model = LogisticRegression(class_weight="balanced", C=ORACLE_C, max_iter=3000)
+    return model.fit(features, labels).decision_function(candidates)
+
+
+def oracle(day: Day, reader: Reader) -> np.ndarray | None:
+    """The bound on TF-IDF vectors: fitted on the labels of every earlier paper."""
+    features = _vectoriser(day.corpus).transform([paper for paper, _grade in reader.graded])
+    return _fit_graded(features, reader, _day_vectors(day))
+
+
+def minilm_oracle(days: dict[str, list[Day]]) -> Model | None:
+    """The bound on the [semantic] extra's MiniLM embeddings of every paper of ``days``
+    (made once), or None without the extra."""
+    from digest.config import PACKAGED_MODEL
+    from digest.errors import ConfigError
+    from digest.store.embeddings import embedded_text
+
+    try:
+        from digest.embed import Encoder, resolve_model
+
+        folder, name = resolve_model(PACKAGED_MODEL, Path(__file__).resolve().parent)
+        encoder = Encoder(folder, name)
+    except (ImportError, ConfigError) as error:
+        print(f"oracle-minilm left out: {error}", file=sys.stderr)
+        return None
+    papers = {p.uid: p for every in days.values() for day in every for p in day.papers}
+    vectors = encoder.encode([embedded_text(p) for p in papers.values()])
+    row = {uid: k for k, uid in enumerate(papers)}
+
+    def of(found: list[StoredPaper]) -> np.ndarray:
+        return vectors[[row[p.uid] for p in found]]
+
+    def model(day: Day, reader: Reader) -> np.ndarray | None:
+        return _fit_graded(of([p for p, _g in reader.graded]), reader, of(day.papers))
+
+    return model
+
+
 def prepare(seeds: Path, listings: bool = False) -> tuple[list[Interest], dict[str, list[Day]]]:
     """Each interest's days, with the keyword digest's scores (no ratings) of each: the
     seed captures' three, then with ``listings`` the days of the recorded listings (the
@@ -220,6 +277,7 @@ def simulate(interest: Interest, days: list[Day], shows: Shows, rate: int) -> li
             (reader.up if day.grades[uid] >= 1 else reader.down).append(by_uid[uid])
         seen = set(shown)
         reader.unshown += [p for p in day.papers if p.uid not in seen]
+        reader.graded += [(p, day.grades[p.uid]) for p in day.papers]
     return rows
 
 
@@ -246,7 +304,9 @@ def held_out(
     return found
 
 
-def run(seeds: Path, rate: int, learners: bool, listings: bool = False) -> dict[str, dict]:
+def run(
+    seeds: Path, rate: int, learners: bool, listings: bool = False, bound: bool = False
+) -> dict[str, dict]:
     interests, days = prepare(seeds, listings)
     systems = {
         "digest": {
@@ -256,6 +316,11 @@ def run(seeds: Path, rate: int, learners: bool, listings: bool = False) -> dict[
     if learners:
         systems["logistic"] = held_out(interests, days, logistic, rate)
         systems["rocchio"] = held_out(interests, days, rocchio, rate)
+    if bound:
+        systems["oracle"] = held_out(interests, days, oracle, rate)
+        dense = minilm_oracle(days)
+        if dense is not None:
+            systems["oracle-minilm"] = held_out(interests, days, dense, rate)
     return systems
 
 
@@ -264,7 +329,7 @@ def main(argv: list[str]) -> int:
     if seeds is None:
         return 2
     rate = int(argv[argv.index("--rate") + 1]) if "--rate" in argv else SHOWN
-    systems = run(seeds, rate, "--learners" in argv, "--listings" in argv)
+    systems = run(seeds, rate, "--learners" in argv, "--listings" in argv, "--oracle" in argv)
     if "--json" in argv:
         print(json.dumps(systems, indent=2))
         return 0
@@ -284,7 +349,7 @@ def main(argv: list[str]) -> int:
     print(f"  without ratings {without:.3f}; ceiling of the eligible papers {ceiling:.3f}")
     for system, rows in systems.items():
         mean = sum(d["with_ratings"] for r in rows.values() for d in r["days"]) / len(every)
-        print(f"  {system:<10} {mean:.3f}  gain {mean - without:+.3f}")
+        print(f"  {system:<13} {mean:.3f}  gain {mean - without:+.3f}")
     return 0
 
 
