@@ -245,7 +245,11 @@ class Ranker:
             self.corpus_for(candidates)
             requests.append(request)
             notes.append(warnings)
-        rankings = rank_many(requests, self._corpus)
+        semantic = self.semantic
+        meanings = (
+            None if semantic is None else (lambda papers: semantic.vectors(self.store, papers))
+        )
+        rankings = rank_many(requests, self._corpus, meanings=meanings)
         if self.semantic is not None:
             rankings = [
                 self.semantic.blend(self.store, self._corpus, subscriber, request.profile, ranking)

@@ -590,6 +590,60 @@ def test_a_model_of_the_ratings_reorders_papers_but_never_chooses_them():
     assert all(m.field != "taste" for s in only_down.selected for m in s.matches)
 
 
+def test_with_semantic_matching_the_ratings_model_learns_what_papers_mean():
+    """Papers that share no word with those rated, but mean the same as the ones rated up
+    (their embeddings say so), move up when the model sees the embeddings, and only then;
+    the delivered set and the points that add up to each score stay as without."""
+    import numpy as np
+
+    earlier = (
+        [(f"Attention, kind {i}", f"Sparse routing of tokens {i}.") for i in range(3)]
+        + [(f"Attention, sort {i}", f"Pixels of photographs {i}.") for i in range(3)]
+        + [(f"Background paper {i}", f"Weather records of station {i}.") for i in range(30)]
+    )
+    today = [
+        ("Attention, first today", "Mixtures pick experts per input."),
+        ("Attention, second today", "Colour channels of images."),
+        ("Attention, third today", "Experts chosen by a gate."),
+        ("Attention, fourth today", "Images reweighted by colour."),
+    ]
+    pool = papers(*earlier, *today, background=False)
+    candidates = pool[len(earlier) :]
+    up, down = pool[0:3], pool[3:6]
+    # Three directions of meaning: like the papers rated up, like those rated down, neither.
+    means_up = {p.uid for p in up} | {candidates[0].uid, candidates[2].uid}
+    means_down = {p.uid for p in down} | {candidates[1].uid, candidates[3].uid}
+
+    def meanings(found):
+        return np.array(
+            [
+                [1.0, 0.0, 0.0]
+                if p.uid in means_up
+                else [0.0, 1.0, 0.0]
+                if p.uid in means_down
+                else [0.0, 0.0, 1.0]
+                for p in found
+            ]
+        )
+
+    corpus = Corpus(pool)
+    profile = Profile.build(["attention"], max_papers=10)
+    request = Request(profile, candidates, up * 5, frozenset(p.uid for p in up), down * 5)
+    [words_only] = rank_many([request], corpus)
+    [with_meaning] = rank_many([request], corpus, meanings=meanings)
+
+    def order(ranking):
+        return [s.paper.paper.title for s in ranking.selected]
+
+    assert set(order(with_meaning)) == set(order(words_only)) == {t for t, _ in today}
+    assert set(order(with_meaning)[:2]) == {"Attention, first today", "Attention, third today"}
+    assert set(order(words_only)[:2]) != set(order(with_meaning)[:2])  # words alone cannot tell
+    for item in with_meaning.selected:
+        [taste] = [m for m in item.matches if m.field == "taste"]
+        assert (taste.points > 0) == (item.paper.uid in means_up)
+        assert item.score == pytest.approx(sum(m.points for m in item.matches), abs=1e-3)
+
+
 # --- query expansion ---------------------------------------------------------------------
 
 

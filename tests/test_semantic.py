@@ -217,6 +217,45 @@ def test_a_run_delivers_by_meaning_and_a_second_run_encodes_nothing(make_config,
         assert store.embedding_count() == 6
 
 
+def test_a_rated_reader_s_model_learns_on_the_stored_embeddings(make_config, clock):
+    """With [semantic], a run ranks a rated reader with the model that learns on the
+    stored embeddings too (test_rank checks what it learns): the run goes through, the
+    next day's papers it moves name the paper rated up, each paper's embedding is stored
+    once, and `digest explain` scores a paper as the run did."""
+    from click.testing import CliRunner
+
+    from digest.cli import main
+    from digest.explain import explain
+
+    config_path = make_config(subscribers=SEMANTIC_READER)
+    items = [(f"2603.0900{k}", t, a) for k, (t, a) in enumerate(PAPERS, start=1)]
+    (config_path.parent / "inbox" / "day1.json").write_text(_daily_papers(items))
+    assert run_once(load_config(config_path), today=TODAY, clock=clock).ok
+    voted = CliRunner().invoke(
+        main, ["feedback", "--config", str(config_path), "alice", "2603.09002", "up"]
+    )
+    assert voted.exit_code == 0, voted.output
+    later = [
+        ("2603.19001", "Linear attention with random features", "Kernels approximate softmax."),
+        ("2603.19002", "Linear attention in vision", "Cheaper mixing of image patches."),
+    ]
+    (config_path.parent / "inbox" / "day2.json").write_text(_daily_papers(later))
+    clock.advance(days=1)
+    tomorrow = date(2026, 3, 14)
+    report = run_once(load_config(config_path), today=tomorrow, clock=clock)
+    assert report.ok
+    with Store.open(config_path.parent / "state" / "digest.db") as store:
+        assert store.embedding_count() == len(items) + len(later)
+    delivered = report.subscribers["alice"].papers
+    assert {p["id"] for p in delivered} == {"2603.19001", "2603.19002"}
+    for paper in delivered:
+        [taste] = [m for m in paper["matched"] if m.field == "taste"]
+        assert taste.term == "Subquadratic token mixing for long sequences"
+        assert taste.count == 1
+        found = explain(load_config(config_path), "alice", paper["id"], tomorrow)
+        assert found.now.score == pytest.approx(paper["score"], abs=1e-3)
+
+
 def test_without_semantic_the_run_has_none(make_config):
     assert semantic_of(load_config(make_config())) is None
 

@@ -30,11 +30,15 @@ who graded everything would teach), on TF-IDF vectors (``oracle``) and, when the
 (``oracle-minilm``). What it gains is about what a per-reader model of paper content
 can gain on these days, however it learns from ratings.
 
+With ``--semantic`` (and the ``[semantic]`` extra's packaged model installed), also
+``digest+meaning``: the digest whose model of the ratings learns on each paper's MiniLM
+embedding beside its TF-IDF vector, as a run with ``[semantic]`` does.
+
 With ``--listings`` the reader goes on after the seed captures through the days of the
 recorded daily listings (listings.py), graded in qrels-listings.tsv: 13 days in all.
 
 Usage: python benchmarks/relevance/simulate.py [SEEDS_DIR] [--rate N] [--learners]
-       [--oracle] [--listings] [--json]
+       [--oracle] [--semantic] [--listings] [--json]
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ from __future__ import annotations
 import functools
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -54,7 +58,7 @@ from listings import load_listing_papers
 
 from digest.models import StoredPaper
 from digest.rank import Corpus, Profile
-from digest.rank.score import Request, rank_many
+from digest.rank.score import Meanings, Request, rank_many
 
 SHOWN = 10  # the papers of a day's digest the reader looks at
 BETAS = (0.1, 0.2, 0.3, 0.5, 0.8)
@@ -198,9 +202,9 @@ def oracle(day: Day, reader: Reader) -> np.ndarray | None:
     return _fit_graded(features, reader, _day_vectors(day))
 
 
-def minilm_oracle(days: dict[str, list[Day]]) -> Model | None:
-    """The bound on the [semantic] extra's MiniLM embeddings of every paper of ``days``
-    (made once), or None without the extra."""
+def encoded(days: dict[str, list[Day]]) -> Meanings | None:
+    """The [semantic] extra's MiniLM embeddings of every paper of ``days`` (made once),
+    as a function of papers; None without the extra."""
     from digest.config import PACKAGED_MODEL
     from digest.errors import ConfigError
     from digest.store.embeddings import embedded_text
@@ -211,19 +215,39 @@ def minilm_oracle(days: dict[str, list[Day]]) -> Model | None:
         folder, name = resolve_model(PACKAGED_MODEL, Path(__file__).resolve().parent)
         encoder = Encoder(folder, name)
     except (ImportError, ConfigError) as error:
-        print(f"oracle-minilm left out: {error}", file=sys.stderr)
+        print(f"left out what needs embeddings: {error}", file=sys.stderr)
         return None
     papers = {p.uid: p for every in days.values() for day in every for p in day.papers}
     vectors = encoder.encode([embedded_text(p) for p in papers.values()])
     row = {uid: k for k, uid in enumerate(papers)}
 
-    def of(found: list[StoredPaper]) -> np.ndarray:
+    def of(found: Sequence[StoredPaper]) -> np.ndarray:
         return vectors[[row[p.uid] for p in found]]
+
+    return of
+
+
+def minilm_oracle(of: Meanings) -> Model:
+    """The bound on the embeddings ``of`` gives."""
 
     def model(day: Day, reader: Reader) -> np.ndarray | None:
         return _fit_graded(of([p for p, _g in reader.graded]), reader, of(day.papers))
 
     return model
+
+
+def digest_with_meanings(of: Meanings) -> Shows:
+    """What a run with [semantic] shows, as far as ratings go: ``digest.rank`` whose model
+    of the ratings learns on the embeddings too (the keyword ranking is left as it is,
+    so that both sides differ by the ratings only)."""
+
+    def shows(profile: Profile, day: Day, reader: Reader) -> list[int]:
+        rated = frozenset(p.uid for p in reader.up)
+        request = Request(profile, day.papers, reader.up, rated, reader.down)
+        [ranking] = rank_many([request], day.corpus, meanings=of)
+        return [s.paper.uid for s in ranking.selected[:SHOWN]]
+
+    return shows
 
 
 def prepare(seeds: Path, listings: bool = False) -> tuple[list[Interest], dict[str, list[Day]]]:
@@ -305,7 +329,12 @@ def held_out(
 
 
 def run(
-    seeds: Path, rate: int, learners: bool, listings: bool = False, bound: bool = False
+    seeds: Path,
+    rate: int,
+    learners: bool,
+    listings: bool = False,
+    bound: bool = False,
+    semantic: bool = False,
 ) -> dict[str, dict]:
     interests, days = prepare(seeds, listings)
     systems = {
@@ -313,14 +342,19 @@ def run(
             i.name: {"days": simulate(i, days[i.name], digest_ranking, rate)} for i in interests
         }
     }
+    of = encoded(days) if semantic or bound else None
+    if semantic and of is not None:
+        shows = digest_with_meanings(of)
+        systems["digest+meaning"] = {
+            i.name: {"days": simulate(i, days[i.name], shows, rate)} for i in interests
+        }
     if learners:
         systems["logistic"] = held_out(interests, days, logistic, rate)
         systems["rocchio"] = held_out(interests, days, rocchio, rate)
     if bound:
         systems["oracle"] = held_out(interests, days, oracle, rate)
-        dense = minilm_oracle(days)
-        if dense is not None:
-            systems["oracle-minilm"] = held_out(interests, days, dense, rate)
+        if of is not None:
+            systems["oracle-minilm"] = held_out(interests, days, minilm_oracle(of), rate)
     return systems
 
 
@@ -329,17 +363,18 @@ def main(argv: list[str]) -> int:
     if seeds is None:
         return 2
     rate = int(argv[argv.index("--rate") + 1]) if "--rate" in argv else SHOWN
-    systems = run(seeds, rate, "--learners" in argv, "--listings" in argv, "--oracle" in argv)
+    flags = ("--learners", "--listings", "--oracle", "--semantic")
+    systems = run(seeds, rate, *(flag in argv for flag in flags))
     if "--json" in argv:
         print(json.dumps(systems, indent=2))
         return 0
     ours = systems["digest"]
-    print(f"{'interest':<28}{'day':>4}{'without':>9}" + "".join(f"{s:>10}" for s in systems)
+    print(f"{'interest':<28}{'day':>4}{'without':>9}" + "".join(f"{s:>15}" for s in systems)
           + f"{'ceiling':>9}")  # fmt: skip
     for name, row in ours.items():
         for k, d in enumerate(row["days"]):
             cells = "".join(
-                f"{systems[s][name]['days'][k]['with_ratings']:>10.3f}" for s in systems
+                f"{systems[s][name]['days'][k]['with_ratings']:>15.3f}" for s in systems
             )
             print(f"{name:<28}{d['day']:>4}{d['without']:>9.3f}{cells}{d['ceiling']:>9.3f}")
     every = [d for row in ours.values() for d in row["days"]]

@@ -17,6 +17,12 @@ It is fitted again in every run, for every reader with ratings, rather than stor
 its features are the TF-IDF vocabulary of the run's corpus, which changes with every
 day's papers, and a fit on a few hundred rows takes milliseconds.
 
+With semantic matching on (``[semantic]``), each paper's features are its TF-IDF vector
+and, beside it, its sentence embedding times ``MEANING`` (``with_meaning``): papers
+that say the same in other words then count as alike. On the simulated reader of
+benchmarks/relevance this lifted the gain of rating the top 10 over 13 days from
++0.030 to +0.050 NDCG@10 (see its README for how ``MEANING`` was chosen).
+
 Pure: vectors in, points out. The vectors are those of ``rank.similar``.
 """
 
@@ -29,6 +35,15 @@ import numpy as np
 FULL_AT = 30  # ratings at which the model weighs its full weight
 BACKGROUND = 300  # the latest corpus papers taken as weak negatives
 WEAK = 0.1  # a weak negative's sample weight (a rating's is 1)
+MEANING = 0.5  # the length of a paper's embedding beside its unit TF-IDF vector
+
+
+def with_meaning(vectors: Any, meanings: np.ndarray) -> Any:
+    """TF-IDF rows with the papers' unit embeddings (rows, in the same order) beside
+    them, scaled by ``MEANING``: the features of a model with semantic matching on."""
+    from scipy import sparse
+
+    return sparse.hstack([vectors, sparse.csr_matrix(MEANING * meanings)]).tocsr()
 
 
 def taste_points(

@@ -30,7 +30,7 @@ from digest.models import Match, Scored, StoredPaper
 from digest.rank.corpus import Corpus
 from digest.rank.expand import expand
 from digest.rank.keywords import InterestParts
-from digest.rank.learn import BACKGROUND, taste_points
+from digest.rank.learn import BACKGROUND, taste_points, with_meaning
 from digest.rank.matches import LIKED_THRESHOLD, keyword_matches, signal_matches
 from digest.rank.parts import KINDS, keyword_parts
 from digest.rank.profile import Profile, Term
@@ -43,6 +43,9 @@ CHUNK = 512  # readers scored together: bounds the dense interest x candidate sc
 # nothing but such words. Any rarer word of a keyword does (a phrase matched only in part
 # ranks lower, but stays in).
 COMMON_SHARE = 0.5
+# Unit vectors of papers by meaning (rows, in order), when semantic matching is on: the
+# model of a reader's ratings learns on them too (rank.learn).
+Meanings = Callable[[Sequence[StoredPaper]], np.ndarray]
 # The score cut also measures a paper against the best of its day: it needs at least
 # Weights.floor of the mean score of the interest's CUT_TOP best candidates.
 CUT_TOP = 10
@@ -142,9 +145,13 @@ def rank(
 
 
 def rank_many(
-    requests: Sequence[Request], corpus: Corpus, weights: Weights = DEFAULT_WEIGHTS
+    requests: Sequence[Request],
+    corpus: Corpus,
+    weights: Weights = DEFAULT_WEIGHTS,
+    meanings: Meanings | None = None,
 ) -> list[Ranking]:
-    """``rank`` for many readers, the same result as one by one, scored in batches."""
+    """``rank`` for many readers, the same result as one by one, scored in batches;
+    with ``meanings``, the model of each reader's ratings learns on them too."""
     results = [Ranking([]) for _ in requests]
     groups: dict[int, list[int]] = {}
     for k, request in enumerate(requests):
@@ -155,7 +162,7 @@ def rank_many(
         for start in range(0, len(members), CHUNK):
             chunk = members[start : start + CHUNK]
             for k, ranking in zip(
-                chunk, _Batch(table, [requests[k] for k in chunk]).rank(), strict=True
+                chunk, _Batch(table, [requests[k] for k in chunk], meanings).rank(), strict=True
             ):
                 results[k] = ranking
     return results
@@ -203,8 +210,13 @@ class _Choice:
 class _Batch:
     """Readers with the same candidates, scored together."""
 
-    def __init__(self, table: TermTable, requests: Sequence[Request]) -> None:
+    def __init__(
+        self, table: TermTable, requests: Sequence[Request], meanings: Meanings | None = None
+    ) -> None:
         self.table = table
+        self.meanings = meanings
+        # With meanings: the candidates', and the uids and meanings of the latest papers.
+        self._batch_meanings: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         self.weights = table.weights
         self.requests = requests
         self.parts = InterestParts(table.keywords)
@@ -425,14 +437,25 @@ class _Batch:
             if len(eligible_scores)
             else 1.0
         )
-        return taste_points(
-            self.similarity.rows(up),
-            self.similarity.rows(request.disliked),
-            self.similarity.background(rated, BACKGROUND),
-            self.similarity.candidate_vectors,
-            scale,
-            self.weights.taste,
-        )
+        similarity = self.similarity
+        up_rows, down_rows = similarity.rows(up), similarity.rows(request.disliked)
+        background = similarity.background(rated, BACKGROUND)
+        candidates = similarity.candidate_vectors
+        if self.meanings is not None:
+            if self._batch_meanings is None:  # once for the batch
+                latest = similarity.background_papers(frozenset(), BACKGROUND)
+                self._batch_meanings = (
+                    self.meanings(self.table.candidates),
+                    np.array([paper.uid for paper in latest], dtype=np.int64),
+                    self.meanings(latest),
+                )
+            of_candidates, latest_uids, of_latest = self._batch_meanings
+            kept = ~np.isin(latest_uids, np.fromiter(rated, dtype=np.int64))
+            up_rows = with_meaning(up_rows, self.meanings(up))
+            down_rows = with_meaning(down_rows, self.meanings(request.disliked))
+            background = with_meaning(background, of_latest[kept])
+            candidates = with_meaning(candidates, of_candidates)
+        return taste_points(up_rows, down_rows, background, candidates, scale, self.weights.taste)
 
 
 class _Explainer:

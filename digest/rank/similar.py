@@ -70,7 +70,7 @@ class Similarity:
         distinct = list({paper.uid: paper for paper in papers}.values())
         self.corpus = corpus
         self.candidates = candidates
-        self._background: tuple[np.ndarray, Any] | None = None
+        self._background: tuple[np.ndarray, Any, list[StoredPaper]] | None = None
         self.column = {paper.uid: k for k, paper in enumerate(distinct)}
         self.row: dict[int, int] = {}
         self.matrix: np.ndarray | None = None  # candidates x rated papers, when small
@@ -92,6 +92,16 @@ class Similarity:
     def background(self, leave_out: frozenset[int], size: int) -> Any:
         """The vectors of the corpus's ``size`` latest papers that are not candidates,
         made once per batch, without those whose uid is in ``leave_out``."""
+        uids, vectors, _papers = self._latest(size)
+        if not leave_out or not len(uids):
+            return vectors
+        return vectors[~np.isin(uids, np.fromiter(leave_out, dtype=np.int64))]
+
+    def background_papers(self, leave_out: frozenset[int], size: int) -> list[StoredPaper]:
+        """The papers of ``background``, in the order of its rows."""
+        return [paper for paper in self._latest(size)[2] if paper.uid not in leave_out]
+
+    def _latest(self, size: int) -> tuple[np.ndarray, Any, list[StoredPaper]]:
         if self._background is None:
             taken = {paper.uid for paper in self.candidates}
             papers = getattr(self.corpus, "papers", [])
@@ -99,11 +109,8 @@ class Similarity:
             chosen = [paper for paper in latest if paper.uid not in taken][:size]
             vectorizer = _vectoriser(self.corpus, self.candidates)
             vectors = vectorizer.transform(chosen) if chosen else self.vectors[:0]
-            self._background = (np.array([paper.uid for paper in chosen]), vectors)
-        uids, vectors = self._background
-        if not leave_out or not len(uids):
-            return vectors
-        return vectors[~np.isin(uids, np.fromiter(leave_out, dtype=np.int64))]
+            self._background = (np.array([paper.uid for paper in chosen]), vectors, chosen)
+        return self._background
 
     def closest(self, liked: Sequence[StoredPaper]) -> tuple[np.ndarray, np.ndarray]:
         """For each candidate, the similarity to its closest paper of ``liked`` (which
