@@ -220,8 +220,8 @@ def test_a_run_delivers_by_meaning_and_a_second_run_encodes_nothing(make_config,
 def test_a_rated_reader_s_model_learns_on_the_stored_embeddings(make_config, clock):
     """With [semantic], a run ranks a rated reader with the model that learns on the
     stored embeddings too (test_rank checks what it learns): the run goes through, the
-    next day's papers it moves name the paper rated up, each paper's embedding is stored
-    once, and `digest explain` scores a paper as the run did."""
+    next day's paper it moves up names the paper rated up, each paper's embedding is
+    stored once, and `digest explain` scores a paper as the run did."""
     from click.testing import CliRunner
 
     from digest.cli import main
@@ -248,10 +248,15 @@ def test_a_rated_reader_s_model_learns_on_the_stored_embeddings(make_config, clo
         assert store.embedding_count() == len(items) + len(later)
     delivered = report.subscribers["alice"].papers
     assert {p["id"] for p in delivered} == {"2603.19001", "2603.19002"}
+    moved = {}
     for paper in delivered:
         [taste] = [m for m in paper["matched"] if m.field == "taste"]
-        assert taste.term == "Subquadratic token mixing for long sequences"
         assert taste.count == 1
+        moved[taste.term] = taste.points
+    # Standardised over the day's two papers: one moves up, named after the paper rated
+    # up, and the other down.
+    assert moved["Subquadratic token mixing for long sequences"] > 0 > moved["your ratings"]
+    for paper in delivered:
         found = explain(load_config(config_path), "alice", paper["id"], tomorrow)
         assert found.now.score == pytest.approx(paper["score"], abs=1e-3)
 

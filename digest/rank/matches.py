@@ -130,8 +130,9 @@ def signal_matches(
     """Matches for what is not a keyword: authors, a category, popularity, a liked paper
     (field "liked", or "rated" when the reader rated it up), a paper rated down
     ("disliked", negative points), the model of the reader's ratings ("taste", points
-    either way; its term is the title of the paper rated up the candidate is closest
-    to, ``fondest`` of them, and its count the number of ratings it learnt from)."""
+    either way; when they are above zero its term is the title of the paper rated up
+    the candidate is closest to, ``fondest`` of them; its count is the number of ratings
+    it learnt from)."""
     corpus = table.corpus
     found: list[Match] = []
     for name in profile.authors:
@@ -162,6 +163,7 @@ def signal_matches(
     if taste:
         up = [paper for paper in liked if paper.uid in rated]
         ratings = len(up) + len(disliked)
-        title = up[fondest].paper.title
-        found.append(Match(title, "taste", ratings, round(taste, 4), "signal"))
+        # A paper it moved up names the paper rated up it is most like; one moved down does not.
+        term = up[fondest].paper.title if taste > 0 else "your ratings"
+        found.append(Match(term, "taste", ratings, round(taste, 4), "signal"))
     return found
