@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from scipy import sparse
@@ -215,8 +216,8 @@ class _Batch:
     ) -> None:
         self.table = table
         self.meanings = meanings
-        # With meanings: the candidates', and the uids and meanings of the latest papers.
-        self._batch_meanings: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        # With meanings: the candidates' features, the latest papers' uids and features.
+        self._batch_meanings: tuple[Any, np.ndarray, Any] | None = None
         self.weights = table.weights
         self.requests = requests
         self.parts = InterestParts(table.keywords)
@@ -442,19 +443,19 @@ class _Batch:
         background = similarity.background(rated, BACKGROUND)
         candidates = similarity.candidate_vectors
         if self.meanings is not None:
-            if self._batch_meanings is None:  # once for the batch
+            if self._batch_meanings is None:  # the batch's shared features, made once
                 latest = similarity.background_papers(frozenset(), BACKGROUND)
                 self._batch_meanings = (
-                    self.meanings(self.table.candidates),
+                    with_meaning(candidates, self.meanings(self.table.candidates)),
                     np.array([paper.uid for paper in latest], dtype=np.int64),
-                    self.meanings(latest),
+                    with_meaning(
+                        similarity.background(frozenset(), BACKGROUND), self.meanings(latest)
+                    ),
                 )
-            of_candidates, latest_uids, of_latest = self._batch_meanings
-            kept = ~np.isin(latest_uids, np.fromiter(rated, dtype=np.int64))
+            candidates, latest_uids, latest_features = self._batch_meanings
+            background = latest_features[~np.isin(latest_uids, np.fromiter(rated, np.int64))]
             up_rows = with_meaning(up_rows, self.meanings(up))
             down_rows = with_meaning(down_rows, self.meanings(request.disliked))
-            background = with_meaning(background, of_latest[kept])
-            candidates = with_meaning(candidates, of_candidates)
         return taste_points(up_rows, down_rows, background, candidates, scale, self.weights.taste)
 
 
