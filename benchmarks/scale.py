@@ -155,6 +155,12 @@ def main(argv: list[str] | None = None) -> int:
         help="sign reader links (a [web] secret and a base_url): every email and feed "
         "then has manage, unsubscribe and per-paper rating links",
     )
+    parser.add_argument(
+        "--semantic",
+        action="store_true",
+        help="semantic matching on ([semantic], the packaged model): papers are encoded in "
+        "the run, and rated readers' models learn on the embeddings too",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--keep", type=Path, default=None, help="run in this folder and keep it")
     args = parser.parse_args(argv)
@@ -186,6 +192,7 @@ def measure(args: argparse.Namespace, folder: Path, store_url: str | None) -> di
             workers=args.workers if args.workers == "auto" else int(args.workers),
             store_url=store_url,
             links_secret_env=LINKS_SECRET_ENV if args.links else None,
+            semantic=args.semantic,
         )
     )
     if args.links:
@@ -279,6 +286,7 @@ def measure(args: argparse.Namespace, folder: Path, store_url: str | None) -> di
         "workers": workers,
         "channels": args.channels.split(","),
         "links": args.links,
+        "semantic": args.semantic,
         # Seconds per stage, added up over runs and worker processes (work, not wall time).
         "stages": stages,
         # Seconds per stage as the clock sees them, per run (workers run side by side).

@@ -418,9 +418,11 @@ class Workload:
         workers: int | str = "auto",
         store_url: str | None = None,
         links_secret_env: str | None = None,
+        semantic: bool = False,
     ) -> str:
         """The config of the workload; ``links_secret_env``: sign reader links with the
-        secret in that variable (and a public base URL), as a site with reader pages does."""
+        secret in that variable (and a public base URL), as a site with reader pages does;
+        ``semantic``: semantic matching on, with the packaged model."""
         lines = [
             'timezone = "UTC"',
             "[run]",
@@ -436,6 +438,7 @@ class Workload:
                 if links_secret_env
                 else []
             ),
+            *(["[semantic]"] if semantic else []),
             "[[sources]]",
             'name = "daily"',
             'kind = "file"',
