@@ -115,12 +115,21 @@ Shows = Callable[[Profile, Day, Reader], list[int]]
 Model = Callable[[Day, Reader], "np.ndarray | None"]
 
 
-def digest_ranking(profile: Profile, day: Day, reader: Reader) -> list[int]:
-    """What a run shows: ``digest.rank`` with the reader's ratings."""
-    rated = frozenset(p.uid for p in reader.up)
-    request = Request(profile, day.papers, reader.up, rated, reader.down)
-    [ranking] = rank_many([request], day.corpus)
-    return [s.paper.uid for s in ranking.selected[:SHOWN]]
+def digest_shows(meanings: Meanings | None = None) -> Shows:
+    """What a run shows: ``digest.rank`` with the reader's ratings; with ``meanings`` (as
+    with [semantic]), its model of the ratings learns on them too (the keyword ranking
+    is left as it is, so that both sides differ by the ratings only)."""
+
+    def shows(profile: Profile, day: Day, reader: Reader) -> list[int]:
+        rated = frozenset(p.uid for p in reader.up)
+        request = Request(profile, day.papers, reader.up, rated, reader.down)
+        [ranking] = rank_many([request], day.corpus, meanings=meanings)
+        return [s.paper.uid for s in ranking.selected[:SHOWN]]
+
+    return shows
+
+
+digest_ranking = digest_shows()
 
 
 def keyword_order(day: Day, points: np.ndarray) -> list[int]:
@@ -236,20 +245,6 @@ def minilm_oracle(of: Meanings) -> Model:
     return model
 
 
-def digest_with_meanings(of: Meanings) -> Shows:
-    """What a run with [semantic] shows, as far as ratings go: ``digest.rank`` whose model
-    of the ratings learns on the embeddings too (the keyword ranking is left as it is,
-    so that both sides differ by the ratings only)."""
-
-    def shows(profile: Profile, day: Day, reader: Reader) -> list[int]:
-        rated = frozenset(p.uid for p in reader.up)
-        request = Request(profile, day.papers, reader.up, rated, reader.down)
-        [ranking] = rank_many([request], day.corpus, meanings=of)
-        return [s.paper.uid for s in ranking.selected[:SHOWN]]
-
-    return shows
-
-
 def prepare(seeds: Path, listings: bool = False) -> tuple[list[Interest], dict[str, list[Day]]]:
     """Each interest's days, with the keyword digest's scores (no ratings) of each: the
     seed captures' three, then with ``listings`` the days of the recorded listings (the
@@ -344,7 +339,7 @@ def run(
     }
     of = encoded(days) if semantic or bound else None
     if semantic and of is not None:
-        shows = digest_with_meanings(of)
+        shows = digest_shows(of)
         systems["digest+meaning"] = {
             i.name: {"days": simulate(i, days[i.name], shows, rate)} for i in interests
         }

@@ -110,6 +110,12 @@ def keyword_matches(
     return [matches[a:b] for a, b in pairwise(bounds)], totals
 
 
+def rated_up(liked: Sequence[StoredPaper], rated: frozenset[int]) -> list[StoredPaper]:
+    """The liked papers the reader rated up, in their order: what the model's ``fondest``
+    index counts in."""
+    return [paper for paper in liked if paper.uid in rated]
+
+
 def signal_matches(
     profile: Profile,
     table: TermTable,
@@ -161,7 +167,7 @@ def signal_matches(
         points = -round(weights.disliked * float(against), 4)
         found.append(Match(disliked[nearest].paper.title, "disliked", 1, points, "signal"))
     if taste:
-        up = [paper for paper in liked if paper.uid in rated]
+        up = rated_up(liked, rated)
         ratings = len(up) + len(disliked)
         # A paper it moved up names the paper rated up it is most like; one moved down does not.
         term = up[fondest].paper.title if taste > 0 else "your ratings"

@@ -32,7 +32,7 @@ from digest.rank.corpus import Corpus
 from digest.rank.expand import expand
 from digest.rank.keywords import InterestParts
 from digest.rank.learn import BACKGROUND, taste_points, with_meaning
-from digest.rank.matches import LIKED_THRESHOLD, keyword_matches, signal_matches
+from digest.rank.matches import LIKED_THRESHOLD, keyword_matches, rated_up, signal_matches
 from digest.rank.parts import KINDS, keyword_parts
 from digest.rank.profile import Profile, Term
 from digest.rank.similar import Similarity
@@ -216,8 +216,8 @@ class _Batch:
     ) -> None:
         self.table = table
         self.meanings = meanings
-        # With meanings: the candidates' features, the latest papers' uids and features.
-        self._batch_meanings: tuple[Any, np.ndarray, Any] | None = None
+        # With meanings: the features of the candidates and of the latest papers.
+        self._batch_meanings: tuple[Any, Any] | None = None
         self.weights = table.weights
         self.requests = requests
         self.parts = InterestParts(table.keywords)
@@ -440,20 +440,22 @@ class _Batch:
         )
         similarity = self.similarity
         up_rows, down_rows = similarity.rows(up), similarity.rows(request.disliked)
-        background = similarity.background(rated, BACKGROUND)
-        candidates = similarity.candidate_vectors
-        if self.meanings is not None:
+        if self.meanings is None:
+            background = similarity.background(rated, BACKGROUND)
+            candidates = similarity.candidate_vectors
+        else:
             if self._batch_meanings is None:  # the batch's shared features, made once
-                latest = similarity.background_papers(frozenset(), BACKGROUND)
                 self._batch_meanings = (
-                    with_meaning(candidates, self.meanings(self.table.candidates)),
-                    np.array([paper.uid for paper in latest], dtype=np.int64),
                     with_meaning(
-                        similarity.background(frozenset(), BACKGROUND), self.meanings(latest)
+                        similarity.candidate_vectors, self.meanings(self.table.candidates)
+                    ),
+                    with_meaning(
+                        similarity.background(frozenset(), BACKGROUND),
+                        self.meanings(similarity.latest(BACKGROUND)),
                     ),
                 )
-            candidates, latest_uids, latest_features = self._batch_meanings
-            background = latest_features[~np.isin(latest_uids, np.fromiter(rated, np.int64))]
+            candidates, latest = self._batch_meanings
+            background = latest[similarity.kept(rated, BACKGROUND)]
             up_rows = with_meaning(up_rows, self.meanings(up))
             down_rows = with_meaning(down_rows, self.meanings(request.disliked))
         return taste_points(up_rows, down_rows, background, candidates, scale, self.weights.taste)
@@ -527,8 +529,7 @@ def _signal_matches(table: TermTable, request: Request, choice: _Choice, i: int)
 
 
 def _rated_up(request: Request) -> list[StoredPaper]:
-    """The reader's papers rated up, in the order of ``request.liked``."""
-    return [paper for paper in request.liked if paper.uid in request.rated]
+    return rated_up(request.liked, request.rated)
 
 
 def _or_zero(points: np.ndarray | None) -> np.ndarray | float:

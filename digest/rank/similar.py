@@ -95,11 +95,16 @@ class Similarity:
         uids, vectors, _papers = self._latest(size)
         if not leave_out or not len(uids):
             return vectors
-        return vectors[~np.isin(uids, np.fromiter(leave_out, dtype=np.int64))]
+        return vectors[self.kept(leave_out, size)]
 
-    def background_papers(self, leave_out: frozenset[int], size: int) -> list[StoredPaper]:
-        """The papers of ``background``, in the order of its rows."""
-        return [paper for paper in self._latest(size)[2] if paper.uid not in leave_out]
+    def latest(self, size: int) -> list[StoredPaper]:
+        """The papers of ``background`` before any is left out, in the order of its rows."""
+        return self._latest(size)[2]
+
+    def kept(self, leave_out: frozenset[int], size: int) -> np.ndarray:
+        """Which rows of ``latest`` ``background`` keeps."""
+        uids = self._latest(size)[0]
+        return ~np.isin(uids, np.fromiter(leave_out, dtype=np.int64))
 
     def _latest(self, size: int) -> tuple[np.ndarray, Any, list[StoredPaper]]:
         if self._background is None:
