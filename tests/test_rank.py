@@ -583,13 +583,45 @@ def test_a_model_of_the_ratings_reorders_papers_but_never_chooses_them():
     full = rank_many(
         [Request(profile, candidates, up * 5, frozenset(p.uid for p in up), down * 5)], corpus
     )[0]
-    why = {r.label: r.detail for r in reasons_of(full.selected[0])}
-    title, learnt = why["close to what you rated up"].split("; ")
+    best = full.selected[0]
+    why = {r.label: r for r in reasons_of(best)}
+    # The similarity to a paper rated up and the model name the same paper: one reason,
+    # worth both.
+    [similar] = [m for m in best.matches if m.field == "rated"]
+    [taste] = [m for m in best.matches if m.field == "taste"]
+    assert similar.term == taste.term and taste.points > 0
+    assert "close to what you rated up" not in why
+    title, learnt = why["like papers you rated up"].detail.split("; ")
     assert title.startswith("Attention for long sequences")  # the closest rated up
     assert learnt == "learnt from 30 ratings"
+    assert why["like papers you rated up"].points == pytest.approx(similar.points + taste.points)
     # Papers rated down alone teach nothing to rank by: no model.
     only_down = rank_many([Request(profile, candidates, (), frozenset(), down)], corpus)[0]
     assert all(m.field != "taste" for s in only_down.selected for m in s.matches)
+
+
+def test_the_why_line_names_two_rated_papers_apart_and_one_once():
+    """The similarity to a paper rated up and the ratings' model each name a paper: two
+    reasons when they name two, one worth both when they name the same."""
+    from digest.models import Match, Scored
+
+    paper = StoredPaper(1, Paper(title="Attention at length", abstract="Long inputs."), DAY)
+    similar = Match("Long attention", "rated", 1, 3.0)
+
+    def why(taste: Match) -> dict[str, tuple[str, float]]:
+        item = Scored(paper, 8.0, (Match("attention", "title", 1, 4.0), similar, taste))
+        return {r.label: (r.detail, r.points) for r in reasons_of(item)}
+
+    apart = why(Match("Sparse attention", "taste", 12, 1.0))
+    assert apart["like papers you rated up"] == ("Long attention", 3.0)
+    assert apart["close to what you rated up"] == ("Sparse attention; learnt from 12 ratings", 1.0)
+    once = why(Match("Long attention", "taste", 1, 1.0))
+    assert "close to what you rated up" not in once
+    assert once["like papers you rated up"] == ("Long attention; learnt from 1 rating", 4.0)
+    # Moved down, the model is no reason: the similarity alone is said.
+    down = why(Match("your ratings", "taste", 12, -1.0))
+    assert down["like papers you rated up"] == ("Long attention", 3.0)
+    assert "close to what you rated up" not in down
 
 
 def test_with_semantic_matching_the_ratings_model_learns_what_papers_mean():

@@ -10,14 +10,14 @@ Text fields are untrusted (they come from sources): HTML templates autoescape th
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import lru_cache
 from urllib.parse import urlencode
 
 from digest.ids import pdf_url
-from digest.models import Digest, Paper, Scored
+from digest.models import Digest, Match, Paper, Scored
 
 _SAFE_URL = re.compile(r"^https?://[^\s<>\"'`\\]+$", re.IGNORECASE)
 # What one paper may take of a digest: a source's 100 KB title (or author name, or link)
@@ -149,12 +149,36 @@ _SIGNALS = {
     "liked": lambda m: Reason("similar to a paper you liked", _shorten(m.term, 90), m.points),
     "rated": lambda m: Reason("like papers you rated up", _shorten(m.term, 90), m.points),
     "disliked": lambda m: Reason("like a paper you rated down", _shorten(m.term, 90), m.points),
-    "taste": lambda m: Reason(
-        "close to what you rated up",
-        f"{_shorten(m.term, 80)}; learnt from {m.count} rating{'' if m.count == 1 else 's'}",
-        m.points,
-    ),
+    "taste": lambda m: Reason("close to what you rated up", _learnt(m), m.points),
 }
+
+
+def _learnt(taste: Match) -> str:
+    count = taste.count
+    return f"{_shorten(taste.term, 80)}; learnt from {count} rating{'' if count == 1 else 's'}"
+
+
+def _signal_reasons(matches: Sequence[Match]) -> list[Reason]:
+    """A reason per signal, except that the similarity to a paper rated up and the
+    ratings' model moving the paper up because of that same paper say one thing: they
+    are one reason, worth both ("like papers you rated up: *title*; learnt from N
+    ratings")."""
+    taste = {m.term: m for m in matches if m.field == "taste" and m.points > 0}
+    rated = {m.term for m in matches if m.field == "rated"}
+    found = []
+    for match in matches:
+        if match.field not in _SIGNALS:
+            continue
+        if match.field == "taste" and match.points > 0 and match.term in rated:
+            continue  # said with the similarity to the same paper
+        model = taste.get(match.term) if match.field == "rated" else None
+        if model is None:
+            found.append(_SIGNALS[match.field](match))
+        else:
+            found.append(
+                Reason("like papers you rated up", _learnt(model), match.points + model.points)
+            )
+    return found
 
 
 def reasons_of(item: Scored) -> tuple[Reason, ...]:
@@ -168,13 +192,12 @@ def reasons_of(item: Scored) -> tuple[Reason, ...]:
     alone: dict[str, dict[str, None]] = {}
     fields: dict[str, list[str]] = {}
     points: dict[str, float] = {}
-    signals: list[Reason] = []
+    signals = _signal_reasons(item.matches)
     related: dict[str, None] = {}  # words related to the interest (rank.expand)
     related_fields: list[str] = []
     related_points = 0.0
     for match in item.matches:
         if match.field in _SIGNALS:
-            signals.append(_SIGNALS[match.field](match))
             continue
         if match.kind == "related":
             related.update(dict.fromkeys(match.via.split()))
