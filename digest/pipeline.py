@@ -222,7 +222,11 @@ def serve_all(
         )
         with report.timings.measure("rank"):
             ranker = Ranker(store, today, pool, semantic_of(config), whole_digest=audience.weekly)
-            ranker.prepare([(s, work[s.name].candidates) for s in subscribers], workers)
+            owed = [(s, work[s.name].candidates) for s in subscribers]
+            ranker.prepare(owed, workers)
+        if ranker.semantic is not None:
+            with report.timings.measure("encode"):  # semantic matching's vectors
+                ranker.encode(owed)
         now = clock()
         env = make_environment(templates_of(config))
         served = Served(

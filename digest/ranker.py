@@ -15,11 +15,13 @@ from collections.abc import Collection, Sequence
 from datetime import date, timedelta
 
 from digest.config import Config, SubscriberSettings
-from digest.meaning import Semantic, semantic_of
+from digest.meaning import Semantic, queries_of, semantic_of
 from digest.models import StoredPaper
 from digest.rank import DEFAULT_WEIGHTS, Corpus, Profile, Ranking, Term
 from digest.rank.expand import expand
+from digest.rank.learn import BACKGROUND
 from digest.rank.score import Request, rank_many, terms_of
+from digest.rank.similar import latest_before
 from digest.readers import config_reader
 from digest.store import Store
 from digest.workers import map_in_processes
@@ -195,9 +197,35 @@ class Ranker:
         interests = [i for request in requests for i in request.profile.interests]
         related = expand(corpus, interests, DEFAULT_WEIGHTS)
         self._analyse(list({t.identity: t for r in related for t in r.terms}.values()), processes)
-        if self.semantic is not None:  # encoded here, once, before workers fork
-            pool = {p.uid: p for _subscriber, candidates in owed for p in candidates}
-            self.semantic.vectors(self.store, list(pool.values()))
+
+    def encode(self, owed: Sequence[tuple[SubscriberSettings, Sequence[StoredPaper]]]) -> None:
+        """With semantic matching, every vector these subscribers' rankings will ask for,
+        read from the store or encoded now (after ``prepare``, before worker processes
+        fork, so that they find them all in memory and none encodes a paper twice): the
+        candidates, each reader's queries, and for readers who rated papers up, their
+        rated papers and the latest papers their model takes as weak negatives."""
+        semantic = self.semantic
+        if semantic is None:
+            return
+        self._read_votes([s for s, _candidates in owed])
+        needed = {p.uid: p for _subscriber, candidates in owed for p in candidates}
+        backgrounds: set[int] = set()  # candidate lists whose background is in
+        queries: list[str] = []
+        for subscriber, candidates in owed:
+            if not candidates:
+                continue
+            queries += queries_of(subscriber, self.profile(subscriber))
+            up, down = self.rated(subscriber)
+            if not up:
+                continue
+            needed.update((p.uid, p) for p in (*up, *down))
+            if id(candidates) not in backgrounds:
+                backgrounds.add(id(candidates))
+                corpus = self.corpus_for(candidates)
+                latest = latest_before(corpus.papers, candidates, BACKGROUND)
+                needed.update((p.uid, p) for p in latest)
+        semantic.vectors(self.store, list(needed.values()))
+        semantic.queries(queries)
 
     def _analyse(self, terms: list[Term], processes: int) -> None:
         corpus = self._corpus

@@ -261,6 +261,52 @@ def test_a_rated_reader_s_model_learns_on_the_stored_embeddings(make_config, clo
         assert found.now.score == pytest.approx(paper["score"], abs=1e-3)
 
 
+def test_every_vector_a_rated_reader_s_ranking_needs_is_made_before_workers_fork(
+    make_config, clock, monkeypatch
+):
+    """``Ranker.encode`` (a run's encode stage, before worker processes fork) reads or
+    encodes every vector the rankings will ask for: the candidates, the reader's query,
+    its rated papers and its model's weak negatives. Ranking afterwards neither encodes
+    nor reads the store's vectors, so no worker repeats another's work."""
+    from sqlalchemy import delete
+
+    from digest.ranker import Ranker
+    from digest.store.schema import embeddings
+
+    config_path = make_config(subscribers=SEMANTIC_READER)
+    items = [(f"2603.0900{k}", t, a) for k, (t, a) in enumerate(PAPERS, start=1)]
+    (config_path.parent / "inbox" / "day1.json").write_text(_daily_papers(items))
+    config = load_config(config_path)
+    assert run_once(config, today=TODAY, clock=clock).ok
+    tomorrow = date(2026, 3, 14)
+    with Store.open(config_path.parent / "state" / "digest.db") as store:
+        store.rate("alice", store.find_paper("2603.09002").uid, 1, "test", _now())
+        with store.transaction() as conn:  # as after a change of model: no vector yet
+            conn.execute(delete(embeddings))
+        later = [
+            Paper(title="Linear attention with random features", abstract="Kernels."),
+            Paper(title="Linear attention in vision", abstract="Cheaper mixing of patches."),
+        ]
+        store.upsert_papers(later, tomorrow, _now())
+        [alice] = config.subscribers
+        owed = [(alice, store.papers_after(0, tomorrow, since=tomorrow))]
+        ranker = Ranker(store, tomorrow, owed[0][1], semantic_of(config))
+        ranker.prepare(owed)
+        ranker.encode(owed)
+        semantic = ranker.semantic
+        assert semantic.encoded == len(items) + len(later)  # the rated, the background, the new
+
+        def refused(*_args, **_kwargs):
+            raise AssertionError("a vector was asked for after the encode stage")
+
+        monkeypatch.setattr(semantic.encoder, "encode", refused)
+        monkeypatch.setattr(store, "embeddings_of", refused)
+        [(ranking, _notes)] = ranker.rank_many(owed)
+    assert len(ranking.selected) == 2
+    for paper in ranking.selected:  # the model of the ratings ran, on the vectors made
+        assert any(m.field == "taste" for m in paper.matches)
+
+
 def test_without_semantic_the_run_has_none(make_config):
     assert semantic_of(load_config(make_config())) is None
 

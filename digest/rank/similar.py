@@ -56,6 +56,16 @@ def _candidate_vectors(vectorizer: Any, candidates: Sequence[StoredPaper]) -> An
     return found[1]
 
 
+def latest_before(
+    papers: Sequence[StoredPaper], candidates: Sequence[StoredPaper], size: int
+) -> list[StoredPaper]:
+    """The ``size`` latest of ``papers`` (by when they were stored) that are not
+    candidates: the background a model of ratings takes its weak negatives from."""
+    taken = {paper.uid for paper in candidates}
+    latest = heapq.nlargest(size + len(taken), papers, key=lambda paper: paper.uid)
+    return [paper for paper in latest if paper.uid not in taken][:size]
+
+
 class Similarity:
     """Cosine similarities of one list of candidates to every paper a batch of readers
     liked or rated: one sparse product for the batch, then a column lookup per reader.
@@ -108,10 +118,7 @@ class Similarity:
 
     def _latest(self, size: int) -> tuple[np.ndarray, Any, list[StoredPaper]]:
         if self._background is None:
-            taken = {paper.uid for paper in self.candidates}
-            papers = getattr(self.corpus, "papers", [])
-            latest = heapq.nlargest(size + len(taken), papers, key=lambda paper: paper.uid)
-            chosen = [paper for paper in latest if paper.uid not in taken][:size]
+            chosen = latest_before(getattr(self.corpus, "papers", []), self.candidates, size)
             vectorizer = _vectoriser(self.corpus, self.candidates)
             vectors = vectorizer.transform(chosen) if chosen else self.vectors[:0]
             self._background = (np.array([paper.uid for paper in chosen]), vectors, chosen)
