@@ -28,6 +28,7 @@ from digest.store.embeddings import embedded_text, text_hash
 log = logging.getLogger("digest")
 
 _ENCODERS: dict[tuple[Path, int], Encoder] = {}  # loaded once per process, across runs
+LISTS_KEPT = 64  # candidate lists whose stacked vectors are kept (readers share a few)
 
 
 def semantic_of(config: Config) -> Semantic | None:
@@ -65,6 +66,9 @@ class Semantic:
         self.folder, self.label = resolve_model(settings.model, base)
         self._vectors: dict[int, tuple[str, np.ndarray]] = {}  # uid: (text hash, vector)
         self._queries: dict[str, np.ndarray] = {}
+        # Stacked vectors of candidate lists readers share, by the list's id (the list is
+        # held too, so an id is never mistaken for a new list's).
+        self._lists: dict[int, tuple[Sequence[StoredPaper], np.ndarray]] = {}
         self.encoded = 0  # papers this process encoded (the rest came from the store)
 
     @property
@@ -95,6 +99,19 @@ class Semantic:
         if not papers:
             return np.zeros((0, self.encoder.dim), dtype=np.float32)
         return np.stack([self._vectors[p.uid][1] for p in papers])
+
+    def candidate_vectors(self, store: Store, candidates: Sequence[StoredPaper]) -> np.ndarray:
+        """``vectors`` of a candidate list, stacked once for every reader owed that list:
+        each reader's blend keeps the one read-only array for its explanations, not a
+        copy of its own (a copy each made a thousand readers of 2,000 papers hold 3 GB)."""
+        found = self._lists.get(id(candidates))
+        if found is None or found[0] is not candidates:
+            if len(self._lists) >= LISTS_KEPT:
+                self._lists.clear()
+            stacked = self.vectors(store, candidates)
+            stacked.flags.writeable = False
+            found = self._lists[id(candidates)] = (candidates, stacked)
+        return found[1]
 
     @staticmethod
     def _store(
@@ -130,7 +147,7 @@ class Semantic:
         meaning = Meaning(
             self.queries(texts),
             tuple(texts),
-            self.vectors(store, candidates),
+            self.candidate_vectors(store, candidates),
             blocked_by(profile, table),
             self.settings.weight,
         )

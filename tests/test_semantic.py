@@ -152,6 +152,11 @@ def test_each_paper_is_encoded_once_and_again_when_its_text_changes(tmp_path):
         assert again.vectors(store, [changed, *papers[1:]]).shape == (4, 384)
         assert again.encoded == 1 and store.embedding_count() == 4  # replaced, not added
         assert store.embedding_count("another-model@0") == 0
+        # Readers owed one list of candidates share one read-only array of its vectors.
+        shared = again.candidate_vectors(store, papers)
+        assert np.allclose(shared, vectors, atol=1e-5) and not shared.flags.writeable
+        assert again.candidate_vectors(store, papers) is shared
+        assert again.candidate_vectors(store, list(papers)) is not shared  # another list
 
 
 def _now():
