@@ -482,7 +482,7 @@ def print_profiles(labelled: LabelledSet) -> None:
         results = evaluate_set(labelled, interests=interests)
         print(f"\nThe {variant!r} profiles of profiles.toml:")
         print_table(results, ["map", "ndcg30", "recall", "delivered_map", "delivered_ndcg30"])
-        print(gaps_to_bm25(means_of(results)))
+        print(gaps_to_bm25(results))
 
 
 def print_listings(fixtures: Path, with_profiles: bool) -> None:
@@ -494,19 +494,28 @@ def print_listings(fixtures: Path, with_profiles: bool) -> None:
     results = evaluate_set(labelled)
     print(f"\nThe recorded listings ({len(labelled.papers)} papers of {fixtures}):")
     print_table(results, ["map", "ndcg30", "recall", "delivered_map", "delivered_ndcg30"])
-    print(gaps_to_bm25(means_of(results)))
+    print(gaps_to_bm25(results))
     if with_profiles:
         print_profiles(labelled)
 
 
-def gaps_to_bm25(means: dict[str, dict[str, float]]) -> str:
-    """Ours minus BM25 on the whole ranking and on what is delivered, as one line."""
-    ours, bm25 = means["ours"], means["bm25"]
+def gaps_to_bm25(results: dict[str, dict[str, dict[str, float]]]) -> str:
+    """Ours minus BM25 on the whole ranking and on what is delivered, as one line; the
+    delivered gaps with their standard error over the interests (each interest's gap is
+    one sample) and the interest furthest below BM25."""
+    ours, bm25 = (means_of(results)[s] for s in ("ours", "bm25"))
+
+    def delivered(metric: str) -> str:
+        gaps = [r["ours"][metric] - r["bm25"][metric] for r in results.values()]
+        mean = sum(gaps) / len(gaps)
+        spread = sum((g - mean) ** 2 for g in gaps) / max(len(gaps) - 1, 1)
+        error = (spread / len(gaps)) ** 0.5
+        return f"{mean:+.3f} (standard error {error:.3f}, lowest {min(gaps):+.3f})"
+
     return (
         f"ours - bm25: MAP {ours['map'] - bm25['map']:+.3f}, "
         f"NDCG@30 {ours['ndcg30'] - bm25['ndcg30']:+.3f}; delivered: MAP "
-        f"{ours['delivered_map'] - bm25['delivered_map']:+.3f}, NDCG@30 "
-        f"{ours['delivered_ndcg30'] - bm25['delivered_ndcg30']:+.3f}"
+        f"{delivered('delivered_map')}, NDCG@30 {delivered('delivered_ndcg30')}"
     )
 
 
@@ -538,7 +547,7 @@ def main(argv: list[str]) -> int:
     print_table(results, ["map", "ndcg30"])
     print("\nWhat the digest delivers (past the score cut; bm25 and substring: scores above 0):")
     print_table(results, ["recall", "irrelevant", "delivered", "delivered_map", "delivered_ndcg30"])
-    print("\n" + gaps_to_bm25(means))
+    print("\n" + gaps_to_bm25(results))
     sizes = daily_sizes(seeds)
     print(
         f"\ndigests of one capture's day, max_papers {DAY_MAX} ({len(sizes)}): sizes "
