@@ -507,9 +507,7 @@ def gaps_to_bm25(results: dict[str, dict[str, dict[str, float]]]) -> str:
 
     def delivered(metric: str) -> str:
         gaps = [r["ours"][metric] - r["bm25"][metric] for r in results.values()]
-        mean = sum(gaps) / len(gaps)
-        spread = sum((g - mean) ** 2 for g in gaps) / max(len(gaps) - 1, 1)
-        error = (spread / len(gaps)) ** 0.5
+        mean, error = sum(gaps) / len(gaps), standard_error(gaps)
         return f"{mean:+.3f} (standard error {error:.3f}, lowest {min(gaps):+.3f})"
 
     return (
@@ -517,6 +515,15 @@ def gaps_to_bm25(results: dict[str, dict[str, dict[str, float]]]) -> str:
         f"NDCG@30 {ours['ndcg30'] - bm25['ndcg30']:+.3f}; delivered: MAP "
         f"{delivered('delivered_map')}, NDCG@30 {delivered('delivered_ndcg30')}"
     )
+
+
+def standard_error(samples: list[float]) -> float:
+    """The standard error of the mean of ``samples`` (NaN for fewer than two)."""
+    if len(samples) < 2:
+        return float("nan")
+    mean = sum(samples) / len(samples)
+    variance = sum((x - mean) ** 2 for x in samples) / (len(samples) - 1)
+    return (variance / len(samples)) ** 0.5
 
 
 def seeds_argument(argv: list[str]) -> Path | None:

@@ -53,7 +53,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from evaluate import LISTING_QRELS, Interest, load_labels, load_papers, ndcg, seeds_argument
+from evaluate import (
+    LISTING_QRELS,
+    Interest,
+    load_labels,
+    load_papers,
+    ndcg,
+    seeds_argument,
+    standard_error,
+)
 from listings import load_listing_papers
 
 from digest.models import StoredPaper
@@ -304,16 +312,11 @@ def gain(rows: list[dict]) -> float:
     return sum(r["with_ratings"] - r["without"] for r in rows) / max(len(rows), 1)
 
 
-def standard_error(system: dict[str, dict]) -> float:
+def error_over_interests(system: dict[str, dict]) -> float:
     """The standard error of a system's mean gain, over interests: each interest's mean
     gain over its later days is one sample (an interest's days are not independent of
     each other: its profile and its ratings carry over)."""
-    gains = [gain(row["days"]) for row in system.values() if row["days"]]
-    if len(gains) < 2:
-        return float("nan")
-    mean = sum(gains) / len(gains)
-    variance = sum((g - mean) ** 2 for g in gains) / (len(gains) - 1)
-    return (variance / len(gains)) ** 0.5
+    return standard_error([gain(row["days"]) for row in system.values() if row["days"]])
 
 
 def held_out(
@@ -391,7 +394,7 @@ def main(argv: list[str]) -> int:
     print(f"  without ratings {without:.3f}; ceiling of the eligible papers {ceiling:.3f}")
     for system, rows in systems.items():
         mean = sum(d["with_ratings"] for r in rows.values() for d in r["days"]) / len(every)
-        error = standard_error(rows)
+        error = error_over_interests(rows)
         print(f"  {system:<13} {mean:.3f}  gain {mean - without:+.3f} (standard error {error:.3f})")
     return 0
 
