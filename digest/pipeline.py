@@ -221,7 +221,14 @@ def serve_all(
             {p.uid: p for w in work.values() for p in w.candidates}.values(), key=lambda p: p.uid
         )
         with report.timings.measure("rank"):
-            ranker = Ranker(store, today, pool, semantic_of(config), whole_digest=audience.weekly)
+            ranker = Ranker(
+                store,
+                today,
+                pool,
+                semantic_of(config),
+                whole_digest=audience.weekly,
+                keep_tastes_at=clock(),
+            )
             owed = [(s, work[s.name].candidates) for s in subscribers]
             ranker.prepare(owed, workers)
         if ranker.semantic is not None:

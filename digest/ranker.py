@@ -12,14 +12,14 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Collection, Sequence
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 from digest.config import Config, SubscriberSettings
 from digest.meaning import Semantic, queries_of, semantic_of
 from digest.models import StoredPaper
 from digest.rank import DEFAULT_WEIGHTS, Corpus, Profile, Ranking, Term
 from digest.rank.expand import expand
-from digest.rank.learn import BACKGROUND
+from digest.rank.learn import BACKGROUND, Taste
 from digest.rank.score import Request, rank_many, terms_of
 from digest.rank.similar import latest_before
 from digest.readers import config_reader
@@ -79,12 +79,16 @@ class Ranker:
         pool: Sequence[StoredPaper] = (),
         semantic: Semantic | None = None,
         whole_digest: Collection[str] = (),
+        keep_tastes_at: datetime | None = None,
     ) -> None:
         """``pool``: the papers this run will rank (so the corpus is built once, with them).
         ``semantic``: blend in closeness in meaning (``[semantic]``), or None.
         ``whole_digest``: readers whose ``max_papers`` is for the whole digest however many
-        listing days it covers (weekly readers: the best of the week, not seven days' worth)."""
+        listing days it covers (weekly readers: the best of the week, not seven days' worth).
+        ``keep_tastes_at``: keep the models of ratings fitted here in the store, as of
+        then (a run does; previews and explanations only read the kept ones)."""
         self.store = store
+        self.keep_tastes_at = keep_tastes_at
         self.whole_digest = frozenset(whole_digest)
         self.today = today
         self.semantic = semantic
@@ -97,6 +101,7 @@ class Ranker:
         self._covered: dict[int, Sequence[StoredPaper]] = {}  # lists known to be in it
         self._votes: dict[str, dict[int, int]] = {}  # reader -> paper uid -> +1 or -1
         self._rated: dict[int, StoredPaper] = {}  # the papers those votes are for
+        self._tastes: dict[str, Taste] = {}  # reader -> the model of its ratings, kept
 
     @classmethod
     def for_reader(
@@ -155,6 +160,8 @@ class Ranker:
         missing = {uid for votes in found.values() for uid in votes} - self._rated.keys()
         self._rated.update((p.uid, p) for p in self.store.get_papers(sorted(missing)))
         self._votes.update((name, found.get(name, {})) for name in names)
+        rated = [name for name in names if found.get(name)]
+        self._tastes.update(self.store.tastes_of(rated) if rated else {})
 
     def request(
         self, subscriber: SubscriberSettings, candidates: Sequence[StoredPaper]
@@ -171,6 +178,7 @@ class Ranker:
             [*liked, *rated],
             frozenset(p.uid for p in rated),
             down,
+            self._tastes.get(subscriber.name),
         )
         return request, warnings
 
@@ -227,6 +235,13 @@ class Ranker:
         semantic.vectors(self.store, list(needed.values()))
         semantic.queries(queries)
 
+    def _keep_tastes(self, fitted: dict[str, Taste]) -> None:
+        """Remember the models just fitted (this run ranks with them again, in a preview
+        or a retry) and, for a run, keep them in the store for the next runs."""
+        self._tastes.update(fitted)
+        if fitted and self.keep_tastes_at is not None:
+            self.store.keep_tastes(fitted, self.keep_tastes_at)
+
     def _analyse(self, terms: list[Term], processes: int) -> None:
         corpus = self._corpus
         todo = corpus.missing(terms)
@@ -277,7 +292,11 @@ class Ranker:
         meanings = (
             None if semantic is None else (lambda papers: semantic.vectors(self.store, papers))
         )
-        rankings = rank_many(requests, self._corpus, meanings=meanings)
+        features = "tfidf" if semantic is None else f"tfidf+{semantic.encoder.name}"
+        rankings = rank_many(requests, self._corpus, meanings=meanings, features=features)
+        self._keep_tastes(
+            {s.name: r.fitted for (s, _c), r in zip(owed, rankings, strict=True) if r.fitted}
+        )
         if self.semantic is not None:
             rankings = [
                 self.semantic.blend(self.store, self._corpus, subscriber, request.profile, ranking)

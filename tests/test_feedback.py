@@ -211,3 +211,51 @@ def test_an_unknown_reader_or_paper_is_a_clear_error_naming_it(rated_config):
     assert bad.exit_code == 2 and "sideways" in bad.output
     with open_store(load_config(rated_config)) as store:
         assert store.ratings_of("alice") == []
+
+
+def test_a_reader_s_model_is_fitted_when_its_ratings_change_and_kept_until_then(rated_config):
+    """A run fits the model of a reader's ratings and keeps it in the store; the next
+    run, with no new rating, ranks with the kept one (on a day whose corpus has other
+    words) and `digest explain` agrees with it; a new rating makes the next run fit it
+    again."""
+    from sqlalchemy import select
+
+    from digest.store.schema import tastes
+
+    inbox = rated_config.parent / "inbox"
+
+    def run_on(n: int, *papers: tuple[str, str, str]) -> dict:
+        if papers:
+            (inbox / f"day{n}.json").write_text(listing(*papers, on=f"2026-03-{13 + n}"))
+        now = NOW.replace(day=13 + n)
+        report = run_once(load_config(rated_config), today=day(n), clock=lambda: now)
+        assert report.ok
+        return report.subscribers["alice"].papers
+
+    def kept() -> tuple[str, datetime]:
+        with open_store(load_config(rated_config)) as store:
+            [row] = store.conn.execute(select(tastes.c.fingerprint, tastes.c.fitted_at)).all()
+        return row.fingerprint, row.fitted_at
+
+    vote(rated_config, SCANS[0], "up")
+    run_on(1)
+    fitted, at = kept()
+    assert at == NOW.replace(day=14)
+    later = [
+        ("2603.20001", "A transformer for selective scans", "Selective scan gates for tokens."),
+        ("2603.20002", "A transformer for molecules", "Atoms and bonds with message passing."),
+    ]
+    papers = run_on(2, *later)
+    assert kept() == (fitted, at)  # not fitted again: the same ratings
+    moved = {p["id"]: [m for m in p["matched"] if m.field == "taste"] for p in papers}
+    [[up], [down]] = moved["2603.20001"], moved["2603.20002"]
+    assert up.points > 0 > down.points  # the kept model still knows what the reader likes
+    found = explain(load_config(rated_config), "alice", "2603.20001", day(2))
+    [ran] = [p for p in papers if p["id"] == "2603.20001"]
+    assert found.now.score == pytest.approx(ran["score"], abs=1e-3)
+
+    vote(rated_config, MOLECULES[0], "down")
+    run_on(3, ("2603.30001", "Transformer scans", "Selective scans of long sequences."),
+           ("2603.30002", "Transformer graphs", "Message passing over molecule graphs."))  # fmt: skip
+    refitted, at = kept()
+    assert refitted != fitted and at == NOW.replace(day=16)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
+import numpy as np
 import pytest
 
 from digest.models import Paper, StoredPaper
@@ -595,6 +596,18 @@ def test_a_model_of_the_ratings_reorders_papers_but_never_chooses_them():
     assert title.startswith("Attention for long sequences")  # the closest rated up
     assert learnt == "learnt from 30 ratings"
     assert why["like papers you rated up"].points == pytest.approx(similar.points + taste.points)
+    # The model fitted is handed back to keep; ranking with it kept scores the same and
+    # fits nothing; kept from other ratings, it is fitted again.
+    kept = rated.fitted
+    assert kept is not None and kept.ratings == 6 and len(kept.words) == len(kept.weights)
+    again = rank_many(
+        [Request(profile, candidates, up, frozenset(p.uid for p in up), down, kept)], corpus
+    )[0]
+    assert again.fitted is None and np.array_equal(again.scores, rated.scores)
+    other = rank_many(
+        [Request(profile, candidates, up, frozenset(p.uid for p in up), down[:2], kept)], corpus
+    )[0]
+    assert other.fitted is not None and other.fitted.fingerprint != kept.fingerprint
     # Papers rated down alone teach nothing to rank by: no model.
     only_down = rank_many([Request(profile, candidates, (), frozenset(), down)], corpus)[0]
     assert all(m.field != "taste" for s in only_down.selected for m in s.matches)

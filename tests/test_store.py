@@ -57,7 +57,7 @@ def digest_of(
 
 def test_a_new_store_has_the_current_schema_and_refuses_a_newer_one(store_target):
     with Store.open(store_target) as store:
-        assert store.schema_version == SCHEMA_VERSION == 8
+        assert store.schema_version == SCHEMA_VERSION == 9
         with store.transaction() as conn:
             conn.execute(text("UPDATE meta SET value = '99' WHERE key = 'schema_version'"))
     with pytest.raises(StoreError, match="schema version 99, newer than"):
@@ -80,6 +80,7 @@ def test_older_stores_are_migrated_and_keep_their_data(tmp_path):
                 "bounces",
                 "mail_log",
                 "embeddings",
+                "tastes",
             ):
                 conn.execute(text(f"DROP TABLE {table}"))
             conn.execute(text("ALTER TABLE subscribers DROP COLUMN served_at"))
@@ -102,7 +103,7 @@ def test_older_stores_are_migrated_and_keep_their_data(tmp_path):
             )
             conn.execute(text("UPDATE meta SET value = '1' WHERE key = 'schema_version'"))
     with Store.open(path) as store:
-        assert store.schema_version == 8
+        assert store.schema_version == 9
         with Store.open(tmp_path / "new.db") as fresh:
             for table in (
                 "subscribers",
@@ -111,6 +112,7 @@ def test_older_stores_are_migrated_and_keep_their_data(tmp_path):
                 "opt_outs",
                 "bounces",
                 "embeddings",
+                "tastes",
             ):
                 assert columns(store, table) == columns(fresh, table), table
             assert indexes(store, "mail_log") == indexes(fresh, "mail_log")

@@ -13,9 +13,13 @@ benchmarks/relevance a full weight from the first day cost more than it gained u
 about three days of ratings had come in. It orders papers only; it never makes a paper
 eligible or keeps one out.
 
-It is fitted again in every run, for every reader with ratings, rather than stored:
-its features are the TF-IDF vocabulary of the run's corpus, which changes with every
-day's papers, and a fit on a few hundred rows takes milliseconds.
+It is fitted when the reader's ratings change, and kept (``Taste``, in the store) until
+they change again: a fit is half of what ranking a rated reader costs. A model keeps its
+``KEPT_WORDS`` strongest words' weights by stem, not by column, so it applies to any
+day's TF-IDF vectors, whose columns change with the corpus (a word the day's corpus
+lacks counts for nothing); with embeddings, their dimensions' weights too. The run that
+fits a model ranks with what is kept, so the next run, ``digest explain`` and the run
+agree.
 
 With semantic matching on (``[semantic]``), each paper's features are its TF-IDF vector
 and, beside it, its sentence embedding times ``MEANING`` (``with_meaning``): papers
@@ -28,6 +32,9 @@ Pure: vectors in, points out. The vectors are those of ``rank.similar``.
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -36,6 +43,40 @@ FULL_AT = 30  # ratings at which the model weighs its full weight
 BACKGROUND = 300  # the latest corpus papers taken as weak negatives
 WEAK = 0.1  # a weak negative's sample weight (a rating's is 1)
 MEANING = 0.5  # the length of a paper's embedding beside its unit TF-IDF vector
+C = 1.0  # the logistic regression's inverse regularisation
+KEPT_WORDS = 1000  # the words a kept model weighs (by |weight|): 12 KB a reader
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Taste:
+    """A reader's fitted model, as kept between runs: what it was fitted on (a
+    ``fingerprint`` of the ratings and the features), how many ratings, its words' weights
+    by stem and, with embeddings, the weight of each of their dimensions."""
+
+    fingerprint: str
+    ratings: int
+    words: tuple[str, ...]
+    weights: np.ndarray  # float32, one per word
+    meaning: np.ndarray | None = None  # float32, one per embedding dimension
+
+    def coefficients(self, column: Mapping[str, int], width: int, dims: int) -> np.ndarray:
+        """The model as one weight per feature of a day's vectors: ``width`` TF-IDF
+        columns (``column``: stem to column) and then ``dims`` embedding dimensions."""
+        found = np.zeros(width + dims)
+        for word, weight in zip(self.words, self.weights, strict=True):
+            at = column.get(word)
+            if at is not None:
+                found[at] = weight
+        if dims and self.meaning is not None and len(self.meaning) == dims:
+            found[width:] = self.meaning
+        return found
+
+
+def fingerprint(up: Iterable[int], down: Iterable[int], features: str) -> str:
+    """What a model is fitted on: the papers rated up and down, the kind of features, and
+    the constants that shape the fit. A model is fitted again when it changes."""
+    key = f"{sorted(up)}|{sorted(down)}|{features}|{C}|{WEAK}|{BACKGROUND}|{MEANING}|{KEPT_WORDS}"
+    return hashlib.sha256(key.encode()).hexdigest()[:32]
 
 
 def with_meaning(vectors: Any, meanings: np.ndarray) -> Any:
@@ -46,30 +87,58 @@ def with_meaning(vectors: Any, meanings: np.ndarray) -> Any:
     return sparse.hstack([vectors, sparse.csr_matrix(MEANING * meanings)]).tocsr()
 
 
-def taste_points(
-    up: Any, down: Any, background: Any, candidates: Any, scale: float, weight: float
-) -> np.ndarray | None:
-    """Points for each candidate from a logistic model of the ratings, or None when there
-    is nothing to learn from (no paper rated up, or nothing to tell it from).
-
-    ``up``, ``down``, ``background`` and ``candidates`` are sparse row vectors (one row
-    per paper); ``scale`` is the points of the reader's best candidates.
-    """
-    ratings = up.shape[0] + down.shape[0]
-    if up.shape[0] == 0 or down.shape[0] + background.shape[0] == 0 or weight <= 0:
+def fit(
+    up: Any,
+    down: Any,
+    background: Any,
+    words: Sequence[str],
+    identity: str,
+) -> Taste | None:
+    """A logistic model of the ratings, kept as its ``KEPT_WORDS`` strongest words (of
+    ``words``: the stem of each TF-IDF column) and every embedding dimension beyond them;
+    None when there is nothing to learn from (no paper rated up, or nothing to tell it
+    from). ``up``, ``down`` and ``background`` are sparse row vectors (one row per
+    paper); ``identity`` is the ratings' ``fingerprint``."""
+    if up.shape[0] == 0 or down.shape[0] + background.shape[0] == 0:
         return None
     from scipy import sparse
     from sklearn.linear_model import LogisticRegression  # only readers with ratings
 
+    ratings = up.shape[0] + down.shape[0]
     features = sparse.vstack([up, down, background]).tocsr()
     labels = np.r_[np.ones(up.shape[0]), np.zeros(down.shape[0] + background.shape[0])]
     samples = np.r_[np.ones(ratings), np.full(background.shape[0], WEAK)]
     # newton-cg: the same optimum as the default lbfgs, in half the time on a few hundred rows
-    model = LogisticRegression(class_weight="balanced", C=1.0, max_iter=2000, solver="newton-cg")
+    model = LogisticRegression(class_weight="balanced", C=C, max_iter=2000, solver="newton-cg")
     model.fit(features, labels, sample_weight=samples)
-    found = model.decision_function(candidates)
+    coef = model.coef_.ravel()
+    width = len(words)
+    lexical = coef[:width]
+    strongest = np.flatnonzero(lexical)
+    if len(strongest) > KEPT_WORDS:
+        strongest = strongest[np.argsort(-np.abs(lexical[strongest]), kind="stable")]
+        strongest = np.sort(strongest[:KEPT_WORDS])
+    return Taste(
+        identity,
+        ratings,
+        tuple(words[c] for c in strongest),
+        lexical[strongest].astype(np.float32),
+        coef[width:].astype(np.float32) if len(coef) > width else None,
+    )
+
+
+def taste_points(
+    coefficients: np.ndarray, candidates: Any, ratings: int, scale: float, weight: float
+) -> np.ndarray | None:
+    """Points for each candidate from a model's ``coefficients`` (see
+    ``Taste.coefficients``): its score standardised over the candidates, times ``weight``
+    of ``scale`` (the points of the reader's best candidates), growing with the ratings
+    to full at ``FULL_AT``; None when it tells the candidates nothing apart."""
+    if weight <= 0:
+        return None
+    found = np.asarray(candidates @ coefficients).ravel()
     spread = float(found.std())
-    if len(found) < 2 or spread <= 0:
+    if len(found) < 2 or spread <= 1e-12:
         return None
     share = min(1.0, ratings / FULL_AT)
     return weight * share * scale * (found - found.mean()) / spread

@@ -31,7 +31,7 @@ from digest.models import Match, Scored, StoredPaper
 from digest.rank.corpus import Corpus
 from digest.rank.expand import expand
 from digest.rank.keywords import InterestParts
-from digest.rank.learn import BACKGROUND, taste_points, with_meaning
+from digest.rank.learn import BACKGROUND, Taste, fingerprint, fit, taste_points, with_meaning
 from digest.rank.matches import LIKED_THRESHOLD, keyword_matches, rated_up, signal_matches
 from digest.rank.parts import KINDS, keyword_parts
 from digest.rank.profile import Profile, Term
@@ -102,24 +102,30 @@ DEFAULT_WEIGHTS = Weights()
 @dataclass(frozen=True, slots=True)
 class Request:
     """One reader's ranking to do: their profile, candidates and liked papers (those of
-    the config, then those rated up, whose uids ``rated`` holds), and papers rated down."""
+    the config, then those rated up, whose uids ``rated`` holds), papers rated down, and
+    the model of their ratings kept from an earlier run, if any (used when it was fitted
+    on the same ratings)."""
 
     profile: Profile
     candidates: Sequence[StoredPaper]
     liked: Sequence[StoredPaper] = ()
     rated: frozenset[int] = frozenset()
     disliked: Sequence[StoredPaper] = ()
+    taste: Taste | None = None
 
 
 @dataclass(slots=True)
 class Ranking:
-    """The digest's papers (best first, grouped by interest) and every candidate's score."""
+    """The digest's papers (best first, grouped by interest) and every candidate's score;
+    ``fitted``: the model of the reader's ratings fitted for it, to keep (None when there
+    was none to fit, or the kept one served)."""
 
     selected: list[Scored]
     candidates: Sequence[StoredPaper] = ()
     scores: np.ndarray = field(default_factory=lambda: np.zeros(0))
     eligible: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
     _explain: Callable[[list[int]], list[Scored]] | None = None
+    fitted: Taste | None = None
 
     @property
     def considered(self) -> list[Scored]:
@@ -150,9 +156,12 @@ def rank_many(
     corpus: Corpus,
     weights: Weights = DEFAULT_WEIGHTS,
     meanings: Meanings | None = None,
+    features: str = "tfidf",
 ) -> list[Ranking]:
     """``rank`` for many readers, the same result as one by one, scored in batches;
-    with ``meanings``, the model of each reader's ratings learns on them too."""
+    with ``meanings``, the model of each reader's ratings learns on them too (and
+    ``features`` names them, e.g. "tfidf+" and the model: a kept model of ratings
+    fitted on other features is fitted again)."""
     results = [Ranking([]) for _ in requests]
     groups: dict[int, list[int]] = {}
     for k, request in enumerate(requests):
@@ -163,7 +172,9 @@ def rank_many(
         for start in range(0, len(members), CHUNK):
             chunk = members[start : start + CHUNK]
             for k, ranking in zip(
-                chunk, _Batch(table, [requests[k] for k in chunk], meanings).rank(), strict=True
+                chunk,
+                _Batch(table, [requests[k] for k in chunk], meanings, features).rank(),
+                strict=True,
             ):
                 results[k] = ranking
     return results
@@ -212,10 +223,16 @@ class _Batch:
     """Readers with the same candidates, scored together."""
 
     def __init__(
-        self, table: TermTable, requests: Sequence[Request], meanings: Meanings | None = None
+        self,
+        table: TermTable,
+        requests: Sequence[Request],
+        meanings: Meanings | None = None,
+        features: str = "tfidf",
     ) -> None:
         self.table = table
         self.meanings = meanings
+        self.features = features
+        self.fitted: dict[int, Taste] = {}  # by reader: models of ratings fitted now
         # With meanings: the features of the candidates and of the latest papers.
         self._batch_meanings: tuple[Any, Any] | None = None
         self.weights = table.weights
@@ -307,8 +324,8 @@ class _Batch:
         )
         explained = iter(zip(found, totals, strict=True))  # chosen papers with keyword points
         rankings = []
-        for request, choice, (order, bests, keyword) in zip(
-            self.requests, choices, chosen, strict=True
+        for s, (request, choice, (order, bests, keyword)) in enumerate(
+            zip(self.requests, choices, chosen, strict=True)
         ):
             names = [interest.name for interest in request.profile.interests]
             signals = _has_signals(request)
@@ -329,6 +346,7 @@ class _Batch:
                     choice.scores,
                     choice.eligible,
                     _Explainer(self.table, request, choice),
+                    self.fitted.get(s),
                 )
             )
         return rankings
@@ -395,7 +413,7 @@ class _Batch:
             eligible &= wanted_by >= profile.min_score
         else:
             eligible &= (relevant | signalled) & (wanted_by > max(profile.min_score, 0.0))
-        taste = self._taste(request, wanted_by[eligible])
+        taste = self._taste(s, request, wanted_by[eligible])
         fondest = np.zeros(n, dtype=np.int64)
         if taste is not None:  # the paper rated up its explanation names
             fondest = self.similarity.closest(_rated_up(request))[1]
@@ -427,38 +445,59 @@ class _Batch:
             fondest,
         )
 
-    def _taste(self, request: Request, eligible_scores: np.ndarray) -> np.ndarray | None:
-        """Points from a model of the reader's ratings (rank.learn), or None without any."""
+    def _taste(self, s: int, request: Request, eligible_scores: np.ndarray) -> np.ndarray | None:
+        """Points from a model of the reader's ratings (rank.learn), or None without any:
+        the model kept from an earlier run when the ratings are the same, else one
+        fitted now (and left in ``fitted`` for the caller to keep)."""
         up = _rated_up(request)
         if not up or self.weights.taste <= 0 or self.similarity.vectors is None:
             return None
-        rated = frozenset(request.rated) | {paper.uid for paper in request.disliked}
+        similarity = self.similarity
+        identity = fingerprint(
+            request.rated, [paper.uid for paper in request.disliked], self.features
+        )
+        taste = request.taste if request.taste and request.taste.fingerprint == identity else None
+        if taste is None:
+            taste = self._fit(up, request, identity)
+            if taste is None:
+                return None
+            self.fitted[s] = taste
         scale = (
             float(_mean_of_best(eligible_scores[None, :], CUT_TOP)[0])
             if len(eligible_scores)
             else 1.0
         )
+        candidates = similarity.candidate_vectors if self.meanings is None else self._meanings()[0]
+        dims = candidates.shape[1] - len(similarity.words)
+        weights = taste.coefficients(similarity.column_of, len(similarity.words), dims)
+        return taste_points(weights, candidates, taste.ratings, scale, self.weights.taste)
+
+    def _fit(self, up: list[StoredPaper], request: Request, identity: str) -> Taste | None:
         similarity = self.similarity
+        rated = frozenset(request.rated) | {paper.uid for paper in request.disliked}
         up_rows, down_rows = similarity.rows(up), similarity.rows(request.disliked)
         if self.meanings is None:
             background = similarity.background(rated, BACKGROUND)
-            candidates = similarity.candidate_vectors
         else:
-            if self._batch_meanings is None:  # the batch's shared features, made once
-                self._batch_meanings = (
-                    with_meaning(
-                        similarity.candidate_vectors, self.meanings(self.table.candidates)
-                    ),
-                    with_meaning(
-                        similarity.background(frozenset(), BACKGROUND),
-                        self.meanings(similarity.latest(BACKGROUND)),
-                    ),
-                )
-            candidates, latest = self._batch_meanings
-            background = latest[similarity.kept(rated, BACKGROUND)]
+            background = self._meanings()[1][similarity.kept(rated, BACKGROUND)]
             up_rows = with_meaning(up_rows, self.meanings(up))
             down_rows = with_meaning(down_rows, self.meanings(request.disliked))
-        return taste_points(up_rows, down_rows, background, candidates, scale, self.weights.taste)
+        return fit(up_rows, down_rows, background, similarity.words, identity)
+
+    def _meanings(self) -> tuple[Any, Any]:
+        """With meanings, the features of the candidates and of the latest papers (the
+        background), made once for the batch."""
+        if self._batch_meanings is None:
+            similarity = self.similarity
+            assert self.meanings is not None
+            self._batch_meanings = (
+                with_meaning(similarity.candidate_vectors, self.meanings(self.table.candidates)),
+                with_meaning(
+                    similarity.background(frozenset(), BACKGROUND),
+                    self.meanings(similarity.latest(BACKGROUND)),
+                ),
+            )
+        return self._batch_meanings
 
 
 class _Explainer:

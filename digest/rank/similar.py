@@ -95,6 +95,19 @@ class Similarity:
                 found = self.candidate_vectors @ self.vectors.T
                 self.matrix = found.toarray()
 
+    @property
+    def words(self) -> Sequence[str]:
+        """The stem of each column of the vectors."""
+        found = _fitted.get("words")
+        if found is None:
+            found = _fitted["words"] = list(_fitted["vectorizer"].get_feature_names_out())
+        return found
+
+    @property
+    def column_of(self) -> dict[str, int]:
+        """The column of each stem of the vectors."""
+        return _fitted["vectorizer"].vocabulary_
+
     def rows(self, papers: Sequence[StoredPaper]) -> Any:
         """The vectors of some of the papers the batch was built with."""
         return self.vectors[[self.column[paper.uid] for paper in papers]]

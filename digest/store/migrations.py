@@ -24,6 +24,7 @@ from digest.store.schema import (
     reader_keys,
     readers,
     subscribers,
+    tastes,
 )
 
 
@@ -64,6 +65,10 @@ def _v8_embeddings(conn: Connection) -> None:
     embeddings.create(conn)
 
 
+def _v9_tastes(conn: Connection) -> None:
+    tastes.create(conn)
+
+
 # Each step takes the store from version N-1 to N. Version 1 is the first schema.
 MIGRATIONS: dict[int, tuple[str, Callable[[Connection], None]]] = {
     2: ("ledger.section: the interest a paper was chosen for", _v2_ledger_sections),
@@ -80,6 +85,7 @@ MIGRATIONS: dict[int, tuple[str, Callable[[Connection], None]]] = {
         _v7_reader_loop,
     ),
     8: ("embeddings: papers' vectors for semantic matching", _v8_embeddings),
+    9: ("tastes: the model of each reader's ratings, kept until they change", _v9_tastes),
 }
 SCHEMA_VERSION = max(MIGRATIONS, default=1)
 

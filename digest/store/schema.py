@@ -21,6 +21,8 @@
 - ``subscribers.served_at``: when a run last served the reader, for cadences (v7).
 - ``embeddings``: each paper's vector for semantic matching, per model, with a digest of
   the text it was computed from, so a paper whose text changed is encoded again (v8).
+- ``tastes``: the model of each reader's ratings, kept until the ratings change, with a
+  fingerprint of what it was fitted on (v9).
 - ``runs``: one row per run with its report. ``cursors``: per-source state between runs.
 - ``meta``: the schema version.
 """
@@ -249,6 +251,18 @@ mail_log = Table(
     Column("who", String(128), nullable=False),  # the address' key hashed, or the client
     Column("at", UtcDateTime(), nullable=False),
     Index("ix_mail_log_who", "kind", "who", "at"),
+)
+
+tastes = Table(
+    "tastes",
+    metadata,
+    Column("subscriber", String(128), primary_key=True),
+    Column("fingerprint", String(32), nullable=False),  # the ratings and features fitted on
+    Column("ratings", Integer, nullable=False),
+    Column("words", Text, nullable=False),  # its words' stems, one per line
+    Column("weights", LargeBinary, nullable=False),  # float32, little-endian, one per word
+    Column("meaning", LargeBinary, nullable=True),  # float32 per embedding dimension
+    Column("fitted_at", UtcDateTime(), nullable=False),
 )
 
 embeddings = Table(

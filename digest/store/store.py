@@ -7,6 +7,7 @@
 - ``web.py``: readers' link keys, ratings, opt-outs and sign-up rate limits;
 - ``serving.py``: when readers were last served (cadences), and bouncing addresses;
 - ``embeddings.py``: papers' vectors for semantic matching, one per paper and model;
+- ``tastes.py``: the model of each reader's ratings, kept until they change;
 - ``runs.py``: runs, per-source cursors and the summary ``digest state`` prints;
 - ``schema.py`` and ``migrations.py``: the tables and their versions.
 
@@ -22,10 +23,18 @@ from digest.store.papers import PapersMixin
 from digest.store.readers import ReadersMixin
 from digest.store.runs import RunsMixin
 from digest.store.serving import ServingMixin
+from digest.store.tastes import TastesMixin
 from digest.store.web import WebMixin
 
 
 class Store(
-    PapersMixin, DigestsMixin, ReadersMixin, RunsMixin, WebMixin, ServingMixin, EmbeddingsMixin
+    PapersMixin,
+    DigestsMixin,
+    ReadersMixin,
+    RunsMixin,
+    WebMixin,
+    ServingMixin,
+    EmbeddingsMixin,
+    TastesMixin,
 ):
     """Papers, store-managed readers, ledgers, digests, deliveries, runs and cursors."""
