@@ -25,7 +25,7 @@ With semantic matching on (``[semantic]``), each paper's features are its TF-IDF
 and, beside it, its sentence embedding times ``MEANING`` (``with_meaning``): papers
 that say the same in other words then count as alike. On the simulated reader of
 benchmarks/relevance this lifted the gain of rating the top 10 over 13 days from
-+0.030 to +0.050 NDCG@10 (see its README for how ``MEANING`` was chosen).
++0.031 to +0.050 NDCG@10 (see its README for how ``MEANING`` was chosen).
 
 Pure: vectors in, points out. The vectors are those of ``rank.similar``.
 """
