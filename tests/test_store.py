@@ -383,6 +383,28 @@ def test_what_the_ledger_says_about_chosen_and_considered_papers(store):
 # --- dry runs, runs, cursors -------------------------------------------------------------------
 
 
+def test_readers_models_of_ratings_are_kept_each_replacing_the_last(store_target):
+    import numpy as np
+
+    from digest.rank.learn import Taste
+
+    first = Taste("a" * 32, 3, ("attent", "linear"), np.array([0.5, -0.25], "<f4"))
+    meant = Taste("b" * 32, 4, ("scan",), np.array([1.0], "<f4"), np.arange(3, dtype="<f4"))
+    with Store.open(store_target) as store:
+        assert store.tastes_of(["alice"]) == {}
+        store.keep_tastes({"alice": first, "bob": meant}, NOW)
+        store.keep_tastes({"alice": meant}, NOW)  # refitted: replaces the last one
+        found = store.tastes_of(["alice", "bob", "carol"])
+    assert set(found) == {"alice", "bob"}
+    for name in ("alice", "bob"):
+        taste = found[name]
+        assert (taste.fingerprint, taste.ratings, taste.words) == ("b" * 32, 4, ("scan",))
+        assert taste.weights.tolist() == [1.0] and taste.meaning.tolist() == [0.0, 1.0, 2.0]
+    # Applied to a day whose vectors have other columns: a word it lacks counts nothing.
+    weights = first.coefficients({"linear": 0, "other": 1}, width=2, dims=0)
+    assert weights.tolist() == [-0.25, 0.0]
+
+
 def test_a_dry_run_sees_its_own_writes_and_leaves_nothing(store_target):
     with Store.open(store_target) as real:
         real.upsert_papers([paper("Kept")], D0, NOW)
