@@ -14,7 +14,10 @@ import logging
 from collections.abc import Collection, Sequence
 from datetime import date, datetime, timedelta
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from digest.config import Config, SubscriberSettings
+from digest.errors import StoreError
 from digest.meaning import Semantic, queries_of, semantic_of
 from digest.models import StoredPaper
 from digest.rank import DEFAULT_WEIGHTS, Corpus, Profile, Ranking, Term
@@ -240,7 +243,14 @@ class Ranker:
         or a retry) and, for a run, keep them in the store for the next runs."""
         self._tastes.update(fitted)
         if fitted and self.keep_tastes_at is not None:
-            self.store.keep_tastes(fitted, self.keep_tastes_at)
+            try:
+                self.store.keep_tastes(fitted, self.keep_tastes_at)
+            except (StoreError, SQLAlchemyError) as exc:  # a cache: never worth a digest
+                log.warning(
+                    "could not keep %d models of ratings (fitted again next run): %s",
+                    len(fitted),
+                    exc,
+                )
 
     def _analyse(self, terms: list[Term], processes: int) -> None:
         corpus = self._corpus

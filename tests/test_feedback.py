@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -259,3 +260,24 @@ def test_a_reader_s_model_is_fitted_when_its_ratings_change_and_kept_until_then(
            ("2603.30002", "Transformer graphs", "Message passing over molecule graphs."))  # fmt: skip
     refitted, at = kept()
     assert refitted != fitted and at == NOW.replace(day=16)
+
+
+def test_a_model_that_cannot_be_kept_costs_no_digest(rated_config, monkeypatch, caplog):
+    """Keeping a fitted model is a cache: when the store refuses the write, the run
+    delivers as it would have and says the model will be fitted again."""
+    from digest.errors import StoreError
+    from digest.store import Store
+
+    def refuse(self, models, now):
+        raise StoreError("database is locked")
+
+    monkeypatch.setattr(Store, "keep_tastes", refuse)
+    caplog.set_level("WARNING", logger="digest")
+    vote(rated_config, SCANS[0], "up")
+    monkeypatch.setattr(logging.getLogger("digest"), "propagate", True)  # the CLI's handler
+    report = run_once(load_config(rated_config), today=day(1), clock=lambda: NOW)
+    assert report.ok
+    papers = report.subscribers["alice"].papers
+    assert [p["id"] for p in papers] == [SIMILAR[0], STRONG[0]]
+    assert any(m.field == "taste" for m in papers[0]["matched"])
+    assert "could not keep 1 models of ratings" in caplog.text
