@@ -641,8 +641,6 @@ def test_with_semantic_matching_the_ratings_model_learns_what_papers_mean():
     """Papers that share no word with those rated, but mean the same as the ones rated up
     (their embeddings say so), move up when the model sees the embeddings, and only then;
     the delivered set and the points that add up to each score stay as without."""
-    import numpy as np
-
     earlier = (
         [(f"Attention, kind {i}", f"Sparse routing of tokens {i}.") for i in range(3)]
         + [(f"Attention, sort {i}", f"Pixels of photographs {i}.") for i in range(3)]

@@ -469,7 +469,7 @@ class _Batch:
         )
         candidates = similarity.candidate_vectors if self.meanings is None else self._meanings()[0]
         dims = candidates.shape[1] - len(similarity.words)
-        weights = taste.coefficients(similarity.column_of, len(similarity.words), dims)
+        weights = taste.coefficients(similarity.stem_columns, len(similarity.words), dims)
         return taste_points(weights, candidates, taste.ratings, scale, self.weights.taste)
 
     def _fit(self, up: list[StoredPaper], request: Request, identity: str) -> Taste | None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -66,6 +67,11 @@ def latest_before(
     return [paper for paper in latest if paper.uid not in taken][:size]
 
 
+@lru_cache(maxsize=2)  # by vectoriser (one per corpus): every rated reader asks
+def _stems_of(vectorizer: Any) -> tuple[str, ...]:
+    return tuple(vectorizer.get_feature_names_out())
+
+
 class Similarity:
     """Cosine similarities of one list of candidates to every paper a batch of readers
     liked or rated: one sparse product for the batch, then a column lookup per reader.
@@ -86,9 +92,10 @@ class Similarity:
         self.matrix: np.ndarray | None = None  # candidates x rated papers, when small
         self.candidate_vectors: Any = None
         self.vectors: Any = None
+        self.vectorizer: Any = None  # the one the vectors are of (the module keeps the last)
         if distinct and candidates:  # a batch nobody in has rated anything costs nothing
             self.row = {paper.uid: i for i, paper in enumerate(candidates)}
-            vectorizer = _vectoriser(corpus, candidates)
+            vectorizer = self.vectorizer = _vectoriser(corpus, candidates)
             self.candidate_vectors = _candidate_vectors(vectorizer, candidates)
             self.vectors = vectorizer.transform(distinct)
             if len(candidates) * len(distinct) <= MATRIX_CELLS:
@@ -98,15 +105,12 @@ class Similarity:
     @property
     def words(self) -> Sequence[str]:
         """The stem of each column of the vectors."""
-        found = _fitted.get("words")
-        if found is None:
-            found = _fitted["words"] = list(_fitted["vectorizer"].get_feature_names_out())
-        return found
+        return _stems_of(self.vectorizer)
 
     @property
-    def column_of(self) -> dict[str, int]:
+    def stem_columns(self) -> dict[str, int]:
         """The column of each stem of the vectors."""
-        return _fitted["vectorizer"].vocabulary_
+        return self.vectorizer.vocabulary_
 
     def rows(self, papers: Sequence[StoredPaper]) -> Any:
         """The vectors of some of the papers the batch was built with."""
