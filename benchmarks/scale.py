@@ -2,6 +2,7 @@
 
     python benchmarks/scale.py --papers 2000 --subscribers 10000 [--store-papers 3000000] [--json]
     python benchmarks/scale.py --subscribers 1000 --postgres postgresql://... --runs 2
+    python benchmarks/scale.py --subscribers 10000 --rated 10000 --second-day --json
 
 Builds a synthetic, arXiv-like workload (benchmarks/workload.py) in a temporary folder:
 today's papers as a Hugging Face daily_papers file, a config with the subscribers, and
@@ -11,6 +12,9 @@ reports wall time per stage, papers/s, subscribers/s and peak memory. With ``--r
 it starts N `digest run` processes at once on the same store instead (on PostgreSQL:
 they share the subscribers). Either way it then checks, in the store and the output
 folder, that every subscriber got exactly one digest and every delivered email exists once.
+With ``--second-day`` it then runs the next day on as many new papers, with no new
+ratings, and reports that run apart (``second_day``): rated readers' models are then read
+from the store, not fitted.
 
 The naive baseline, on the same papers and profiles: per (subscriber, paper) pair, a
 regular-expression count of every keyword in title and abstract (no shared index), and a
@@ -33,7 +37,7 @@ import tempfile
 import threading
 import time
 from contextlib import contextmanager
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -56,12 +60,13 @@ from digest.render.environment import (
     one_line,
 )
 from digest.render.inline import email_html, inline_each
-from digest.store.schema import deliveries, digests
+from digest.store.schema import deliveries, digests, tastes
 from digest.workers import worker_count
 
 TODAY = date(2026, 11, 23)
 NOW = datetime(2026, 11, 23, 6, 30, tzinfo=UTC)
 LINKS_SECRET_ENV = "DIGEST_BENCHMARK_WEB_SECRET"
+SECOND_DAY_FIRST = 50_000  # the second day's papers' numbers: ids that day one never has
 
 
 def naive_rank(profile: dict, papers: list) -> list[tuple[float, int]]:
@@ -161,11 +166,19 @@ def main(argv: list[str] | None = None) -> int:
         help="semantic matching on ([semantic], the packaged model): papers are encoded in "
         "the run, and rated readers' models learn on the embeddings too",
     )
+    parser.add_argument(
+        "--second-day",
+        action="store_true",
+        help="then run the next day too, on as many new papers and no new ratings: rated "
+        "readers' models are read from the store instead of fitted (reported apart)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--keep", type=Path, default=None, help="run in this folder and keep it")
     args = parser.parse_args(argv)
     if args.history_days and not args.store_papers:
         parser.error("--history-days needs --store-papers: the digests cover stored papers")
+    if args.second_day and args.runs != 1:
+        parser.error("--second-day times one run a day: leave --runs at 1")
 
     folder = args.keep or Path(tempfile.mkdtemp(prefix="digest-scale-"))
     folder.mkdir(parents=True, exist_ok=True)
@@ -226,25 +239,7 @@ def measure(args: argparse.Namespace, folder: Path, store_url: str | None) -> di
         else:
             reports = run_processes(folder / "config.toml", args.runs)
     run_seconds = time.perf_counter() - started
-    stages: dict[str, float] = {}
-    for found in reports:
-        for stage, seconds in found["timings"].items():
-            stages[stage] = round(stages.get(stage, 0.0) + seconds, 3)
-    # Each stage's wall time in one run: the run's own part, plus its slowest worker's.
-    walls = []
-    for found in reports:
-        per_worker = found.get("worker_timings") or [{}]
-        walls.append(
-            {
-                stage: round(
-                    seconds
-                    - sum(w.get(stage, 0.0) for w in per_worker)
-                    + max(w.get(stage, 0.0) for w in per_worker),
-                    3,
-                )
-                for stage, seconds in found["timings"].items()
-            }
-        )
+    stages, walls = stage_seconds(reports)
     served = [
         {name for name, sub in found["subscribers"].items() if sub["candidates"]}
         for found in reports
@@ -262,10 +257,7 @@ def measure(args: argparse.Namespace, folder: Path, store_url: str | None) -> di
             )
         )
         sampled = [store.load_digest(row.id) for row in ids]
-    started = time.perf_counter()
-    for profile in profiles:
-        naive_rank(profile, todays)
-    naive_rank_per_subscriber = (time.perf_counter() - started) / len(profiles)
+    naive_rank_per_subscriber = naive_rank_seconds(profiles, todays)
     started = time.perf_counter()
     for digest in sampled:
         naive_render(digest)
@@ -314,7 +306,89 @@ def measure(args: argparse.Namespace, folder: Path, store_url: str | None) -> di
         ),
         "exactly_once": exactly_once(config, folder),
         "ok": all(found["ok"] for found in reports),
+        **(
+            {"second_day": next_day(args, workload, folder, config, profiles)}
+            if args.second_day
+            else {}
+        ),
     }
+
+
+def next_day(
+    args: argparse.Namespace,
+    workload: Workload,
+    folder: Path,
+    config: Config,
+    profiles: list[dict],
+) -> dict[str, Any]:
+    """The next day's run: as many new papers, the same readers, no new ratings. Each
+    rated reader's model was fitted and kept by the first run, so this one reads it."""
+    day, now = TODAY + timedelta(days=1), NOW + timedelta(days=1)
+    (folder / "inbox" / "daily-2.json").write_bytes(
+        workload.daily_papers_json(args.papers, day, first_number=SECOND_DAY_FIRST)
+    )
+    started = time.perf_counter()
+    with MemorySampler() as memory:
+        report = run_once(config, today=day, clock=lambda: now, detail=False)
+    run_seconds = time.perf_counter() - started
+    reports = [report.to_json(papers=False)]
+    stages, walls = stage_seconds(reports)
+    with open_store(config) as store:
+        todays = store.papers_after(0, day, since=day)
+        refitted = store.conn.execute(
+            select(func.count()).select_from(tastes).where(tastes.c.fitted_at >= now)
+        ).scalar()
+        kept = store.conn.execute(select(func.count()).select_from(tastes)).scalar()
+    naive = naive_rank_seconds(profiles, todays)
+    ours = stages.get("rank", 0.0) / args.subscribers
+    return {
+        "new_papers": len(todays),
+        "stages": stages,
+        "stages_wall": walls[0],
+        "total_s": round(run_seconds, 3),
+        "peak_rss_mb": round(memory.peak_mb, 1),
+        # Models of ratings in the store, and how many this run fitted again (none, when
+        # no reader rated anything since the first run).
+        "models_kept": kept,
+        "models_refitted": refitted,
+        "ranking_speedup_vs_naive": round(naive / max(ours, 1e-9), 1),
+        "delivered_papers": sum(sub["delivered"] for sub in reports[0]["subscribers"].values()),
+        "ok": reports[0]["ok"],
+    }
+
+
+def stage_seconds(
+    reports: list[dict[str, Any]],
+) -> tuple[dict[str, float], list[dict[str, float]]]:
+    """Seconds per stage added up over runs and workers (the work), and each run's wall
+    time per stage: the run's own part, plus its slowest worker's."""
+    stages: dict[str, float] = {}
+    for found in reports:
+        for stage, seconds in found["timings"].items():
+            stages[stage] = round(stages.get(stage, 0.0) + seconds, 3)
+    walls = []
+    for found in reports:
+        per_worker = found.get("worker_timings") or [{}]
+        walls.append(
+            {
+                stage: round(
+                    seconds
+                    - sum(w.get(stage, 0.0) for w in per_worker)
+                    + max(w.get(stage, 0.0) for w in per_worker),
+                    3,
+                )
+                for stage, seconds in found["timings"].items()
+            }
+        )
+    return stages, walls
+
+
+def naive_rank_seconds(profiles: list[dict], papers: list) -> float:
+    """The naive baseline's ranking time per subscriber, on these papers."""
+    started = time.perf_counter()
+    for profile in profiles:
+        naive_rank(profile, papers)
+    return (time.perf_counter() - started) / len(profiles)
 
 
 def run_processes(config: Path, runs: int) -> list[dict[str, Any]]:
