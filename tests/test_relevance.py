@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import sys
 
+import numpy as np
 import pytest
 
 from conftest import FIXTURES, REPO, SEEDS, need_shared
@@ -170,6 +171,47 @@ def test_the_metrics_are_the_textbook_ones():
     assert harness.average_precision([2, 4, 1, 3], grades) == (1 / 3 + 2 / 4) / 2
     assert harness.ndcg([1, 3, 2, 4], grades) == 1.0  # ideal order
     assert 0 < harness.ndcg([2, 4, 3, 1], grades) < 1
+
+
+def test_the_bootstrap_scores_a_draw_as_the_harness_scores_the_same_papers():
+    """A draw counts a paper drawn twice as two papers side by side, and drops one not
+    drawn: its MAP and NDCG@30 are the harness's on that list of papers."""
+    harness, bootstrap = load_harness(), load_script("bootstrap")
+    grades = np.array([2, 0, 1, 0, 1])  # paper 4 is relevant and not delivered
+    delivered = bootstrap.Delivered(np.array([0, 1, 2, 3]), grades)
+    as_is = {i: int(g) for i, g in enumerate(grades)}
+    ones = np.ones(5, dtype=np.int64)
+    assert bootstrap.average_precision(delivered, ones) == harness.average_precision(
+        [0, 1, 2, 3], as_is
+    )
+    assert bootstrap.ndcg(delivered, ones) == pytest.approx(harness.ndcg([0, 1, 2, 3], as_is))
+    # Paper 0 drawn twice (its copy is "0b"), paper 2 not drawn.
+    drawn = {"0": 2, "0b": 2, "1": 0, "3": 0, "4": 1}
+    counts = np.array([2, 1, 0, 1, 1])
+    assert bootstrap.average_precision(delivered, counts) == pytest.approx(
+        harness.average_precision(["0", "0b", "1", "3"], drawn)
+    )
+    assert bootstrap.ndcg(delivered, counts) == pytest.approx(
+        harness.ndcg(["0", "0b", "1", "3"], drawn)
+    )
+
+
+def test_the_bootstrap_starts_from_the_harness_s_own_gaps_to_bm25():
+    """Column 0 of the bootstrap is the set as it is: each interest's delivered gap to
+    BM25 must be the one evaluate.py reports, and the draws must spread around it."""
+    harness, bootstrap = load_harness(), load_script("bootstrap")
+    labelled = harness.seed_set(need_shared(SEEDS))
+    results = harness.evaluate_set(labelled)
+    found = bootstrap.gaps(bootstrap.delivered_lists(labelled), resamples=200)
+    for metric, table in (("delivered_map", found["delivered MAP"]),
+                          ("delivered_ndcg30", found["delivered NDCG@30"])):  # fmt: skip
+        expected = [r["ours"][metric] - r["bm25"][metric] for r in results.values()]
+        assert table[:, 0] == pytest.approx(expected)
+        low, high = np.percentile(table[:, 1:], [5, 95], axis=1)
+        assert (low < high).all()
+        assert (low <= table[:, 0] + 1e-9).mean() > 0.8 and (
+            high >= table[:, 0] - 1e-9
+        ).mean() > 0.8
 
 
 @pytest.mark.parametrize(
