@@ -66,7 +66,8 @@ from listings import load_listing_papers
 
 from digest.models import StoredPaper
 from digest.rank import Corpus, Profile
-from digest.rank.score import Meanings, Request, rank_many
+from digest.rank.rated import Meanings
+from digest.rank.score import Request, rank_many
 
 SHOWN = 10  # the papers of a day's digest the reader looks at
 BETAS = (0.1, 0.2, 0.3, 0.5, 0.8)

@@ -7,8 +7,9 @@ scaled by IDF); an interest adds them up, and a paper belongs to the interest it
 best in. Authors, categories, popularity and similarity to liked papers add points of
 their own. Papers a reader rated up are liked papers; papers rated down lower similar
 papers a little (``Weights.disliked``), and a model of all the reader's ratings
-(rank.learn) moves papers up or down, in order only: a paper the profile wants is still
-eligible however much it resembles one the reader rated down.
+(rank.learn, kept or fitted in rank.rated) moves papers up or down, in order only: a
+paper the profile wants is still eligible however much it resembles one the reader rated
+down.
 
 Readers owed the same candidates are scored together: their interests' parts become a
 sparse interest x term matrix, and one product with the term x candidate points (see
@@ -22,7 +23,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 from scipy import sparse
@@ -31,10 +31,11 @@ from digest.models import Match, Scored, StoredPaper
 from digest.rank.corpus import Corpus
 from digest.rank.expand import expand
 from digest.rank.keywords import InterestParts
-from digest.rank.learn import BACKGROUND, Taste, fingerprint, fit, taste_points, with_meaning
+from digest.rank.learn import Taste
 from digest.rank.matches import LIKED_THRESHOLD, keyword_matches, rated_up, signal_matches
 from digest.rank.parts import KINDS, keyword_parts
 from digest.rank.profile import Profile, Term
+from digest.rank.rated import Meanings, RatingsModels
 from digest.rank.similar import Similarity
 from digest.rank.table import TermTable
 
@@ -44,9 +45,6 @@ CHUNK = 512  # readers scored together: bounds the dense interest x candidate sc
 # nothing but such words. Any rarer word of a keyword does (a phrase matched only in part
 # ranks lower, but stays in).
 COMMON_SHARE = 0.5
-# Unit vectors of papers by meaning (rows, in order), when semantic matching is on: the
-# model of a reader's ratings learns on them too (rank.learn).
-Meanings = Callable[[Sequence[StoredPaper]], np.ndarray]
 # The score cut also measures a paper against the best of its day: it needs at least
 # Weights.floor of the mean score of the interest's CUT_TOP best candidates.
 CUT_TOP = 10
@@ -230,11 +228,6 @@ class _Batch:
         features: str = "tfidf",
     ) -> None:
         self.table = table
-        self.meanings = meanings
-        self.features = features
-        self.fitted: dict[int, Taste] = {}  # by reader: models of ratings fitted now
-        # With meanings: the features of the candidates and of the latest papers.
-        self._batch_meanings: tuple[Any, Any] | None = None
         self.weights = table.weights
         self.requests = requests
         self.parts = InterestParts(table.keywords)
@@ -261,6 +254,9 @@ class _Batch:
             table.corpus,
             table.candidates,
             [p for request in requests for p in (*request.liked, *request.disliked)],
+        )
+        self.models = RatingsModels(
+            self.similarity, table.candidates, self.weights.taste, meanings, features
         )
         points = table.matrix()
         parts = self.parts.arrays()
@@ -346,7 +342,7 @@ class _Batch:
                     choice.scores,
                     choice.eligible,
                     _Explainer(self.table, request, choice),
-                    self.fitted.get(s),
+                    self.models.fitted.get(s),
                 )
             )
         return rankings
@@ -413,7 +409,9 @@ class _Batch:
             eligible &= wanted_by >= profile.min_score
         else:
             eligible &= (relevant | signalled) & (wanted_by > max(profile.min_score, 0.0))
-        taste = self._taste(s, request, wanted_by[eligible])
+        taste = None
+        if request.rated:
+            taste = self.models.points(s, request, _scale(wanted_by[eligible]))
         fondest = np.zeros(n, dtype=np.int64)
         if taste is not None:  # the paper rated up its explanation names
             fondest = self.similarity.closest(_rated_up(request))[1]
@@ -444,60 +442,6 @@ class _Batch:
             taste,
             fondest,
         )
-
-    def _taste(self, s: int, request: Request, eligible_scores: np.ndarray) -> np.ndarray | None:
-        """Points from a model of the reader's ratings (rank.learn), or None without any:
-        the model kept from an earlier run when the ratings are the same, else one
-        fitted now (and left in ``fitted`` for the caller to keep)."""
-        up = _rated_up(request)
-        if not up or self.weights.taste <= 0 or self.similarity.vectors is None:
-            return None
-        similarity = self.similarity
-        identity = fingerprint(
-            request.rated, [paper.uid for paper in request.disliked], self.features
-        )
-        taste = request.taste if request.taste and request.taste.fingerprint == identity else None
-        if taste is None:
-            taste = self._fit(up, request, identity)
-            if taste is None:
-                return None
-            self.fitted[s] = taste
-        scale = (
-            float(_mean_of_best(eligible_scores[None, :], CUT_TOP)[0])
-            if len(eligible_scores)
-            else 1.0
-        )
-        candidates = similarity.candidate_vectors if self.meanings is None else self._meanings()[0]
-        dims = candidates.shape[1] - len(similarity.words)
-        weights = taste.coefficients(similarity.stem_columns, len(similarity.words), dims)
-        return taste_points(weights, candidates, taste.ratings, scale, self.weights.taste)
-
-    def _fit(self, up: list[StoredPaper], request: Request, identity: str) -> Taste | None:
-        similarity = self.similarity
-        rated = frozenset(request.rated) | {paper.uid for paper in request.disliked}
-        up_rows, down_rows = similarity.rows(up), similarity.rows(request.disliked)
-        if self.meanings is None:
-            background = similarity.background(rated, BACKGROUND)
-        else:
-            background = self._meanings()[1][similarity.kept(rated, BACKGROUND)]
-            up_rows = with_meaning(up_rows, self.meanings(up))
-            down_rows = with_meaning(down_rows, self.meanings(request.disliked))
-        return fit(up_rows, down_rows, background, similarity.words, identity)
-
-    def _meanings(self) -> tuple[Any, Any]:
-        """With meanings, the features of the candidates and of the latest papers (the
-        background), made once for the batch."""
-        if self._batch_meanings is None:
-            similarity = self.similarity
-            assert self.meanings is not None
-            self._batch_meanings = (
-                with_meaning(similarity.candidate_vectors, self.meanings(self.table.candidates)),
-                with_meaning(
-                    similarity.background(frozenset(), BACKGROUND),
-                    self.meanings(similarity.latest(BACKGROUND)),
-                ),
-            )
-        return self._batch_meanings
 
 
 class _Explainer:
@@ -573,6 +517,13 @@ def _rated_up(request: Request) -> list[StoredPaper]:
 
 def _or_zero(points: np.ndarray | None) -> np.ndarray | float:
     return 0.0 if points is None else points
+
+
+def _scale(eligible_scores: np.ndarray) -> float:
+    """The size of a reader's best scores, which the model of its ratings' points take."""
+    if not len(eligible_scores):
+        return 1.0
+    return float(_mean_of_best(eligible_scores[None, :], CUT_TOP)[0])
 
 
 def _mean_of_best(totals: np.ndarray, k: int) -> np.ndarray:
