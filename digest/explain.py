@@ -91,6 +91,7 @@ _SIGNAL_NAMES = {
     "rated": "like papers you rated up",
     "disliked": "like a paper you rated down",
     "taste": "learnt from your ratings",
+    "neighbours": "close to other matches (most: this one)",
 }
 
 

@@ -172,8 +172,10 @@ class Match(NamedTuple):
     """One reason a paper scored: ``term`` found ``count`` times in ``field``.
 
     ``field`` is title, abstract, authors, category, popularity, liked, rated (like a
-    paper the reader rated up), disliked (like one rated down: negative points) or taste
-    (the model of the reader's ratings: points either way). A keyword has one
+    paper the reader rated up), disliked (like one rated down: negative points), taste
+    (the model of the reader's ratings: points either way) or neighbours (what the
+    paper's closest candidates score on the interest; ``term`` names the one that lends
+    most). A keyword has one
     Match per field, with all its points there; ``kind`` says the strongest way it matched
     in that field: the exact phrase, its words near each other, or only some of its words.
     A named tuple, not a dataclass: a large run makes millions, and it is five times

@@ -24,7 +24,7 @@ from digest.rank import DEFAULT_WEIGHTS, Corpus, Profile, Ranking, Term
 from digest.rank.expand import expand
 from digest.rank.learn import BACKGROUND, Taste
 from digest.rank.score import Request, rank_many, terms_of
-from digest.rank.similar import latest_before
+from digest.rank.similar import latest_before, neighbours
 from digest.readers import config_reader
 from digest.store import Store
 from digest.workers import map_in_processes
@@ -195,9 +195,9 @@ class Ranker:
         self, owed: Sequence[tuple[SubscriberSettings, Sequence[StoredPaper]]], processes: int = 1
     ) -> None:
         """Analyse every term these subscribers use, once, spread over ``processes``
-        (forked: they share the corpus), and expand every interest with its related
-        words (rank.expand), so that worker processes forked afterwards find them all
-        done."""
+        (forked: they share the corpus), expand every interest with its related words
+        (rank.expand) and find each candidate list's closest papers, so that worker
+        processes forked afterwards find them all done."""
         self._read_last_digests([s for s, _candidates in owed])
         for _subscriber, candidates in owed:
             self.corpus_for(candidates)
@@ -208,6 +208,9 @@ class Ranker:
         interests = [i for request in requests for i in request.profile.interests]
         related = expand(corpus, interests, DEFAULT_WEIGHTS)
         self._analyse(list({t.identity: t for r in related for t in r.terms}.values()), processes)
+        # Each candidate list's closest papers (score regularisation), found once here.
+        for candidates in {id(c): c for _subscriber, c in owed if c}.values():
+            neighbours(corpus, candidates, DEFAULT_WEIGHTS.neighbour_count)
 
     def encode(self, owed: Sequence[tuple[SubscriberSettings, Sequence[StoredPaper]]]) -> None:
         """With semantic matching, every vector these subscribers' rankings will ask for,

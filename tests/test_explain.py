@@ -86,11 +86,12 @@ def test_explain_reproduces_the_breakdown_the_digest_showed(make_config, seeds, 
         ]
         # Scored again now, with the same background: the very same breakdown.
         assert explained["now"]["score"] == paper["score"]
-        # Every keyword the page names as a reason is one the breakdown scored.
+        # Every reason the page gives is one the breakdown scored: a keyword, or the
+        # title of the paper a signal names (the page shortens a long one).
         shown = parser.by_ref[paper["id"]]
         for match in recorded["matches"]:
             if match["points"] >= 0.1 * paper["score"]:
-                assert match["term"] in shown, (match, shown)
+                assert match["term"][:80] in shown, (match, shown)
 
     text = cli(
         "explain",

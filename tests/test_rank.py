@@ -423,6 +423,66 @@ def test_highlight_spans_mark_exactly_what_matched():
     ]
 
 
+# --- score regularisation ----------------------------------------------------------------
+
+
+def _two_neighbourhoods() -> list[StoredPaper]:
+    """Twenty papers on linear attention, twenty on image segmentation, and two papers
+    that mention "linear attention" alike, one among each."""
+    on_topic = [
+        (f"Kernel feature maps {i}", "Linear attention with kernel feature maps keeps long "
+         f"sequences cheap; recurrent state, chunked scans and causal masks, variant {i}.")
+        for i in range(20)
+    ]  # fmt: skip
+    elsewhere = [
+        (f"Pixel labels {i}", f"Image segmentation labels pixels; masks, boundaries, "
+         f"encoders, decoders and crops of street scenes, variant {i}.")
+        for i in range(20)
+    ]  # fmt: skip
+    among_them = (
+        "A recurrent scan",
+        "Recurrent state, chunked scans, kernel feature maps, causal masks: linear attention.",
+    )
+    among_others = (
+        "A pixel decoder",
+        "Pixel masks, boundaries, street scenes, encoders, decoders, crops: linear attention.",
+    )
+    return papers(*on_topic, *elsewhere, among_them, among_others, background=False)
+
+
+def test_a_paper_among_papers_on_the_interest_ranks_above_one_that_only_mentions_it():
+    pool = _two_neighbourhoods()
+    profile = Profile.build(["linear attention"], max_papers=50)
+    ranking = rank(profile, Corpus(pool), pool)
+    scored = {s.paper.paper.title: s for s in ranking.selected}
+    among_them, among_others = scored["A recurrent scan"], scored["A pixel decoder"]
+
+    def own(item) -> float:
+        return sum(m.points for m in item.matches if m.field in ("title", "abstract"))
+
+    assert own(among_them) == pytest.approx(own(among_others), rel=0.05)
+    assert among_them.score > among_others.score
+    [lent] = [m for m in among_them.matches if m.field == "neighbours"]
+    assert lent.term.startswith("Kernel feature maps") and lent.points > 0
+    assert not [m for m in among_others.matches if m.field == "neighbours"]
+    assert among_them.score == pytest.approx(own(among_them) + lent.points, abs=1e-3)
+    labels = [r.label for r in reasons_of(among_them)]
+    assert "close to other matches" in labels
+    # Without it, the two are a tie (broken by the order they were stored in).
+    alone = rank(profile, Corpus(pool), pool, weights=Weights(neighbours=0.0))
+    scores = {s.paper.paper.title: s.score for s in alone.selected}
+    assert scores["A recurrent scan"] == pytest.approx(scores["A pixel decoder"], rel=0.05)
+
+
+def test_a_short_list_of_candidates_is_not_regularised():
+    """Among 2 x neighbour_count papers or fewer, a paper's closest are not close."""
+    pool = _two_neighbourhoods()
+    short = [p for p in pool if not p.paper.title.startswith("Pixel labels")][-12:]
+    profile = Profile.build(["linear attention"], max_papers=50)
+    ranking = rank(profile, Corpus(pool), short)
+    assert all(m.field != "neighbours" for s in ranking.selected for m in s.matches)
+
+
 # --- many readers at once ------------------------------------------------------------------
 
 

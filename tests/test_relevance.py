@@ -39,7 +39,7 @@ def test_our_ranking_beats_the_baselines_on_the_labelled_set():
         return sum(r[system][metric] for r in results.values()) / len(results)
 
     best = max(("substring", "bm25"), key=lambda s: mean(s, "map"))
-    assert mean("ours", "map") >= mean(best, "map") + 0.065
+    assert mean("ours", "map") >= mean(best, "map") + 0.075  # measured +0.088
     assert mean("ours", "ndcg30") >= max(mean("substring", "ndcg30"), mean("bm25", "ndcg30"))
     assert_near_bm25(results, ("map", "ndcg30"))
 
@@ -59,7 +59,8 @@ def test_the_score_cut_keeps_the_relevant_papers_and_drops_the_rest():
     # 226 papers: without the cut about 219 were delivered, 90% of them irrelevant.
     assert mean("ours", "delivered") <= 130
     assert mean("ours", "irrelevant") <= mean("bm25", "irrelevant") - 0.05
-    assert mean("ours", "delivered_map") >= mean("bm25", "delivered_map") + 0.065
+    # Issue criterion 1's means: +0.08 MAP and +0.03 NDCG@30 (measured +0.088, +0.042).
+    assert mean("ours", "delivered_map") >= mean("bm25", "delivered_map") + 0.08
     assert mean("ours", "delivered_ndcg30") >= mean("bm25", "delivered_ndcg30") + 0.03
     assert_near_bm25(results, ("delivered_map", "delivered_ndcg30"))
 
@@ -88,12 +89,13 @@ def test_the_lead_over_bm25_holds_for_other_readers_profiles():
         assert len(results) == 12
         means = harness.means_of(results)
         ours, bm25 = means["ours"], means["bm25"]
-        assert ours["delivered_map"] >= bm25["delivered_map"] + 0.04, variant
-        assert ours["delivered_ndcg30"] >= bm25["delivered_ndcg30"] + 0.02, variant
+        assert ours["delivered_map"] >= bm25["delivered_map"] + 0.06, variant
+        assert ours["delivered_ndcg30"] >= bm25["delivered_ndcg30"] + 0.03, variant
         assert ours["recall"] >= 0.95, variant
+        # Per interest a few relevant papers decide (bootstrap.py): none far below BM25.
         for name, row in results.items():
             for metric in ("delivered_map", "delivered_ndcg30"):
-                assert row["ours"][metric] >= row["bm25"][metric] - 0.04, (variant, name, metric)
+                assert row["ours"][metric] >= row["bm25"][metric] - 0.06, (variant, name, metric)
 
 
 def test_a_two_keyword_profile_gets_as_much_expansion_as_a_longer_one():
@@ -118,8 +120,8 @@ def test_a_two_keyword_profile_gets_as_much_expansion_as_a_longer_one():
 def test_the_lead_over_bm25_holds_on_papers_no_constant_was_chosen_on():
     """The recorded daily listings (qrels-listings.tsv) were graded before any ranking
     ran on them, and nothing is tuned on them: what the digest delivers must beat BM25
-    there too, for interests.toml's profiles and for the other readers' (measured: +0.059
-    MAP and +0.035 NDCG@30; short profiles +0.077 / +0.033, long +0.061 / +0.050).
+    there too, for interests.toml's profiles and for the other readers' (measured: +0.079
+    MAP and +0.058 NDCG@30; short profiles +0.088 / +0.040, long +0.089 / +0.089).
 
     Only the means are held to it: four interests have five relevant papers or fewer
     among the 264, and one paper moves their figures by a tenth."""
@@ -130,8 +132,8 @@ def test_the_lead_over_bm25_holds_on_papers_no_constant_was_chosen_on():
     for variant, interests in sets.items():
         means = harness.means_of(harness.evaluate_set(labelled, interests=interests))
         ours, bm25 = means["ours"], means["bm25"]
-        assert ours["delivered_map"] >= bm25["delivered_map"] + 0.04, variant
-        assert ours["delivered_ndcg30"] >= bm25["delivered_ndcg30"] + 0.02, variant
+        assert ours["delivered_map"] >= bm25["delivered_map"] + 0.06, variant
+        assert ours["delivered_ndcg30"] >= bm25["delivered_ndcg30"] + 0.03, variant
         assert ours["recall"] >= 0.9, variant
 
 
@@ -158,8 +160,8 @@ def test_query_expansion_constants_hold_on_an_interest_they_were_not_fitted_on()
     def mean(metric: str) -> float:
         return sum(r[metric] for r in held.values()) / len(held)
 
-    assert mean("delivered_map") >= bm25["delivered_map"] + 0.06
-    assert mean("delivered_ndcg30") >= bm25["delivered_ndcg30"] + 0.03
+    assert mean("delivered_map") >= bm25["delivered_map"] + 0.07  # measured +0.078
+    assert mean("delivered_ndcg30") >= bm25["delivered_ndcg30"] + 0.035  # +0.044
     assert mean("recall") >= 0.95
 
 

@@ -283,6 +283,7 @@ VARIANTS = {
     "ablation: words only (no phrases)": {"phrase": 0.0, "near": 0.0},
     "ablation: title = abstract": {"title": 1.0},
     "ablation: no query expansion": {"related": 0.0},
+    "ablation: no score regularisation": {"neighbours": 0.0},
 }
 
 
@@ -313,6 +314,13 @@ GRID = [
     for related in (2.0, 3.0, 4.5, 6.0, 9.0)
     for docs in (10, 20)
     for terms in (10, 20, 40, 80)
+]
+# Score regularisation's constants (Weights.neighbours, neighbour_count), chosen after
+# the expansion's: the share of its closest candidates' points a paper gains, and how many.
+NEIGHBOUR_GRID = [
+    {"neighbours": share, "neighbour_count": count}
+    for share in (0.0, 0.25, 0.5, 0.75, 1.0, 1.5)
+    for count in (5, 10, 20)
 ]
 # The score cut's floor (Weights.floor), chosen after them: the highest that keeps
 # RECALL_TARGET of the relevant papers on the interests it is chosen on.
@@ -362,7 +370,8 @@ def _by_profile(
 def leave_one_out(seeds: Path) -> dict[str, dict[str, object]]:
     """For each interest, the constants chosen on the others' interests.toml profiles, and
     what they give on it: query expansion's (GRID) by the mean MAP and NDCG@30 of what is
-    delivered, then the floor (FLOORS) as the highest that delivers RECALL_TARGET of
+    delivered, then score regularisation's (NEIGHBOUR_GRID) the same way, then the floor
+    (FLOORS) as the highest that delivers RECALL_TARGET of
     their relevant papers. Each interest's row holds the metrics of its interests.toml
     profile, and under "profiles" those of its profile in every set (profile_sets), with
     the same constants: none of them was fitted on any profile of that interest."""
@@ -382,6 +391,26 @@ def leave_one_out(seeds: Path) -> dict[str, dict[str, object]]:
         others = others_of(name)
         best = max(range(len(grid)), key=lambda k: (fitness(grid[k], others), -k))
         chosen[name] = GRID[best]
+    # Then score regularisation's (NEIGHBOUR_GRID), with the expansion's chosen.
+    candidates = [
+        {**c, **n}
+        for c in {tuple(c.items()): c for c in chosen.values()}.values()
+        for n in NEIGHBOUR_GRID
+    ]
+    by_neighbours = dict(
+        zip(
+            [tuple(c.items()) for c in candidates],
+            _by_profile(seeds, candidates, {first: sets[first]}),
+            strict=True,
+        )
+    )
+    for name in names:
+        others = others_of(name)
+        options = [{**chosen[name], **n} for n in NEIGHBOUR_GRID]
+        chosen[name] = max(
+            options,
+            key=lambda c: (fitness(by_neighbours[tuple(c.items())], others), -c["neighbours"]),
+        )
     settings = [
         {**c, "floor": floor}
         for c in {tuple(c.items()): c for c in chosen.values()}.values()
@@ -565,13 +594,14 @@ def main(argv: list[str]) -> int:
         held = leave_one_out(seeds)
         print("\nLeave one interest out: constants chosen on the others, scored on it")
         print(
-            f"{'interest':<28}{'related':>8}{'docs':>6}{'terms':>6}{'floor':>6}{'recall':>8}"
-            f"{'irrel.':>8}{'MAP':>8}{'NDCG@30':>9}"
+            f"{'interest':<28}{'related':>8}{'docs':>6}{'terms':>6}{'share':>6}{'count':>6}"
+            f"{'floor':>6}{'recall':>8}{'irrel.':>8}{'MAP':>8}{'NDCG@30':>9}"
         )
         for name, row in held.items():
             c = row["constants"]
             print(
                 f"{name:<28}{c['related']:>8}{c['feedback_docs']:>6}{c['related_terms']:>6}"
+                f"{c['neighbours']:>6}{c['neighbour_count']:>6}"
                 f"{c['floor']:>6}{row['recall']:>8.3f}{row['irrelevant']:>8.3f}"
                 f"{row['delivered_map']:>8.3f}{row['delivered_ndcg30']:>9.3f}"
             )

@@ -36,7 +36,7 @@ from digest.rank.matches import LIKED_THRESHOLD, keyword_matches, rated_up, sign
 from digest.rank.parts import KINDS, keyword_parts
 from digest.rank.profile import Profile, Term
 from digest.rank.rated import Meanings, RatingsModels
-from digest.rank.similar import Similarity
+from digest.rank.similar import Similarity, neighbours
 from digest.rank.table import TermTable
 
 CHUNK = 512  # readers scored together: bounds the dense interest x candidate scores
@@ -76,6 +76,11 @@ class Weights:
     # of the mean score of the reader's CUT_TOP best candidates, at FULL_AT ratings.
     taste: float = 0.5
     stars_share: float = 0.5  # GitHub stars count half as much as upvotes
+    # Score regularisation: a paper gains this share of the keyword points of its
+    # neighbour_count closest candidates (their mean, weighted by TF-IDF cosine), so
+    # that a paper among papers on the interest ranks above one that only mentions it.
+    neighbours: float = 1.0
+    neighbour_count: int = 20
     # Query expansion (rank.expand): how many of the interest's keywords the related words
     # weigh together, how many of its best papers it learns them from, how many it adds.
     related: float = 6.0
@@ -215,6 +220,8 @@ class _Choice:
     nearest: np.ndarray  # which one
     taste: np.ndarray | None  # points from the model of the reader's ratings
     fondest: np.ndarray  # which paper rated up each candidate is closest to (the model's)
+    lent: np.ndarray  # points from its closest candidates' keyword points
+    lender: np.ndarray  # the candidate among them that lends most
 
 
 class _Batch:
@@ -262,13 +269,23 @@ class _Batch:
         parts = self.parts.arrays()
         rows = np.repeat(np.arange(parts.rows), np.diff(parts.ptr))
         self.totals = (self._matrix(rows, parts.term, parts.weight) @ points).toarray()
+        # What its closest candidates score (rank.similar.neighbours) adds to a paper's.
+        self.neighbours = (
+            neighbours(table.corpus, table.candidates, self.weights.neighbour_count)
+            if self.weights.neighbours > 0
+            else None
+        )
+        self.keyword_totals = self.totals
+        if self.neighbours is not None:
+            lent = (self.neighbours.matrix @ self.totals.T).T
+            self.totals = self.totals + self.weights.neighbours * lent
         # A phrase, its words near each other, or a word (one of its own, or one related
         # to the interest: rank.expand) that is not common make a paper relevant, if it
         # scores past the interest's floor; a common word alone only adds points.
         common = table.idf[parts.term] < table.corpus.idf_of_share(COMMON_SHARE)
         strong = (parts.kind < KINDS.index("word")) | ~common
         self.strong = self._hits(rows[strong], parts.term[strong], parts.rows, points)
-        self.floors = self.weights.floor * _mean_of_best(self.totals, CUT_TOP)
+        self.floors = self.weights.floor * _mean_of_best(self.keyword_totals, CUT_TOP)
         self.excluded = self._hits(*_columns(exclude), len(requests), points)
         self.required = self._hits(*_columns(require), len(requests), points)
 
@@ -328,8 +345,10 @@ class _Batch:
             papers = []
             for i, best, has in zip(order, bests, keyword, strict=True):
                 matches, total = next(explained) if has else ([], 0.0)
-                if signals:
-                    extra = _signal_matches(self.table, request, choice, i)
+                if signals or choice.lent[i] > 0:
+                    extra = _lent_matches(request, choice, i)
+                    if signals:
+                        extra += _signal_matches(self.table, request, choice, i)
                     matches = matches + extra
                     for match in extra:  # added in order, as sum() over all matches would
                         total += match.points
@@ -369,7 +388,9 @@ class _Batch:
             best = np.zeros(n, dtype=np.int64)
             keyword_points = np.maximum(totals[0], 0.0)
             relevant = strong[0]
-        relevant = relevant & (keyword_points >= floors[best])
+        lent, lender = self._lent(first, last, best, keyword_points)
+        # A paper's own keyword points must pass the floor: its neighbours only order it.
+        relevant = relevant & (keyword_points - lent >= floors[best])
 
         signals = np.zeros(n)
         signalled = np.zeros(n, dtype=bool)  # authors or liked papers make a paper eligible
@@ -441,7 +462,24 @@ class _Batch:
             nearest,
             taste,
             fondest,
+            lent,
+            lender,
         )
+
+    def _lent(
+        self, first: int, last: int, best: np.ndarray, keyword_points: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The points each candidate's neighbours lend it in its best interest (none
+        where that interest blocks it), and the neighbour that lends most."""
+        n = self.table.n
+        if self.neighbours is None:
+            return np.zeros(n), np.zeros(n, dtype=np.int64)
+        everyone = np.arange(n)
+        own = np.maximum(self.keyword_totals[first:last], 0.0)
+        lent = np.maximum(keyword_points - own[best, everyone], 0.0)
+        columns = self.neighbours.columns
+        shares = self.neighbours.weights * own[best[:, None], columns]
+        return lent, columns[everyone, shares.argmax(axis=1)]
 
 
 class _Explainer:
@@ -474,6 +512,7 @@ class _Explainer:
 def _scored(
     table: TermTable, request: Request, choice: _Choice, i: int, matches: list[Match]
 ) -> Scored:
+    matches = matches + _lent_matches(request, choice, i)
     if _has_signals(request):
         matches = matches + _signal_matches(table, request, choice, i)
     score = round(sum(m.points for m in matches), 4)
@@ -509,6 +548,15 @@ def _signal_matches(table: TermTable, request: Request, choice: _Choice, i: int)
         taste=0.0 if choice.taste is None else float(choice.taste[i]),
         fondest=int(choice.fondest[i]),
     )
+
+
+def _lent_matches(request: Request, choice: _Choice, i: int) -> list[Match]:
+    """What a paper's closest candidates lend it, naming the one that lends most."""
+    points = round(float(choice.lent[i]), 4)
+    if points <= 0:
+        return []
+    lender = request.candidates[int(choice.lender[i])].paper.title
+    return [Match(lender, "neighbours", 1, points, "signal")]
 
 
 def _rated_up(request: Request) -> list[StoredPaper]:

@@ -1,4 +1,8 @@
-"""Similarity to papers a reader liked: TF-IDF cosine over stems, fitted on the corpus.
+"""Similarity between papers: TF-IDF cosine over stems, fitted on the corpus.
+
+It measures a candidate against the papers a reader liked or rated, and against the
+other candidates (``neighbours``: each candidate's closest, whose keyword scores it
+shares in; see rank.score's score regularisation).
 
 scikit-learn's vectoriser does the weighting and normalisation; our own analyser (the
 same stems the keyword scoring uses) does the tokens, so "quantized" in a liked paper
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -27,6 +32,7 @@ from digest.rank.text import STOP_WORDS, stem, words
 # Objects are held (not only their ids), so an id is never mistaken for a new object's.
 _fitted: dict[str, Any] = {}
 MATRIX_CELLS = 5_000_000  # a batch's similarities held at once: up to 40 MB
+LISTS_KEPT = 64  # candidate lists whose vectors (and neighbours) are kept
 
 
 def _analyse(paper: StoredPaper) -> list[str]:
@@ -37,13 +43,13 @@ def _analyse(paper: StoredPaper) -> list[str]:
 def _vectoriser(corpus: object, candidates: Sequence[StoredPaper]) -> Any:
     """The TF-IDF vectoriser fitted on ``corpus`` (its papers, or else the candidates)."""
     if _fitted.get("corpus") is not corpus:
-        from sklearn.feature_extraction.text import TfidfVectorizer  # only readers with likes
+        from sklearn.feature_extraction.text import TfidfVectorizer  # imported when first needed
 
         background = list(getattr(corpus, "papers", [])) or list(candidates)
         vectorizer = TfidfVectorizer(analyzer=_analyse, sublinear_tf=True)
         vectorizer.fit(background)
         _fitted.clear()
-        _fitted.update(corpus=corpus, vectorizer=vectorizer, candidates={})
+        _fitted.update(corpus=corpus, vectorizer=vectorizer, candidates={}, neighbours={})
     return _fitted["vectorizer"]
 
 
@@ -51,10 +57,60 @@ def _candidate_vectors(vectorizer: Any, candidates: Sequence[StoredPaper]) -> An
     known: dict[int, tuple[Sequence[StoredPaper], Any]] = _fitted["candidates"]
     found = known.get(id(candidates))
     if found is None or found[0] is not candidates:
-        if len(known) > 64:
+        if len(known) > LISTS_KEPT:
             known.clear()
         found = known[id(candidates)] = (candidates, vectorizer.transform(list(candidates)))
     return found[1]
+
+
+def neighbours(corpus: object, candidates: Sequence[StoredPaper], count: int) -> Neighbours | None:
+    """Each candidate's ``count`` closest other candidates by TF-IDF cosine, weighted by
+    it (the weights of each sum to 1), made once per list; None when the list has no more
+    than ``2 * count`` papers (among so few, a paper's closest are not close)."""
+    if len(candidates) <= 2 * count or count <= 0:
+        return None
+    vectorizer = _vectoriser(corpus, candidates)
+    vectors = _candidate_vectors(vectorizer, candidates)
+    known: dict[tuple[int, int], tuple[Sequence[StoredPaper], Neighbours]]
+    known = _fitted["neighbours"]
+    found = known.get((id(candidates), count))
+    if found is None or found[0] is not candidates:
+        if len(known) > LISTS_KEPT:
+            known.clear()
+        found = known[(id(candidates), count)] = (candidates, _closest(vectors, count))
+    return found[1]
+
+
+@dataclass(frozen=True, slots=True)
+class Neighbours:
+    """Each candidate's closest other candidates: ``columns[i]`` are candidate i's,
+    ``weights[i]`` their cosines over their sum (a row of zeros shares no word with any);
+    ``matrix`` the same as a sparse candidates x candidates matrix."""
+
+    columns: np.ndarray  # candidates x count
+    weights: np.ndarray
+    matrix: Any
+
+
+def _closest(vectors: Any, count: int) -> Neighbours:
+    from scipy import sparse
+
+    n = vectors.shape[0]
+    columns, values = [], []
+    step = max(1, MATRIX_CELLS // n)  # the cosines of a block of rows to all, at a time
+    for start in range(0, n, step):
+        block = (vectors[start : start + step] @ vectors.T).toarray()
+        block[np.arange(len(block)), np.arange(start, start + len(block))] = 0.0  # not itself
+        best = np.argpartition(-block, count - 1, axis=1)[:, :count]
+        columns.append(best)
+        values.append(np.take_along_axis(block, best, axis=1))
+    found, cosines = np.concatenate(columns), np.concatenate(values)
+    totals = cosines.sum(axis=1, keepdims=True)
+    weights = np.divide(cosines, totals, out=np.zeros_like(cosines), where=totals > 0)
+    matrix = sparse.csr_matrix(
+        (weights.ravel(), found.ravel(), np.arange(0, n * count + 1, count)), shape=(n, n)
+    )
+    return Neighbours(found, weights, matrix)
 
 
 def latest_before(

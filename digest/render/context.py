@@ -150,6 +150,7 @@ _SIGNALS = {
     "rated": lambda m: Reason("like papers you rated up", _shorten(m.term, 90), m.points),
     "disliked": lambda m: Reason("like a paper you rated down", _shorten(m.term, 90), m.points),
     "taste": lambda m: Reason("close to what you rated up", _learnt(m), m.points),
+    "neighbours": lambda m: Reason("close to other matches", _shorten(m.term, 90), m.points),
 }
 
 
