@@ -66,7 +66,12 @@ def one_click_url(message: EmailMessage) -> str:
 
 
 def matched_terms(report, name: str) -> list[set[str]]:
-    return [{m.term for m in paper["matched"]} for paper in report.subscribers[name].papers]
+    """What each paper matched of the reader's words: keywords, and "related" for the
+    interest's related words (a paper's closest matches, "neighbours", name a title)."""
+    return [
+        {m.term for m in paper["matched"] if m.field != "neighbours"}
+        for paper in report.subscribers[name].papers
+    ]
 
 
 def sign_up_in_browser(page, site: Site, address: str, keywords: str) -> EmailMessage:
