@@ -24,15 +24,14 @@ import numpy as np
 from evaluate import (
     CUTOFF,
     LabelledSet,
-    _bm25_tokens,
     bm25,
+    bm25_index,
     listing_set,
     load_labels,
     ours,
     seed_set,
     seeds_argument,
 )
-from rank_bm25 import BM25Okapi
 
 from digest.rank import Corpus
 
@@ -79,7 +78,7 @@ def delivered_lists(labelled: LabelledSet) -> dict[str, dict[str, Delivered]]:
     position = {paper.uid: i for i, paper in enumerate(papers)}
     by_id = labelled.papers
     corpus = Corpus(papers)
-    index = BM25Okapi([_bm25_tokens(f"{p.paper.title} {p.paper.abstract}") for p in papers])
+    index = bm25_index(papers)
     found: dict[str, dict[str, Delivered]] = {}
     for interest in load_labels()[0]:
         grades = np.zeros(len(papers), dtype=np.int64)

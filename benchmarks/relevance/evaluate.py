@@ -145,6 +145,11 @@ def _bm25_tokens(text: str) -> list[str]:
     return re.findall(r"\w+", text.lower())
 
 
+def bm25_index(papers: list[StoredPaper]) -> BM25Okapi:
+    """The BM25 baseline's index of the papers' lower-cased title + abstract words."""
+    return BM25Okapi([_bm25_tokens(f"{p.paper.title} {p.paper.abstract}") for p in papers])
+
+
 def bm25(
     interest: Interest, papers: list[StoredPaper], index: BM25Okapi
 ) -> tuple[list[int], list[int]]:
@@ -250,7 +255,7 @@ def evaluate_set(
     papers = list(by_id.values())
     interests = load_labels()[0] if interests is None else interests
     corpus = Corpus(papers)
-    index = BM25Okapi([_bm25_tokens(f"{p.paper.title} {p.paper.abstract}") for p in papers])
+    index = bm25_index(papers)
     results: dict[str, dict[str, dict[str, float]]] = {}
     for interest in interests:
         grades = {by_id[paper_id].uid: grade for paper_id, grade in labels[interest.name].items()}

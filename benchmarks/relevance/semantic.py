@@ -34,15 +34,14 @@ from pathlib import Path
 
 from evaluate import (
     HERE,
-    _bm25_tokens,
     bm25,
+    bm25_index,
     listing_set,
     load_labels,
     scores_of,
     seed_set,
     seeds_argument,
 )
-from rank_bm25 import BM25Okapi
 
 from digest.config import PACKAGED_MODEL
 from digest.embed import Encoder, resolve_model
@@ -70,7 +69,7 @@ def run(seeds: Path, listings: bool = False) -> dict[str, object]:
     papers = list(by_id.values())
     interests = load_labels()[0]
     corpus = Corpus(papers)
-    index = BM25Okapi([_bm25_tokens(f"{p.paper.title} {p.paper.abstract}") for p in papers])
+    index = bm25_index(papers)
     folder, name = resolve_model(PACKAGED_MODEL, HERE)
     encoder = Encoder(folder, name)
     started = time.perf_counter()

@@ -345,10 +345,10 @@ class _Batch:
             papers = []
             for i, best, has in zip(order, bests, keyword, strict=True):
                 matches, total = next(explained) if has else ([], 0.0)
-                if signals or choice.lent[i] > 0:
-                    extra = _lent_matches(request, choice, i)
-                    if signals:
-                        extra += _signal_matches(self.table, request, choice, i)
+                extra = _lent_matches(request, choice, i)
+                if signals:
+                    extra += _signal_matches(self.table, request, choice, i)
+                if extra:
                     matches = matches + extra
                     for match in extra:  # added in order, as sum() over all matches would
                         total += match.points

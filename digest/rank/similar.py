@@ -18,7 +18,7 @@ a column lookup, not a fit of the corpus nor a transform of its own.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -53,14 +53,24 @@ def _vectoriser(corpus: object, candidates: Sequence[StoredPaper]) -> Any:
     return _fitted["vectorizer"]
 
 
-def _candidate_vectors(vectorizer: Any, candidates: Sequence[StoredPaper]) -> Any:
-    known: dict[int, tuple[Sequence[StoredPaper], Any]] = _fitted["candidates"]
-    found = known.get(id(candidates))
+def _per_list(
+    kind: str, key: object, candidates: Sequence[StoredPaper], make: Callable[[], Any]
+) -> Any:
+    """What ``make`` makes of a candidate list, once per list (by ``key``, which holds
+    its id) until the corpus changes: readers owed the same list share it."""
+    known: dict[object, tuple[Sequence[StoredPaper], Any]] = _fitted[kind]
+    found = known.get(key)
     if found is None or found[0] is not candidates:
         if len(known) > LISTS_KEPT:
             known.clear()
-        found = known[id(candidates)] = (candidates, vectorizer.transform(list(candidates)))
+        found = known[key] = (candidates, make())
     return found[1]
+
+
+def _candidate_vectors(vectorizer: Any, candidates: Sequence[StoredPaper]) -> Any:
+    return _per_list(
+        "candidates", id(candidates), candidates, lambda: vectorizer.transform(list(candidates))
+    )
 
 
 def neighbours(corpus: object, candidates: Sequence[StoredPaper], count: int) -> Neighbours | None:
@@ -69,16 +79,10 @@ def neighbours(corpus: object, candidates: Sequence[StoredPaper], count: int) ->
     than ``2 * count`` papers (among so few, a paper's closest are not close)."""
     if len(candidates) <= 2 * count or count <= 0:
         return None
-    vectorizer = _vectoriser(corpus, candidates)
-    vectors = _candidate_vectors(vectorizer, candidates)
-    known: dict[tuple[int, int], tuple[Sequence[StoredPaper], Neighbours]]
-    known = _fitted["neighbours"]
-    found = known.get((id(candidates), count))
-    if found is None or found[0] is not candidates:
-        if len(known) > LISTS_KEPT:
-            known.clear()
-        found = known[(id(candidates), count)] = (candidates, _closest(vectors, count))
-    return found[1]
+    vectors = _candidate_vectors(_vectoriser(corpus, candidates), candidates)
+    return _per_list(
+        "neighbours", (id(candidates), count), candidates, lambda: _closest(vectors, count)
+    )
 
 
 @dataclass(frozen=True, slots=True)
