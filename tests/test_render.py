@@ -250,3 +250,27 @@ def test_markdown_escaping_renders_as_the_same_text(hostile):
         .replace("&gt;", ">")
         == f"A title: {hostile}"
     )
+
+
+def test_the_why_line_gives_closeness_to_other_matches_last_with_a_short_title():
+    """What a paper's closest candidates lend (score regularisation) can outweigh its own
+    keyword, but it says where the paper ranks, not what it is about: the reader's
+    keyword comes first and the lender's title is cut short."""
+    lender = "A Survey of Linear Attention, Kernel Feature Maps and Every Recurrent Scan Since 2020"
+    item = Scored(
+        StoredPaper(3, Paper.from_source(title="Chunked scans", abstract="Linear attention."),
+                    date(2026, 3, 13)),
+        9.0,
+        (
+            Match("linear attention", "abstract", 1, 3.0),
+            Match(lender, "neighbours", 20, 6.0, "signal"),
+        ),
+        "Efficient attention",
+    )  # fmt: skip
+    digest = replace(sample_digest(), papers=(item,))
+    [paper] = digest_view(digest, generated_at=NOW).papers
+    assert [r.label for r in paper.reasons] == ["linear attention", "close to other matches"]
+    closeness = paper.reasons[-1].detail
+    assert len(closeness) <= 60 and closeness.endswith("…") and lender.startswith(closeness[:-1])
+    text = render_text(ENV, digest_view(digest, generated_at=NOW))
+    assert text.index("linear attention (abstract)") < text.index("close to other matches")

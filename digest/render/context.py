@@ -84,7 +84,7 @@ class PaperView:
     number: int  # 1-based position in the digest
     facts: PaperFacts
     score: float
-    reasons: tuple[Reason, ...]  # why it was chosen, strongest first
+    reasons: tuple[Reason, ...]  # why it was chosen: strongest first, closeness to matches last
     terms: tuple[str, ...]  # matched keyword terms, for highlighting
     section: str | None  # the interest it was chosen for, when the reader has several
     # The signed rating link without its vote: "{rate_url}/up" is "more like this",
@@ -141,6 +141,10 @@ class DigestView:
 
 
 MINOR_SHARE = 0.1  # reasons worth less than this share of the score are not shown
+# What the paper's closest candidates lend (score regularisation) says why it ranks where
+# it does, not what it is about: on a big day nearly every paper has it, so the Why line
+# gives it last, after the reasons that are the reader's own, with a shorter title.
+CLOSE_TO_MATCHES = "close to other matches"
 
 _SIGNALS = {
     "authors": lambda m: Reason(m.term, "author", m.points),
@@ -150,7 +154,7 @@ _SIGNALS = {
     "rated": lambda m: Reason("like papers you rated up", _shorten(m.term, 90), m.points),
     "disliked": lambda m: Reason("like a paper you rated down", _shorten(m.term, 90), m.points),
     "taste": lambda m: Reason("close to what you rated up", _learnt(m), m.points),
-    "neighbours": lambda m: Reason("close to other matches", _shorten(m.term, 90), m.points),
+    "neighbours": lambda m: Reason(CLOSE_TO_MATCHES, _shorten(m.term, 60), m.points),
 }
 
 
@@ -183,7 +187,8 @@ def _signal_reasons(matches: Sequence[Match]) -> list[Reason]:
 
 
 def reasons_of(item: Scored) -> tuple[Reason, ...]:
-    """One reason per keyword (and per signal), strongest first.
+    """One reason per keyword (and per signal), strongest first; the closeness to other
+    matches comes last, whatever it is worth.
 
     A keyword says where its exact phrase matched; failing that, where its words stood
     near each other; failing that, which of its words matched on their own.
@@ -225,7 +230,9 @@ def reasons_of(item: Scored) -> tuple[Reason, ...]:
     if related:
         words = ", ".join(list(related)[:3])
         reasons.append(Reason(f"related: {words}", ", ".join(related_fields), related_points))
-    ranked = sorted(reasons + signals, key=lambda r: (-r.points, r.label))
+    ranked = sorted(
+        reasons + signals, key=lambda r: (r.label == CLOSE_TO_MATCHES, -r.points, r.label)
+    )
     # The one-line "why" keeps what mattered (never what counted against the paper);
     # `digest explain` lists every point.
     return tuple(
