@@ -18,6 +18,7 @@ from urllib.parse import urlencode
 
 from digest.ids import pdf_url
 from digest.models import Digest, Match, Paper, Scored
+from digest.rank.text import STOP_WORDS
 
 _SAFE_URL = re.compile(r"^https?://[^\s<>\"'`\\]+$", re.IGNORECASE)
 # What one paper may take of a digest: a source's 100 KB title (or author name, or link)
@@ -255,8 +256,8 @@ def highlight_terms(item: Scored) -> tuple[str, ...]:
     for match in item.matches:
         if match.field not in ("title", "abstract") or match.kind == "related":
             continue
-        if match.kind == "near":
-            terms.extend(match.term.strip('"').split())
+        if match.kind == "near":  # its words, less those that never score alone ("for")
+            terms.extend(w for w in match.term.strip('"').split() if w.lower() not in STOP_WORDS)
         elif match.kind == "word":
             terms.extend(match.via.split())
         else:
