@@ -423,10 +423,9 @@ def test_highlight_spans_mark_exactly_what_matched():
     ]
 
 
-
 def test_a_phrase_matched_by_its_words_near_each_other_marks_them_but_not_its_stop_words():
-    """"LLM for code" found as "code ... for ... LLM" marks "code" and "LLM"; the "for"
-    of every sentence never scored, so it is not marked."""
+    """A keyword "LLM for code" found as "code ... for ... LLM" marks "code" and "LLM";
+    the "for" of every sentence never scored, so it is not marked."""
     pool = papers(("Agents", "We write code for tests with an LLM, for speed and for fun."))
     [item] = rank(Profile.build(["LLM for code"]), Corpus(pool), pool[:1]).selected
     assert any(m.kind == "near" for m in item.matches)
