@@ -360,7 +360,13 @@ def schedule(config_path: Path, with_server: bool, host: str | None, port: int |
 @config_option
 @date_option
 @click.option("--subscriber", "-s", required=True, help="Whose profile to explain.")
-@click.option("--paper", "-p", "ref", required=True, help="An arXiv id, a title, or a report id.")
+@click.option(
+    "--paper",
+    "-p",
+    "ref",
+    required=True,
+    help="An arXiv id, a title or words of one, or a report id.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the breakdown as JSON.")
 def explain_command(
     config_path: Path, day: datetime | None, subscriber: str, ref: str, as_json: bool
@@ -396,7 +402,8 @@ def feedback_command(
     """Rate PAPER for SUBSCRIBER: up (more like this), down (less like this) or clear, as
     the links in a digest do; the last vote wins. SUBSCRIBER is a name or address, of the
     config or the store; PAPER an arXiv id (2401.12345, arXiv:2401.12345v2, its arxiv.org
-    link) or a title. `digest feedback SUBSCRIBER --list` prints the ratings."""
+    link), a title, or words of a title that fit no other paper. `digest feedback
+    SUBSCRIBER --list` prints the ratings."""
     from digest.feedback import ratings_of, record_vote
 
     config = load(config_path)

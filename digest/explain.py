@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from datetime import date
 
 from digest.config import Config
-from digest.errors import DigestError
 from digest.models import Match, Scored, StoredPaper
+from digest.paper_lookup import find_named_paper
 from digest.pipeline import open_store
 from digest.ranker import Ranker
 from digest.reader_lookup import find_reader
@@ -32,12 +32,10 @@ class Explanation:
 def explain(config: Config, subscriber_name: str, ref: str, today: date) -> Explanation:
     with open_store(config, dry_run=True) as store:
         subscriber = find_reader(config, store, subscriber_name)  # config or store reader
-        paper = store.find_paper(ref)
-        if paper is None:
-            raise DigestError(
-                f"no paper {ref!r} in the store {store.location}",
-                hint="give an arXiv id (2401.12345), a title, or an id from a run report",
-            )
+        paper = find_named_paper(
+            store, ref, hint="give an arXiv id (2401.12345), a title or words of it, or an id "
+            "from a run report",
+        )  # fmt: skip
         recorded = store.ledger_entry(subscriber.name, paper.uid)
         # Among the papers of its day, as a run ranks it: the score cut and the model of
         # the reader's ratings measure a paper against the others of its day.

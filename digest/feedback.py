@@ -8,8 +8,8 @@ from datetime import datetime
 
 from digest.config import Config
 from digest.errors import DigestError
-from digest.ids import parse_arxiv_id
 from digest.models import StoredPaper
+from digest.paper_lookup import find_named_paper
 from digest.pipeline import open_store
 from digest.reader_lookup import find_reader
 from digest.store import Store
@@ -27,18 +27,13 @@ class Recorded:
 
 def rated_paper(store: Store, ref: str) -> StoredPaper:
     """The stored paper ``ref`` names: an arXiv id in any spelling (``2401.12345v2``,
-    ``arXiv:2401.12345``, an arxiv.org link) or its title. A DigestError says what was
-    looked for when there is none."""
-    paper = store.find_paper(ref.strip())
-    if paper is not None:
-        return paper
-    parsed = parse_arxiv_id(ref)
-    what = f"with arXiv id {parsed[0]}" if parsed else f"titled {ref.strip()!r}"
-    raise DigestError(
-        f"no paper {what} in the store {store.location}",
-        hint="only papers a run has read can be rated; give an arXiv id (2401.12345, "
-        "arXiv:2401.12345v2 or its arxiv.org link) or the paper's exact title, as in a digest",
-    )
+    ``arXiv:2401.12345``, an arxiv.org link), its title, or words of its title that fit
+    it alone. A DigestError says what was looked for when there is none."""
+    return find_named_paper(
+        store, ref, hint="only papers a run has read can be rated; give an arXiv id "
+        "(2401.12345, arXiv:2401.12345v2 or its arxiv.org link) or the paper's title, as in "
+        "a digest",
+    )  # fmt: skip
 
 
 def record_vote(config: Config, reader: str, paper: str, how: str, now: datetime) -> Recorded:

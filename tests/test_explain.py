@@ -126,7 +126,16 @@ def test_explain_says_when_a_paper_was_not_chosen_and_when_it_is_unknown(make_co
     assert considered.returncode == 0, considered.stderr
     assert "Considered for the digest of 2026-03-13 and not chosen." in considered.stdout
     missing = cli("explain", "--config", str(config), "-s", "alice", "-p", "2999.99999")
-    assert missing.returncode != 0 and "no paper '2999.99999' in the store" in missing.stderr
+    assert missing.returncode != 0
+    assert "no paper with arXiv id 2999.99999 in the store" in missing.stderr
+    # Words of one title name that paper; words of several titles name none of them.
+    words = cli("explain", "--config", str(config), "-s", "alice", "-p", "provable ADVANTAGE")
+    assert words.returncode == 0, words.stderr
+    assert "Paper:  On the Provable Advantage of Unsupervised Pretraining" in words.stdout
+    several = cli("explain", "--config", str(config), "-s", "alice", "-p", "learning")
+    assert several.returncode != 0 and not several.stdout
+    assert "'learning' is in the titles of several papers" in several.stderr
+    assert "give more of the title" in several.stderr
 
 
 def test_explain_and_the_page_name_related_words_as_related(make_config, seeds, clock):

@@ -257,6 +257,23 @@ class PapersMixin(StoreBase):
         found = self._load(self.conn, {uid}) if uid is not None else []
         return found[0] if found else None
 
+    def papers_titled(self, words: str, limit: int) -> list[StoredPaper]:
+        """Up to ``limit`` stored papers whose title holds ``words`` (as a title key: case,
+        accents and punctuation aside), oldest first: what a reader who remembers part of
+        a title means."""
+        fragment = normalize_title(words)
+        if not fragment:
+            return []
+        # A title key holds letters, digits and single spaces only: no LIKE wildcard.
+        rows = self.conn.execute(
+            select(paper_keys.c.paper_id)
+            .where(paper_keys.c.key.like(title_key(f"%{fragment}%")))
+            .distinct()
+            .order_by(paper_keys.c.paper_id)
+            .limit(limit)
+        )
+        return sorted(self._load(self.conn, {r.paper_id for r in rows}), key=lambda p: p.uid)
+
 
 def _matching(
     paper: Paper, keys: list[str], known: dict[str, int], rows: dict[int, _Row]
