@@ -195,7 +195,6 @@ def test_a_store_reader_rates_by_name_or_address(rated_config):
     )
 
 
-
 def test_words_of_one_title_rate_that_paper_and_words_of_several_rate_none(rated_config):
     one = cli(rated_config, "feedback", "alice", "MOLECULE property", "up")
     assert one.exit_code == 0, one.output
@@ -205,6 +204,7 @@ def test_words_of_one_title_rate_that_paper_and_words_of_several_rate_none(rated
     assert SCANS[1] in several.output and MOLECULES[1] in several.output
     with open_store(load_config(rated_config)) as store:
         assert [(r.arxiv_id, r.vote) for r in store.ratings_of("alice")] == [(MOLECULES[0], 1)]
+
 
 def test_an_unknown_reader_or_paper_is_a_clear_error_naming_it(rated_config):
     reader = cli(rated_config, "feedback", "nobody@example.org", SCANS[0], "up")

@@ -207,7 +207,6 @@ def test_a_paper_seen_by_title_then_by_id_stays_one_paper(store):
     assert store.find_paper("Sparse Finetuning for LLMs").uid == stored.uid
 
 
-
 def test_words_of_titles_find_the_papers_that_hold_them_on_either_store(store):
     uids = store.upsert_papers(
         [paper("Sparse Finetuning for LLMs!", "2310.06927"), paper("Dense finetuning, 100%_done"),
@@ -219,6 +218,7 @@ def test_words_of_titles_find_the_papers_that_hold_them_on_either_store(store):
     # A title's punctuation is not a wildcard: "100%_" is the words "100" and "done".
     assert [p.uid for p in store.papers_titled("100%_done", 5)] == uids[1:2]
     assert store.papers_titled("%", 5) == [] and store.papers_titled("recurrence", 5) == []
+
 
 def test_two_rows_of_one_paper_merge_into_the_older_with_its_ledger(store):
     title_row = store.upsert_papers([paper("Deep Nets Are Shallow")], D0, NOW).uids[0]
