@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
+import numpy as np
+
 from digest.config import Config
 from digest.models import Match, Scored, StoredPaper
 from digest.paper_lookup import find_named_paper
@@ -27,6 +29,13 @@ class Explanation:
     recorded: LedgerEntry | None  # what was decided and shown, if the paper was offered
     now: Scored  # how it scores today
     eligible_now: bool
+    # Among the papers of its day that match the profile, by score today: its place
+    # (1 is the best; None when it does not match), how many match, and how many the
+    # digest keeps (max_papers) and from what score (min_score).
+    place_now: int | None
+    matching_now: int
+    max_papers: int
+    min_score: float
 
 
 def explain(config: Config, subscriber_name: str, ref: str, today: date) -> Explanation:
@@ -46,7 +55,15 @@ def explain(config: Config, subscriber_name: str, ref: str, today: date) -> Expl
     now = next((s for s in ranking.selected if s.paper.uid == paper.uid), None) or next(
         s for s in ranking.considered if s.paper.uid == paper.uid
     )
-    return Explanation(subscriber.name, paper, recorded, now, bool(ranking.eligible[at]))
+    eligible = bool(ranking.eligible[at])
+    ahead = int(np.sum(ranking.eligible & (ranking.scores > ranking.scores[at])))
+    return Explanation(
+        subscriber.name, paper, recorded, now, eligible,
+        place_now=ahead + 1 if eligible else None,
+        matching_now=int(np.sum(ranking.eligible)),
+        max_papers=subscriber.max_papers,
+        min_score=subscriber.min_score,
+    )  # fmt: skip
 
 
 def describe(found: Explanation) -> list[str]:
@@ -81,7 +98,21 @@ def describe(found: Explanation) -> list[str]:
     else:
         lines.append(f"Scored today against the recent papers: {now.score:.4f} ({state})")
         lines += _matches(now.matches)
+    lines += _place(found)
     return lines
+
+
+def _place(found: Explanation) -> list[str]:
+    """Where the paper stands today among its day's matches, and so why it is or is not
+    in the digest: a paper that matches can still be left out by max_papers or min_score."""
+    if found.place_now is None:
+        return []
+    place = f"#{found.place_now} of the {found.matching_now} papers of its day that match"
+    if found.now.score < found.min_score:
+        return [f"Today: {place}, below min_score ({found.min_score:g}): left out."]
+    if found.place_now > found.max_papers:
+        return [f"Today: {place}; the digest keeps the best {found.max_papers} (max_papers)."]
+    return [f"Today: {place}, within the {found.max_papers} the digest keeps (max_papers)."]
 
 
 _SIGNAL_NAMES = {

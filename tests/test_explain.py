@@ -10,7 +10,8 @@ from html.parser import HTMLParser
 
 from conftest import day
 from digest.config import load_config
-from digest.pipeline import run_once
+from digest.explain import explain
+from digest.pipeline import open_store, run_once
 from digest.render.context import MINOR_SHARE
 
 PROFILE = """
@@ -136,6 +137,31 @@ def test_explain_says_when_a_paper_was_not_chosen_and_when_it_is_unknown(make_co
     assert several.returncode != 0 and not several.stdout
     assert "'learning' is in the titles of several papers" in several.stderr
     assert "give more of the title" in several.stderr
+
+
+def test_explain_says_a_matching_paper_was_left_out_by_max_papers(make_config, seeds, clock):
+    config = make_config(subscribers=PROFILE.replace('channels = ["page"]',
+                                                     'channels = ["page"]\nmax_papers = 3'))  # fmt: skip
+    shutil.copy(seeds[2], config.parent / "inbox" / "capture.txt")
+    loaded = load_config(config)
+    run_once(loaded, today=day(0), clock=clock)
+    with open_store(loaded, dry_run=True) as store:
+        titles = [p.paper.title for p in store.papers_after(0, until=day(0))]
+    found = [explain(loaded, "alice", title, day(0)) for title in titles]
+    places = sorted(f.place_now for f in found if f.place_now is not None)
+    assert places[:4] == [1, 2, 3, 4] and all(f.max_papers == 3 for f in found)
+    fourth = next(f for f in found if f.place_now == 4)
+    assert fourth.recorded is not None and fourth.recorded.status == "considered"
+    text = cli("explain", "--config", str(config), "-s", "alice", "-p", fourth.paper.paper.ref,
+               "--date", "2026-03-13")  # fmt: skip
+    assert text.returncode == 0, text.stderr
+    left_out = (
+        f"Today: #4 of the {fourth.matching_now} papers of its day that match; the digest "
+        "keeps the best 3 (max_papers)."
+    )
+    assert left_out in text.stdout
+    first = next(f for f in found if f.place_now == 1)
+    assert first.recorded is not None and first.recorded.position == 0
 
 
 def test_explain_and_the_page_name_related_words_as_related(make_config, seeds, clock):
