@@ -17,6 +17,7 @@ from digest.config import Config
 from digest.models import Match, Scored, StoredPaper
 from digest.paper_lookup import find_named_paper
 from digest.pipeline import open_store
+from digest.rank.score import BELOW_FLOOR, LEFT_OUT
 from digest.ranker import Ranker
 from digest.reader_lookup import find_reader
 from digest.store import LedgerEntry
@@ -36,6 +37,8 @@ class Explanation:
     matching_now: int
     max_papers: int
     min_score: float
+    left_out: str  # why it does not match today (rank.score.LEFT_OUT), "" when it does
+    floor: float  # the points its own keyword matches had to reach on its day
 
 
 def explain(config: Config, subscriber_name: str, ref: str, today: date) -> Explanation:
@@ -63,6 +66,8 @@ def explain(config: Config, subscriber_name: str, ref: str, today: date) -> Expl
         matching_now=int(np.sum(ranking.eligible)),
         max_papers=subscriber.max_papers,
         min_score=subscriber.min_score,
+        left_out=LEFT_OUT[int(ranking.left_out[at])] if len(ranking.left_out) else "",
+        floor=float(ranking.floors[at]) if len(ranking.floors) else 0.0,
     )  # fmt: skip
 
 
@@ -106,7 +111,15 @@ def _place(found: Explanation) -> list[str]:
     """Where the paper stands today among its day's matches, and so why it is or is not
     in the digest: a paper that matches can still be left out by max_papers or min_score."""
     if found.place_now is None:
-        return []
+        if not found.left_out:
+            return []
+        if found.left_out == LEFT_OUT[BELOW_FLOOR]:
+            own = sum(m.points for m in found.now.matches if m.field in ("title", "abstract"))
+            return [
+                f"Today it is left out: its own keyword points ({own:.4f}) are below the day's "
+                f"floor ({found.floor:.4f}, a share of its interest's best papers' scores)."
+            ]
+        return [f"Today it is left out: {found.left_out}."]
     place = f"#{found.place_now} of the {found.matching_now} papers of its day that match"
     if found.now.score < found.min_score:
         return [f"Today: {place}, below min_score ({found.min_score:g}): left out."]

@@ -126,6 +126,10 @@ def test_explain_says_when_a_paper_was_not_chosen_and_when_it_is_unknown(make_co
     )
     assert considered.returncode == 0, considered.stderr
     assert "Considered for the digest of 2026-03-13 and not chosen." in considered.stdout
+    assert (
+        "Today it is left out: no keyword's phrase, words near each other or uncommon word "
+        "matches." in considered.stdout
+    )
     missing = cli("explain", "--config", str(config), "-s", "alice", "-p", "2999.99999")
     assert missing.returncode != 0
     assert "no paper with arXiv id 2999.99999 in the store" in missing.stderr

@@ -9,7 +9,7 @@ import pytest
 
 from digest.models import Paper, StoredPaper
 from digest.rank import Corpus, Profile, TermSyntaxError, Weights, highlight_spans, parse_term, rank
-from digest.rank.score import Request, rank_many
+from digest.rank.score import BELOW_FLOOR, LEFT_OUT, Request, rank_many
 from digest.render.context import paper_view, reasons_of
 
 DAY = date(2026, 3, 13)
@@ -432,6 +432,27 @@ def test_a_phrase_matched_by_its_words_near_each_other_marks_them_but_not_its_st
     text = item.paper.paper.abstract
     marked = [text[a:b] for a, b in highlight_spans(text, paper_view(1, item).terms)]
     assert marked == ["code", "LLM"]
+
+
+def test_every_candidate_left_out_says_the_first_reason_it_is():
+    """An excluded word, only common words, and one mention in a very long abstract (its
+    points a tenth of the ten best's and less: below the floor) are three reasons."""
+    strong = [(f"Mamba {i}", "Mamba layers, mamba blocks, mamba scans.") for i in range(10)]
+    passing = "Scaling laws for data, tasks, evaluation, compute, optimisers and tokens; " * 40
+    pool = papers(
+        *strong,
+        ("A survey of mamba", "Mamba, surveyed."),
+        ("Learning models", "We train a model on data."),
+        ("Scaling laws", passing + "a mamba, in passing."),
+    )
+    candidates = pool[:13]
+    ranking = rank(Profile.build(["mamba"], exclude=["survey"]), Corpus(pool), candidates)
+    why = dict(zip([p.paper.title for p in candidates], ranking.left_out.tolist(), strict=True))
+    assert LEFT_OUT[why["Mamba 0"]] == ""
+    assert LEFT_OUT[why["A survey of mamba"]] == "an excluded word matches"
+    assert LEFT_OUT[why["Learning models"]].startswith("no keyword's phrase")
+    assert why["Scaling laws"] == BELOW_FLOOR
+    assert ranking.floors[12] > 0 and (ranking.left_out == 0).tolist() == ranking.eligible.tolist()
 
 
 # --- score regularisation ----------------------------------------------------------------

@@ -102,6 +102,21 @@ class Weights:
 DEFAULT_WEIGHTS = Weights()
 
 
+# Why a candidate is not eligible, the first that holds (Ranking.left_out): 0 is eligible.
+LEFT_OUT = (
+    "",
+    "an excluded word matches",
+    "a required word is missing",
+    "it comes from none of the reader's sources",
+    "it is in none of the reader's categories",
+    "no keyword's phrase, words near each other or uncommon word matches",
+    "its own keyword points are below the day's floor",
+    "its score is below min_score",
+)
+BELOW_FLOOR = LEFT_OUT.index("its own keyword points are below the day's floor")
+BELOW_MIN_SCORE = LEFT_OUT.index("its score is below min_score")
+
+
 @dataclass(frozen=True, slots=True)
 class Request:
     """One reader's ranking to do: their profile, candidates and liked papers (those of
@@ -129,6 +144,11 @@ class Ranking:
     eligible: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
     _explain: Callable[[list[int]], list[Scored]] | None = None
     fitted: Taste | None = None
+    # Why each candidate that is not eligible is not (LEFT_OUT's reasons; 0 for those that
+    # are), and the points a keyword match had to reach that day: the floor of the
+    # candidate's best interest.
+    left_out: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int8))
+    floors: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
     @property
     def considered(self) -> list[Scored]:
@@ -222,6 +242,8 @@ class _Choice:
     fondest: np.ndarray  # which paper rated up each candidate is closest to (the model's)
     lent: np.ndarray  # points from its closest candidates' keyword points
     lender: np.ndarray  # the candidate among them that lends most
+    left_out: np.ndarray  # why it is not eligible (LEFT_OUT), 0 when it is
+    floors: np.ndarray  # the floor of its best interest
 
 
 class _Batch:
@@ -362,6 +384,8 @@ class _Batch:
                     choice.eligible,
                     _Explainer(self.table, request, choice),
                     self.models.fitted.get(s),
+                    choice.left_out,
+                    choice.floors,
                 )
             )
         return rankings
@@ -379,9 +403,9 @@ class _Batch:
                 if interest.require:
                     blocked |= ~table.any_of(interest.require)
                 totals[k, blocked] = -np.inf if several else 0.0
+        everyone = np.arange(n)
         if several:
             best = np.argmax(totals, axis=0)
-            everyone = np.arange(n)
             keyword_points = np.maximum(totals[best, everyone], 0.0)
             relevant = strong[best, everyone]
         else:
@@ -389,6 +413,7 @@ class _Batch:
             keyword_points = np.maximum(totals[0], 0.0)
             relevant = strong[0]
         lent, lender = self._lent(first, last, best, keyword_points)
+        matched = relevant
         # A paper's own keyword points must pass the floor: its neighbours only order it.
         relevant = relevant & (keyword_points - lent >= floors[best])
 
@@ -417,19 +442,26 @@ class _Batch:
         penalty = np.where(against > LIKED_THRESHOLD, weights.disliked * against, 0.0)
 
         wanted_by = np.round(keyword_points + signals, 4)  # what makes a paper eligible
-        eligible = ~self.excluded[s]
-        if profile.require:
-            eligible &= self.required[s]
+        tests = [~self.excluded[s]]  # in LEFT_OUT's order
+        tests.append(self.required[s] if profile.require else None)
         if profile.sources:
             sources = set(profile.sources)
-            eligible &= np.array([bool(sources & set(p.paper.sources)) for p in request.candidates])
+            tests.append(
+                np.array([bool(sources & set(p.paper.sources)) for p in request.candidates])
+            )
+        else:
+            tests.append(None)
         if profile.category_mode == "keep" and wanted:
             unknown = np.array([not p.paper.categories for p in request.candidates])
-            eligible &= in_category | unknown
-        if profile.takes_everything:
-            eligible &= wanted_by >= profile.min_score
+            tests.append(in_category | unknown)
         else:
-            eligible &= (relevant | signalled) & (wanted_by > max(profile.min_score, 0.0))
+            tests.append(None)
+        if profile.takes_everything:
+            tests += [None, None, wanted_by >= profile.min_score]
+        else:
+            tests += [matched | signalled, relevant | signalled]
+            tests.append(wanted_by > max(profile.min_score, 0.0))
+        eligible, left_out = _first_failing(tests, n)
         taste = None
         if request.rated:
             taste = self.models.points(s, request, _scale(wanted_by[eligible]))
@@ -464,6 +496,8 @@ class _Batch:
             fondest,
             lent,
             lender,
+            left_out,
+            floors[best],
         )
 
     def _lent(
@@ -548,6 +582,20 @@ def _signal_matches(table: TermTable, request: Request, choice: _Choice, i: int)
         taste=0.0 if choice.taste is None else float(choice.taste[i]),
         fondest=int(choice.fondest[i]),
     )
+
+
+def _first_failing(tests: list[np.ndarray | None], n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Which candidates pass every test (None: a test that does not apply), and for each
+    of the others the number (from 1) of the first test it fails."""
+    eligible = np.ones(n, dtype=bool)
+    left_out = np.zeros(n, dtype=np.int8)
+    for number, passed in enumerate(tests, start=1):
+        if passed is None:
+            continue
+        failing = eligible & ~passed
+        left_out[failing] = number
+        eligible &= passed
+    return eligible, left_out
 
 
 def _lent_matches(request: Request, choice: _Choice, i: int) -> list[Match]:

@@ -26,7 +26,7 @@ import numpy as np
 
 from digest.models import Match, Scored, StoredPaper
 from digest.rank.profile import Profile
-from digest.rank.score import Ranking
+from digest.rank.score import BELOW_MIN_SCORE, Ranking
 from digest.rank.table import TermTable
 
 MIN_SIMILARITY = 0.35  # a cosine below this is a different topic for MiniLM-sized encoders
@@ -70,9 +70,12 @@ def blend(ranking: Ranking, profile: Profile, meaning: Meaning) -> Ranking:
     uids = np.array([p.uid for p in ranking.candidates], dtype=np.int64)
     order = chosen[np.lexsort((uids[chosen], -scores[chosen]))][: profile.max_papers]
     explain = _Explainer(ranking, profile, meaning, points, closest)
+    left_out = np.where(eligible, 0, ranking.left_out).astype(np.int8)
+    left_out[~eligible & (left_out == 0)] = BELOW_MIN_SCORE  # met the keywords' tests
     return Ranking(
-        _by_section(explain(order.tolist())), ranking.candidates, scores, eligible, explain
-    )
+        _by_section(explain(order.tolist())), ranking.candidates, scores, eligible, explain,
+        left_out=left_out, floors=ranking.floors,
+    )  # fmt: skip
 
 
 def _spread(cosine: np.ndarray) -> np.ndarray:
