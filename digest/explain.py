@@ -17,8 +17,10 @@ from digest.config import Config
 from digest.models import Match, Scored, StoredPaper
 from digest.paper_lookup import find_named_paper
 from digest.pipeline import open_store
-from digest.rank.score import BELOW_FLOOR, LEFT_OUT
-from digest.ranker import Ranker
+from digest.rank.highlight import highlight_spans
+from digest.rank.profile import Term
+from digest.rank.score import BELOW_FLOOR, EXCLUDED, LEFT_OUT, REQUIRED_MISSING
+from digest.ranker import Ranker, profile_of
 from digest.reader_lookup import find_reader
 from digest.store import LedgerEntry
 
@@ -39,6 +41,9 @@ class Explanation:
     min_score: float
     left_out: str  # why it does not match today (rank.score.LEFT_OUT), "" when it does
     floor: float  # the points its own keyword matches had to reach on its day
+    # The reader's terms behind left_out: the excluded ones it holds, or the required ones
+    # (it holds none of them).
+    left_out_by: tuple[str, ...] = ()
 
 
 def explain(config: Config, subscriber_name: str, ref: str, today: date) -> Explanation:
@@ -59,6 +64,9 @@ def explain(config: Config, subscriber_name: str, ref: str, today: date) -> Expl
         s for s in ranking.considered if s.paper.uid == paper.uid
     )
     eligible = bool(ranking.eligible[at])
+    left_out = int(ranking.left_out[at]) if len(ranking.left_out) else 0
+    profile = profile_of(subscriber)
+    by = {EXCLUDED: _held(profile.exclude, paper), REQUIRED_MISSING: profile.require}
     ahead = int(np.sum(ranking.eligible & (ranking.scores > ranking.scores[at])))
     return Explanation(
         subscriber.name, paper, recorded, now, eligible,
@@ -66,9 +74,16 @@ def explain(config: Config, subscriber_name: str, ref: str, today: date) -> Expl
         matching_now=int(np.sum(ranking.eligible)),
         max_papers=subscriber.max_papers,
         min_score=subscriber.min_score,
-        left_out=LEFT_OUT[int(ranking.left_out[at])] if len(ranking.left_out) else "",
+        left_out=LEFT_OUT[left_out],
         floor=float(ranking.floors[at]) if len(ranking.floors) else 0.0,
+        left_out_by=tuple(term.text for term in by.get(left_out, ())),
     )  # fmt: skip
+
+
+def _held(terms: tuple[Term, ...], paper: StoredPaper) -> list[Term]:
+    """Which of ``terms`` the paper's title or abstract holds, by the ranking's own rules."""
+    texts = (paper.paper.title, paper.paper.abstract)
+    return [term for term in terms if any(highlight_spans(t, [term.text]) for t in texts)]
 
 
 def describe(found: Explanation) -> list[str]:
@@ -119,7 +134,8 @@ def _place(found: Explanation) -> list[str]:
                 f"Today it is left out: its own keyword points ({own:.4f}) are below the day's "
                 f"floor ({found.floor:.4f}, a share of its interest's best papers' scores)."
             ]
-        return [f"Today it is left out: {found.left_out}."]
+        named = ", ".join(f"“{text}”" for text in found.left_out_by)
+        return [f"Today it is left out: {found.left_out}" + (f" ({named})." if named else ".")]
     place = f"#{found.place_now} of the {found.matching_now} papers of its day that match"
     if found.now.score < found.min_score:
         return [f"Today: {place}, below min_score ({found.min_score:g}): left out."]

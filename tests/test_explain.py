@@ -7,12 +7,15 @@ import shutil
 import subprocess
 import sys
 from html.parser import HTMLParser
+from pathlib import Path
 
 from conftest import day
 from digest.config import load_config
-from digest.explain import explain
+from digest.explain import describe, explain
 from digest.pipeline import open_store, run_once
 from digest.render.context import MINOR_SHARE
+
+REPO = Path(__file__).resolve().parents[1]
 
 PROFILE = """
 [[subscribers]]
@@ -193,3 +196,44 @@ def test_explain_and_the_page_name_related_words_as_related(make_config, seeds, 
     points = sum(m.points for m in paper["matched"] if m.kind == "related")
     assert ("related: " in parser.by_ref[paper["id"]]) == (points >= MINOR_SHARE * paper["score"])
     assert any("related: " in parser.by_ref[p["id"]] for p in related if p["id"] in parser.by_ref)
+
+
+READERS_WITH_RULES = """
+[[subscribers]]
+name = "alice"
+email = "alice@example.org"
+keywords = ["linear attention", "state space model"]
+exclude = ["survey", "diffusion"]
+channels = ["page"]
+
+[[subscribers]]
+name = "bob"
+email = "bob@example.org"
+keywords = ["linear attention"]
+require = ["video", "image"]
+channels = ["page"]
+"""
+
+
+def test_explain_names_the_excluded_words_a_paper_holds_and_the_required_ones_it_lacks(
+    make_config, clock
+):
+    config = make_config(subscribers=READERS_WITH_RULES)
+    for listing in (REPO / "examples" / "inbox").iterdir():
+        shutil.copy(listing, config.parent / "inbox" / listing.name)
+    loaded = load_config(config)
+    run_once(loaded, today=day(0), clock=clock)
+    survey = explain(loaded, "alice", "A Survey of Efficient Attention Mechanisms", day(0))
+    assert survey.place_now is None and survey.left_out_by == ("survey",)
+    text = cli("explain", "--config", str(config), "-s", "alice", "-p",
+               "A Survey of Efficient Attention Mechanisms", "--date", "2026-03-13")  # fmt: skip
+    assert "Today it is left out: an excluded word matches (“survey”)." in text.stdout
+    gated = "Gated Linear Attention with Learned Forgetting for Long-Context Language Models"
+    lacking = explain(loaded, "bob", gated, day(0))
+    assert lacking.place_now is None and lacking.left_out_by == ("video", "image")
+    assert describe(lacking)[-1] == (
+        "Today it is left out: none of the required words is in it (“video”, “image”)."
+    )
+    video = explain(loaded, "bob", "Text-to-Video Generation with Linear Diffusion Transformers",
+                    day(0))  # fmt: skip
+    assert video.place_now is not None and video.left_out_by == ()

@@ -106,13 +106,15 @@ DEFAULT_WEIGHTS = Weights()
 LEFT_OUT = (
     "",
     "an excluded word matches",
-    "a required word is missing",
+    "none of the required words is in it",
     "it comes from none of the reader's sources",
     "it is in none of the reader's categories",
     "no keyword's phrase, words near each other or uncommon word matches",
     "its own keyword points are below the day's floor",
     "its score is below min_score",
 )
+EXCLUDED = LEFT_OUT.index("an excluded word matches")
+REQUIRED_MISSING = LEFT_OUT.index("none of the required words is in it")
 BELOW_FLOOR = LEFT_OUT.index("its own keyword points are below the day's floor")
 BELOW_MIN_SCORE = LEFT_OUT.index("its score is below min_score")
 
