@@ -18,9 +18,9 @@ from digest.models import Match, Scored, StoredPaper
 from digest.paper_lookup import find_named_paper
 from digest.pipeline import open_store
 from digest.rank.highlight import highlight_spans
-from digest.rank.profile import Term
+from digest.rank.profile import Profile
 from digest.rank.score import BELOW_FLOOR, EXCLUDED, LEFT_OUT, REQUIRED_MISSING
-from digest.ranker import Ranker, profile_of
+from digest.ranker import Ranker
 from digest.reader_lookup import find_reader
 from digest.store import LedgerEntry
 
@@ -59,14 +59,13 @@ def explain(config: Config, subscriber_name: str, ref: str, today: date) -> Expl
         candidates = store.papers_after(0, until=paper.first_seen, since=paper.first_seen)
         ranker = Ranker.for_reader(config, store, today, subscriber, candidates)
         ranking, _warnings = ranker.rank(subscriber, candidates)
+        profile = ranker.profile(subscriber)  # the one it ranked with
     at = next(i for i, p in enumerate(candidates) if p.uid == paper.uid)
     now = next((s for s in ranking.selected if s.paper.uid == paper.uid), None) or next(
         s for s in ranking.considered if s.paper.uid == paper.uid
     )
     eligible = bool(ranking.eligible[at])
     left_out = int(ranking.left_out[at]) if len(ranking.left_out) else 0
-    profile = profile_of(subscriber)
-    by = {EXCLUDED: _held(profile.exclude, paper), REQUIRED_MISSING: profile.require}
     ahead = int(np.sum(ranking.eligible & (ranking.scores > ranking.scores[at])))
     return Explanation(
         subscriber.name, paper, recorded, now, eligible,
@@ -76,14 +75,23 @@ def explain(config: Config, subscriber_name: str, ref: str, today: date) -> Expl
         min_score=subscriber.min_score,
         left_out=LEFT_OUT[left_out],
         floor=float(ranking.floors[at]) if len(ranking.floors) else 0.0,
-        left_out_by=tuple(term.text for term in by.get(left_out, ())),
+        left_out_by=_left_out_by(profile, paper, left_out),
     )  # fmt: skip
 
 
-def _held(terms: tuple[Term, ...], paper: StoredPaper) -> list[Term]:
-    """Which of ``terms`` the paper's title or abstract holds, by the ranking's own rules."""
-    texts = (paper.paper.title, paper.paper.abstract)
-    return [term for term in terms if any(highlight_spans(t, [term.text]) for t in texts)]
+def _left_out_by(profile: Profile, paper: StoredPaper, left_out: int) -> tuple[str, ...]:
+    """The reader's terms that keep the paper out: the excluded ones its title or abstract
+    holds (by the ranking's own rules), or the required ones (it holds none of them)."""
+    if left_out == EXCLUDED:
+        texts = (paper.paper.title, paper.paper.abstract)
+        return tuple(
+            term.text
+            for term in profile.exclude
+            if any(highlight_spans(text, [term.text]) for text in texts)
+        )
+    if left_out == REQUIRED_MISSING:
+        return tuple(term.text for term in profile.require)
+    return ()
 
 
 def describe(found: Explanation) -> list[str]:

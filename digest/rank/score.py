@@ -405,9 +405,9 @@ class _Batch:
                 if interest.require:
                     blocked |= ~table.any_of(interest.require)
                 totals[k, blocked] = -np.inf if several else 0.0
-        everyone = np.arange(n)
         if several:
             best = np.argmax(totals, axis=0)
+            everyone = np.arange(n)
             keyword_points = np.maximum(totals[best, everyone], 0.0)
             relevant = strong[best, everyone]
         else:
@@ -444,20 +444,23 @@ class _Batch:
         penalty = np.where(against > LIKED_THRESHOLD, weights.disliked * against, 0.0)
 
         wanted_by = np.round(keyword_points + signals, 4)  # what makes a paper eligible
-        tests = [~self.excluded[s]]  # in LEFT_OUT's order
-        tests.append(self.required[s] if profile.require else None)
-        if profile.sources:
-            sources = set(profile.sources)
-            tests.append(
-                np.array([bool(sources & set(p.paper.sources)) for p in request.candidates])
-            )
-        else:
-            tests.append(None)
+        sources = set(profile.sources)
+        from_sources = (
+            np.array([bool(sources & set(p.paper.sources)) for p in request.candidates])
+            if sources
+            else None
+        )
+        in_categories = None
         if profile.category_mode == "keep" and wanted:
             unknown = np.array([not p.paper.categories for p in request.candidates])
-            tests.append(in_category | unknown)
-        else:
-            tests.append(None)
+            in_categories = in_category | unknown
+        # In LEFT_OUT's order; None: a test that does not apply to this reader.
+        tests = [
+            ~self.excluded[s],
+            self.required[s] if profile.require else None,
+            from_sources,
+            in_categories,
+        ]
         if profile.takes_everything:
             tests += [None, None, wanted_by >= profile.min_score]
         else:
